@@ -1,0 +1,480 @@
+//! The Room actor: who is in the room, what they publish, who receives what, and who may do
+//! what (host, speaker, attendee). It holds no media: it commands the room's media worker and
+//! tells clients what changed.
+
+use std::collections::{HashMap, HashSet};
+
+use actix::prelude::*;
+use tokio::sync::mpsc::UnboundedSender;
+use tracing::{debug, info};
+
+use sfu::{PeerId, RoomId, TrackId, TrackKind, WorkerCommand, WorkerEvent, WorkerHandle};
+
+use crate::node::{Node, RoomCount};
+use crate::protocol::{Kind, ParticipantInfo, Role, RoomInfo, ServerMessage, TrackInfo};
+
+pub type MemberId = u64;
+
+/// What kind of endpoint a member is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Browser, mobile or console speaking the conference WebSocket.
+    Conference,
+    Whip,
+    Whep,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerPurpose {
+    Publish,
+    Subscribe,
+}
+
+struct Member {
+    name: String,
+    role: Role,
+    endpoint: Endpoint,
+    out: Option<UnboundedSender<ServerMessage>>,
+    publish: Option<PeerId>,
+    subscribe: Option<PeerId>,
+    /// Tracks this member chose not to receive.
+    unsubscribed: HashSet<TrackId>,
+}
+
+struct RoomTrack {
+    owner: MemberId,
+    kind: TrackKind,
+    muted: bool,
+}
+
+pub struct Room {
+    id: RoomId,
+    name: String,
+    node: Addr<Node>,
+    worker: WorkerHandle,
+    members: HashMap<MemberId, Member>,
+    peer_owner: HashMap<PeerId, MemberId>,
+    tracks: HashMap<TrackId, RoomTrack>,
+    /// Publication order, so "the first publisher" is well defined.
+    track_order: Vec<TrackId>,
+    next_member: MemberId,
+}
+
+pub fn participant_id(m: MemberId) -> String {
+    format!("p{m}")
+}
+
+pub fn track_id(t: TrackId) -> String {
+    format!("t{t}")
+}
+
+fn parse_id(s: &str, prefix: char) -> Option<u64> {
+    s.strip_prefix(prefix)?.parse().ok()
+}
+
+impl Room {
+    pub fn new(id: RoomId, name: String, node: Addr<Node>, worker: WorkerHandle) -> Self {
+        Self {
+            id,
+            name,
+            node,
+            worker,
+            members: HashMap::new(),
+            peer_owner: HashMap::new(),
+            tracks: HashMap::new(),
+            track_order: Vec::new(),
+            next_member: 1,
+        }
+    }
+
+    fn command(&self, cmd: WorkerCommand) {
+        if self.worker.send(cmd).is_err() {
+            tracing::error!(room = %self.id, "media worker is gone");
+        }
+    }
+
+    fn track_info(&self, t: TrackId) -> Option<TrackInfo> {
+        let rt = self.tracks.get(&t)?;
+        Some(TrackInfo { id: track_id(t), participant_id: participant_id(rt.owner), kind: rt.kind.into(), muted: rt.muted })
+    }
+
+    fn participant_info(&self, id: MemberId) -> Option<ParticipantInfo> {
+        let m = self.members.get(&id)?;
+        let tracks = self.track_order.iter().filter(|t| self.tracks[t].owner == id).filter_map(|t| self.track_info(*t)).collect();
+        Some(ParticipantInfo { id: participant_id(id), name: m.name.clone(), role: m.role, tracks })
+    }
+
+    fn broadcast(&self, msg: ServerMessage, except: Option<MemberId>) {
+        for (id, m) in &self.members {
+            if Some(*id) != except {
+                if let Some(out) = &m.out {
+                    let _ = out.send(msg.clone());
+                }
+            }
+        }
+    }
+
+    fn send_to(&self, member: MemberId, msg: ServerMessage) {
+        if let Some(out) = self.members.get(&member).and_then(|m| m.out.as_ref()) {
+            let _ = out.send(msg);
+        }
+    }
+
+    fn report_count(&self) {
+        self.node.do_send(RoomCount { room: self.id.clone(), participants: self.members.len() });
+    }
+
+    /// The video WHEP viewers get: the first published video (active speaker comes with
+    /// audio-level tracking), and the audio of the same participant.
+    fn main_tracks(&self) -> (Option<TrackId>, Option<TrackId>) {
+        let video = self.track_order.iter().copied().find(|t| self.tracks[t].kind == TrackKind::Video);
+        let owner = video.map(|v| self.tracks[&v].owner);
+        let audio = self
+            .track_order
+            .iter()
+            .copied()
+            .find(|t| self.tracks[t].kind == TrackKind::Audio && (owner.is_none() || Some(self.tracks[t].owner) == owner));
+        (video, audio)
+    }
+
+    /// Give every subscriber what it should receive now.
+    fn subscribe_member(&self, member: MemberId) {
+        let Some(m) = self.members.get(&member) else { return };
+        let Some(peer) = m.subscribe else { return };
+        match m.endpoint {
+            Endpoint::Whep => {
+                let (video, audio) = self.main_tracks();
+                for t in [video, audio].into_iter().flatten() {
+                    self.command(WorkerCommand::Subscribe { subscriber: peer, track: t, stream_id: participant_id(self.tracks[&t].owner) });
+                }
+            }
+            Endpoint::Conference => {
+                for t in &self.track_order {
+                    let rt = &self.tracks[t];
+                    if rt.owner != member && !m.unsubscribed.contains(t) {
+                        self.command(WorkerCommand::Subscribe { subscriber: peer, track: *t, stream_id: participant_id(rt.owner) });
+                    }
+                }
+            }
+            Endpoint::Whip => {}
+        }
+    }
+
+    fn remove_track(&mut self, track: TrackId) {
+        let Some(rt) = self.tracks.remove(&track) else { return };
+        self.track_order.retain(|t| *t != track);
+        for m in self.members.values() {
+            if let Some(peer) = m.subscribe {
+                self.command(WorkerCommand::Unsubscribe { subscriber: peer, track });
+            }
+        }
+        self.broadcast(ServerMessage::TrackUnpublished { track_id: track_id(track), participant_id: participant_id(rt.owner) }, None);
+        self.refresh_whep();
+    }
+
+    fn refresh_whep(&self) {
+        for (id, m) in &self.members {
+            if m.endpoint == Endpoint::Whep {
+                self.subscribe_member(*id);
+            }
+        }
+    }
+
+    fn remove_member(&mut self, member: MemberId) {
+        let Some(m) = self.members.remove(&member) else { return };
+        for peer in [m.publish, m.subscribe].into_iter().flatten() {
+            self.peer_owner.remove(&peer);
+            self.command(WorkerCommand::ClosePeer { peer });
+        }
+        let owned: Vec<TrackId> = self.track_order.iter().copied().filter(|t| self.tracks[t].owner == member).collect();
+        for t in owned {
+            self.remove_track(t);
+        }
+        sfu::metrics::METRICS.participants.dec();
+        info!(room = %self.id, member, "left");
+        self.broadcast(ServerMessage::ParticipantLeft { participant_id: participant_id(member) }, None);
+        self.report_count();
+    }
+}
+
+impl Actor for Room {
+    type Context = Context<Self>;
+}
+
+// ------------------------------------------------------------------ messages
+
+/// A member joins. Conference members get `joined` and all later events on `out`.
+#[derive(Message)]
+#[rtype(result = "Joined")]
+pub struct Join {
+    pub name: String,
+    pub role: Role,
+    pub endpoint: Endpoint,
+    pub out: Option<UnboundedSender<ServerMessage>>,
+}
+
+pub struct Joined {
+    pub member: MemberId,
+    pub worker: WorkerHandle,
+    pub room: RoomId,
+}
+
+impl<A, M> actix::dev::MessageResponse<A, M> for Joined
+where
+    A: Actor,
+    M: Message<Result = Joined>,
+{
+    fn handle(self, _: &mut A::Context, tx: Option<actix::dev::OneshotSender<M::Result>>) {
+        if let Some(tx) = tx {
+            let _ = tx.send(self);
+        }
+    }
+}
+
+impl Handler<Join> for Room {
+    type Result = Joined;
+    fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Joined {
+        let member = self.next_member;
+        self.next_member += 1;
+        let participants: Vec<ParticipantInfo> = self.members.keys().filter_map(|id| self.participant_info(*id)).collect();
+        if let Some(out) = &msg.out {
+            let _ = out.send(ServerMessage::Joined {
+                participant_id: participant_id(member),
+                role: msg.role,
+                room: RoomInfo { id: self.id.to_string(), name: self.name.clone() },
+                participants,
+            });
+        }
+        let info = ParticipantInfo { id: participant_id(member), name: msg.name.clone(), role: msg.role, tracks: vec![] };
+        self.broadcast(ServerMessage::ParticipantJoined { participant: info }, None);
+        self.members.insert(
+            member,
+            Member { name: msg.name, role: msg.role, endpoint: msg.endpoint, out: msg.out, publish: None, subscribe: None, unsubscribed: HashSet::new() },
+        );
+        sfu::metrics::METRICS.participants.inc();
+        info!(room = %self.id, member, "joined");
+        self.report_count();
+        Joined { member, worker: self.worker.clone(), room: self.id.clone() }
+    }
+}
+
+/// Register a peer before it is created on the worker, so its first events find their owner.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct AttachPeer {
+    pub member: MemberId,
+    pub peer: PeerId,
+    pub purpose: PeerPurpose,
+}
+
+impl Handler<AttachPeer> for Room {
+    type Result = bool;
+    fn handle(&mut self, msg: AttachPeer, _: &mut Context<Self>) -> bool {
+        let Some(m) = self.members.get_mut(&msg.member) else { return false };
+        match msg.purpose {
+            PeerPurpose::Publish => m.publish = Some(msg.peer),
+            PeerPurpose::Subscribe => m.subscribe = Some(msg.peer),
+        }
+        self.peer_owner.insert(msg.peer, msg.member);
+        true
+    }
+}
+
+/// The peer now exists on the worker: start feeding it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PeerReady {
+    pub member: MemberId,
+}
+
+impl Handler<PeerReady> for Room {
+    type Result = ();
+    fn handle(&mut self, msg: PeerReady, _: &mut Context<Self>) {
+        self.subscribe_member(msg.member);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    pub member: MemberId,
+}
+
+impl Handler<Leave> for Room {
+    type Result = ();
+    fn handle(&mut self, msg: Leave, _: &mut Context<Self>) {
+        self.remove_member(msg.member);
+    }
+}
+
+/// A member mutes or unmutes its own track of `kind`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Mute {
+    pub member: MemberId,
+    pub kind: Kind,
+    pub muted: bool,
+}
+
+impl Handler<Mute> for Room {
+    type Result = ();
+    fn handle(&mut self, msg: Mute, _: &mut Context<Self>) {
+        let ids: Vec<TrackId> = self
+            .tracks
+            .iter()
+            .filter(|(_, t)| t.owner == msg.member && Kind::from(t.kind) == msg.kind && t.muted != msg.muted)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(t) = self.tracks.get_mut(&id) {
+                t.muted = msg.muted;
+            }
+            self.command(WorkerCommand::SetMuted { track: id, muted: msg.muted });
+            self.broadcast(
+                ServerMessage::TrackMuted { track_id: track_id(id), participant_id: participant_id(msg.member), kind: msg.kind, muted: msg.muted },
+                None,
+            );
+        }
+    }
+}
+
+/// The host mutes someone else. Refused for anyone but the host.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct MuteParticipant {
+    pub by: MemberId,
+    pub target: String,
+    pub kind: Kind,
+    pub muted: bool,
+}
+
+impl Handler<MuteParticipant> for Room {
+    type Result = Result<(), String>;
+    fn handle(&mut self, msg: MuteParticipant, ctx: &mut Context<Self>) -> Self::Result {
+        let by = self.members.get(&msg.by).ok_or("not in the room")?;
+        if by.role != Role::Host {
+            return Err("only the host can mute others".into());
+        }
+        let by_name = by.name.clone();
+        let target = parse_id(&msg.target, 'p').filter(|t| self.members.contains_key(t)).ok_or("no such participant")?;
+        self.send_to(target, ServerMessage::MuteRequested { kind: msg.kind, muted: msg.muted, by: by_name });
+        <Self as Handler<Mute>>::handle(self, Mute { member: target, kind: msg.kind, muted: msg.muted }, ctx);
+        Ok(())
+    }
+}
+
+/// A member chooses to receive, or stop receiving, one track.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SetSubscription {
+    pub member: MemberId,
+    pub track: String,
+    pub on: bool,
+}
+
+impl Handler<SetSubscription> for Room {
+    type Result = Result<(), String>;
+    fn handle(&mut self, msg: SetSubscription, _: &mut Context<Self>) -> Self::Result {
+        let track = parse_id(&msg.track, 't').filter(|t| self.tracks.contains_key(t)).ok_or("no such track")?;
+        let owner = self.tracks[&track].owner;
+        let m = self.members.get_mut(&msg.member).ok_or("not in the room")?;
+        let peer = m.subscribe.ok_or("no subscribe connection")?;
+        if msg.on {
+            m.unsubscribed.remove(&track);
+            self.command(WorkerCommand::Subscribe { subscriber: peer, track, stream_id: participant_id(owner) });
+        } else {
+            m.unsubscribed.insert(track);
+            self.command(WorkerCommand::Unsubscribe { subscriber: peer, track });
+        }
+        Ok(())
+    }
+}
+
+/// An event from the media worker about one of this room's peers.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Media(pub WorkerEvent);
+
+impl Handler<Media> for Room {
+    type Result = ();
+    fn handle(&mut self, Media(ev): Media, _: &mut Context<Self>) {
+        match ev {
+            WorkerEvent::TrackPublished { peer, track, kind, .. } => {
+                let Some(&owner) = self.peer_owner.get(&peer) else {
+                    self.command(WorkerCommand::ClosePeer { peer });
+                    return;
+                };
+                if self.members.get(&owner).is_some_and(|m| m.role == Role::Attendee) {
+                    return; // attendees receive only; their media is not forwarded
+                }
+                self.tracks.insert(track, RoomTrack { owner, kind, muted: false });
+                self.track_order.push(track);
+                if let Some(info) = self.track_info(track) {
+                    self.broadcast(ServerMessage::TrackPublished { track: info }, None);
+                }
+                for (id, m) in &self.members {
+                    if *id != owner && m.endpoint == Endpoint::Conference {
+                        if let Some(sub) = m.subscribe {
+                            self.command(WorkerCommand::Subscribe { subscriber: sub, track, stream_id: participant_id(owner) });
+                        }
+                    }
+                }
+                self.refresh_whep();
+            }
+            WorkerEvent::TrackEnded { track, .. } => self.remove_track(track),
+            WorkerEvent::SubscribeOffer { peer, sdp, .. } => {
+                if let Some(&owner) = self.peer_owner.get(&peer) {
+                    self.send_to(owner, ServerMessage::SubscribeOffer { sdp });
+                }
+            }
+            WorkerEvent::PeerClosed { peer, .. } => {
+                let Some(owner) = self.peer_owner.remove(&peer) else { return };
+                let Some(m) = self.members.get_mut(&owner) else { return };
+                if m.publish == Some(peer) {
+                    m.publish = None;
+                }
+                if m.subscribe == Some(peer) {
+                    m.subscribe = None;
+                }
+                // A WHIP/WHEP session is its one peer; a conference member stays while its
+                // WebSocket is open (it can publish again).
+                if m.endpoint != Endpoint::Conference {
+                    self.remove_member(owner);
+                }
+            }
+            WorkerEvent::PeerConnected { peer, .. } => debug!(room = %self.id, peer, "peer connected"),
+        }
+    }
+}
+
+/// Close the room: everyone is told and disconnected.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CloseRoom {
+    pub reason: String,
+}
+
+impl Handler<CloseRoom> for Room {
+    type Result = ();
+    fn handle(&mut self, msg: CloseRoom, ctx: &mut Context<Self>) {
+        self.broadcast(ServerMessage::RoomClosed { reason: msg.reason }, None);
+        let ids: Vec<MemberId> = self.members.keys().copied().collect();
+        for id in ids {
+            self.remove_member(id);
+        }
+        ctx.stop();
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Vec<ParticipantInfo>")]
+pub struct Snapshot;
+
+impl Handler<Snapshot> for Room {
+    type Result = MessageResult<Snapshot>;
+    fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
+        let mut ids: Vec<MemberId> = self.members.keys().copied().collect();
+        ids.sort_unstable();
+        MessageResult(ids.into_iter().filter_map(|id| self.participant_info(id)).collect())
+    }
+}

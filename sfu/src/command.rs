@@ -1,0 +1,71 @@
+//! The typed schema between the control plane (engine actors) and a media worker. Commands go
+//! in over a channel; events come out through a sink. Nothing here is per packet.
+
+use tokio::sync::oneshot;
+
+use crate::forward::TrackKind;
+use crate::ids::{PeerId, RoomId, TrackId};
+
+/// What a peer connection is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerKind {
+    /// A browser's publish connection: the client offers its tracks.
+    Publish,
+    /// A browser's subscribe connection: the server offers one m-line per forwarded track.
+    Subscribe,
+    /// A WHIP ingest: publish only, the client offers once.
+    Whip,
+    /// A WHEP viewer: fixed m-lines (one audio, one video) whose source the server switches.
+    Whep,
+}
+
+impl PeerKind {
+    pub fn publishes(self) -> bool {
+        matches!(self, PeerKind::Publish | PeerKind::Whip)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SfuError {
+    #[error("malformed SDP: {0}")]
+    BadSdp(String),
+    #[error("SDP rejected: {0}")]
+    Rejected(String),
+    #[error("no such peer")]
+    UnknownPeer,
+    #[error("media worker is gone")]
+    WorkerGone,
+}
+
+pub type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
+
+#[derive(Debug)]
+pub enum WorkerCommand {
+    /// Create a peer. Publish/Whip/Whep need the remote `offer` and reply with the answer;
+    /// Subscribe has no offer and replies with the server's first offer.
+    CreatePeer { peer: PeerId, room: RoomId, kind: PeerKind, offer: Option<String>, reply: Reply<String> },
+    /// A renegotiation offer on a publish connection; replies with the answer.
+    RemoteOffer { peer: PeerId, sdp: String, reply: Reply<String> },
+    /// The client's answer to our last subscribe offer.
+    RemoteAnswer { peer: PeerId, sdp: String, reply: Reply<()> },
+    /// Forward `track` to `subscriber`. `stream_id` becomes the msid stream (the publishing
+    /// participant), so the browser can tell whose track it is.
+    Subscribe { subscriber: PeerId, track: TrackId, stream_id: String },
+    Unsubscribe { subscriber: PeerId, track: TrackId },
+    SetMuted { track: TrackId, muted: bool },
+    ClosePeer { peer: PeerId },
+}
+
+#[derive(Debug, Clone)]
+pub enum WorkerEvent {
+    PeerConnected { room: RoomId, peer: PeerId },
+    /// The peer is gone (ICE lost, DTLS closed, or closed by command). Its tracks are ended.
+    PeerClosed { room: RoomId, peer: PeerId },
+    TrackPublished { room: RoomId, peer: PeerId, track: TrackId, kind: TrackKind },
+    TrackEnded { room: RoomId, peer: PeerId, track: TrackId },
+    /// A new offer for a subscribe connection, to relay to the client.
+    SubscribeOffer { room: RoomId, peer: PeerId, sdp: String },
+}
+
+/// Where workers deliver events. The engine provides it; the worker knows no actors.
+pub type EventSink = std::sync::Arc<dyn Fn(WorkerEvent) + Send + Sync>;

@@ -1,0 +1,22 @@
+//! yunshi's media plane: str0m peers on worker threads, and the sans-IO forwarding core.
+//!
+//! This crate knows nothing of HTTP, actors or storage. The control plane drives it with
+//! [`WorkerCommand`]s and hears back through [`WorkerEvent`]s.
+
+pub mod codec;
+pub mod command;
+pub mod forward;
+pub mod ids;
+pub mod metrics;
+mod peer;
+mod worker;
+
+pub use command::{EventSink, PeerKind, SfuError, WorkerCommand, WorkerEvent};
+pub use forward::TrackKind;
+pub use ids::{next_id, PeerId, RoomId, TrackId};
+pub use worker::{spawn_worker, WorkerHandle};
+
+/// Install the process-wide crypto provider str0m uses for DTLS and SRTP. Call once at start.
+pub fn init_crypto() {
+    str0m::crypto::from_feature_flags().install_process_default();
+}

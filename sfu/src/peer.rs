@@ -1,0 +1,164 @@
+//! One str0m peer connection on a worker, and its SDP negotiation state.
+//!
+//! A subscribe connection is renegotiated by the server whenever its set of tracks changes.
+//! Only one offer is outstanding at a time: changes that arrive meanwhile are queued and go
+//! out in the next offer, after the client's answer.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::PayloadParams;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::rtp::Ssrc;
+use str0m::{Candidate, Rtc};
+
+use crate::command::{PeerKind, SfuError};
+use crate::forward::TrackKind;
+use crate::ids::{PeerId, RoomId, TrackId};
+
+/// A send m-line of this peer and what feeds it.
+#[derive(Debug)]
+pub struct Slot {
+    pub kind: TrackKind,
+    pub track: Option<TrackId>,
+    /// The remote has accepted this m-line (answer applied, or it came in the remote's offer).
+    pub negotiated: bool,
+    /// Registered with the forwarder (needs `negotiated` and a connected transport).
+    pub active: bool,
+    /// Our payload type for the source's codec, found once per source.
+    pub pt: Option<(Pt, Pt)>,
+}
+
+/// A subscription waiting for the next offer.
+#[derive(Debug)]
+pub struct WantedTrack {
+    pub track: TrackId,
+    pub kind: TrackKind,
+    pub stream_id: String,
+}
+
+pub struct Peer {
+    pub id: PeerId,
+    pub room: RoomId,
+    pub kind: PeerKind,
+    pub rtc: Rtc,
+    pub connected: bool,
+    pub remote_addrs: Vec<SocketAddr>,
+    /// Earliest timeout of this peer currently in the worker's heap.
+    pub scheduled: Option<Instant>,
+    pub next_timeout: Instant,
+    /// Published tracks by receive m-line.
+    pub published: HashMap<Mid, TrackId>,
+    /// Receive SSRC to track, learnt from the first packet of each SSRC.
+    pub ssrc_tracks: HashMap<Ssrc, TrackId>,
+    /// Send m-lines.
+    pub slots: HashMap<Mid, Slot>,
+    pub pending_offer: Option<(SdpPendingOffer, Vec<Mid>)>,
+    pub wanted: Vec<WantedTrack>,
+    pub unwanted: Vec<Mid>,
+    /// Cumulative NACK counters from str0m's stats, to report deltas.
+    pub nacks_seen: HashMap<(Mid, bool), u64>,
+}
+
+/// How often str0m reports per-media statistics (NACK/PLI counters for /metrics).
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Peer {
+    pub fn new(id: PeerId, room: RoomId, kind: PeerKind, candidate: SocketAddr, now: Instant) -> Self {
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_stats_interval(Some(STATS_INTERVAL))
+            .build(now);
+        // The address is a valid host candidate by construction (we bound it).
+        if let Ok(c) = Candidate::host(candidate, "udp") {
+            rtc.add_local_candidate(c);
+        }
+        Self {
+            id,
+            room,
+            kind,
+            rtc,
+            connected: false,
+            remote_addrs: Vec::new(),
+            scheduled: None,
+            next_timeout: now,
+            published: HashMap::new(),
+            ssrc_tracks: HashMap::new(),
+            slots: HashMap::new(),
+            pending_offer: None,
+            wanted: Vec::new(),
+            unwanted: Vec::new(),
+            nacks_seen: HashMap::new(),
+        }
+    }
+
+    /// Accept a remote offer (publish, WHIP, WHEP) and return our answer.
+    pub fn accept_offer(&mut self, sdp: &str) -> Result<String, SfuError> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| SfuError::Rejected(e.to_string()))?;
+        Ok(answer.to_sdp_string())
+    }
+
+    /// Apply the client's answer to our outstanding offer. Returns the m-lines it confirmed.
+    pub fn accept_answer(&mut self, sdp: &str) -> Result<Vec<Mid>, SfuError> {
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let Some((pending, mids)) = self.pending_offer.take() else {
+            return Err(SfuError::Rejected("no offer is outstanding".into()));
+        };
+        self.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| SfuError::Rejected(e.to_string()))?;
+        for mid in &mids {
+            if let Some(slot) = self.slots.get_mut(mid) {
+                slot.negotiated = true;
+            }
+        }
+        Ok(mids)
+    }
+
+    /// If no offer is outstanding and something changed, make the next offer. The first offer of
+    /// a subscribe connection carries a data channel so it is never empty.
+    pub fn make_offer(&mut self, first: bool) -> Option<String> {
+        if self.pending_offer.is_some() || (!first && self.wanted.is_empty() && self.unwanted.is_empty()) {
+            return None;
+        }
+        let wanted = std::mem::take(&mut self.wanted);
+        let unwanted = std::mem::take(&mut self.unwanted);
+        let mut api = self.rtc.sdp_api();
+        if first {
+            api.add_channel("yunshi".to_string());
+        }
+        let mut added = Vec::with_capacity(wanted.len());
+        for w in &wanted {
+            let media_kind = match w.kind {
+                TrackKind::Audio => MediaKind::Audio,
+                TrackKind::Video => MediaKind::Video,
+            };
+            let mid = api.add_media(media_kind, Direction::SendOnly, Some(w.stream_id.clone()), Some(format!("t{}", w.track)), None);
+            added.push((mid, w));
+        }
+        for mid in &unwanted {
+            api.set_direction(*mid, Direction::Inactive);
+        }
+        let (offer, pending) = api.apply()?;
+        let mut mids = Vec::with_capacity(added.len());
+        for (mid, w) in added {
+            self.slots.insert(mid, Slot { kind: w.kind, track: Some(w.track), negotiated: false, active: false, pt: None });
+            mids.push(mid);
+        }
+        self.pending_offer = Some((pending, mids));
+        Some(offer.to_sdp_string())
+    }
+
+    /// Our payload type (and its RTX) for the codec the source uses.
+    pub fn local_pt_for(&self, source: PayloadParams) -> Option<(Pt, Pt)> {
+        let p = self.rtc.codec_config().match_params(source)?;
+        Some((p.pt(), p.resend().unwrap_or(p.pt())))
+    }
+
+    /// Find the slot currently fed by `track`.
+    pub fn slot_of(&self, track: TrackId) -> Option<Mid> {
+        self.slots.iter().find(|(_, s)| s.track == Some(track)).map(|(m, _)| *m)
+    }
+}

@@ -1,0 +1,550 @@
+//! A media worker: one thread, one UDP socket, every peer of the rooms pinned to it.
+//!
+//! The loop reads top to bottom: control commands, due timeouts, then one datagram:
+//! recv → find peer (by source address, STUN by `accepts`) → `handle_input` → drain
+//! `poll_output` → for RTP: forwarder decides → subscribers' `write_rtp` → drain them.
+//! No locks and no actor messages on this path; events to the control plane are rare.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use str0m::format::{Codec, PayloadParams};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::{Event, IceConnectionState, Input, Output};
+use tracing::{debug, info, warn};
+
+use crate::codec::VideoCodec;
+use crate::command::{EventSink, PeerKind, SfuError, WorkerCommand, WorkerEvent};
+use crate::forward::{Forward, Forwarder, PacketMeta, TrackKind};
+use crate::ids::{next_id, PeerId, RoomId, TrackId};
+use crate::metrics::{WorkerMetrics, METRICS};
+use crate::peer::{Peer, Slot, WantedTrack};
+
+/// Upper bound on how long a command waits while the socket is idle.
+const IDLE_WAKE: Duration = Duration::from_millis(5);
+const RECV_BUF: usize = 2048;
+
+/// A handle the control plane keeps for each worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    pub index: usize,
+    pub candidate: SocketAddr,
+    tx: Sender<WorkerCommand>,
+}
+
+impl WorkerHandle {
+    pub fn send(&self, cmd: WorkerCommand) -> Result<(), SfuError> {
+        self.tx.send(cmd).map_err(|_| SfuError::WorkerGone)
+    }
+}
+
+/// A published track as the worker knows it.
+struct TrackSource {
+    publisher: PeerId,
+    mid: Mid,
+    kind: TrackKind,
+    params: Option<PayloadParams>,
+}
+
+pub struct Worker {
+    socket: UdpSocket,
+    /// Our host candidate; also the destination str0m expects on received datagrams.
+    candidate: SocketAddr,
+    commands: Receiver<WorkerCommand>,
+    events: EventSink,
+    peers: HashMap<PeerId, Peer>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    timeouts: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    tracks: HashMap<TrackId, TrackSource>,
+    forwarder: Forwarder<(PeerId, Mid)>,
+    /// Subscribers written to while handling one input; drained afterwards.
+    dirty: Vec<PeerId>,
+    forwards: Vec<Forward<(PeerId, Mid)>>,
+    metrics: WorkerMetrics,
+}
+
+/// Bind `bind` and start a worker thread whose ICE candidate is `candidate`.
+pub fn spawn_worker(index: usize, bind: SocketAddr, candidate: SocketAddr, events: EventSink) -> std::io::Result<WorkerHandle> {
+    let socket = UdpSocket::bind(bind)?;
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let worker = Worker {
+        socket,
+        candidate,
+        commands: rx,
+        events,
+        peers: HashMap::new(),
+        by_addr: HashMap::new(),
+        timeouts: BinaryHeap::new(),
+        tracks: HashMap::new(),
+        forwarder: Forwarder::default(),
+        dirty: Vec::new(),
+        forwards: Vec::new(),
+        metrics: WorkerMetrics::new(),
+    };
+    std::thread::Builder::new().name(format!("media-{index}")).spawn(move || worker.run())?;
+    info!(index, %bind, %candidate, "media worker started");
+    Ok(WorkerHandle { index, candidate, tx })
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut buf = vec![0u8; RECV_BUF];
+        loop {
+            if !self.handle_commands() {
+                info!("media worker stopping: control plane gone");
+                return;
+            }
+            let now = Instant::now();
+            self.handle_timeouts(now);
+            let wait = self
+                .timeouts
+                .peek()
+                .map(|Reverse((t, _))| t.saturating_duration_since(now))
+                .unwrap_or(IDLE_WAKE)
+                .clamp(Duration::from_micros(500), IDLE_WAKE);
+            let _ = self.socket.set_read_timeout(Some(wait));
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, source)) => self.handle_datagram(&buf[..n], source),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => warn!("udp recv failed: {e}"),
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- input
+
+    fn handle_datagram(&mut self, data: &[u8], source: SocketAddr) {
+        let Ok(contents) = data.try_into() else {
+            self.metrics.dropped_malformed.inc();
+            return;
+        };
+        let now = Instant::now();
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.candidate, contents });
+        let peer_id = match self.by_addr.get(&source) {
+            Some(id) => *id,
+            None => {
+                // Only STUN from a new address gets here: find the peer by its ICE credentials.
+                let Some(id) = self.peers.values().find(|p| p.rtc.accepts(&input)).map(|p| p.id) else {
+                    self.metrics.dropped_unknown_peer.inc();
+                    return;
+                };
+                self.by_addr.insert(source, id);
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.remote_addrs.push(source);
+                }
+                id
+            }
+        };
+        let Some(peer) = self.peers.get_mut(&peer_id) else { return };
+        if let Err(e) = peer.rtc.handle_input(input) {
+            debug!(peer = peer_id, "input rejected: {e}");
+            self.metrics.dropped_malformed.inc();
+        }
+        self.drain(peer_id);
+        self.drain_dirty();
+    }
+
+    fn handle_timeouts(&mut self, now: Instant) {
+        while let Some(Reverse((t, id))) = self.timeouts.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timeouts.pop();
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            if peer.scheduled != Some(t) {
+                continue; // stale entry
+            }
+            peer.scheduled = None;
+            if peer.next_timeout <= now {
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    debug!(peer = id, "timeout input failed: {e}");
+                }
+            }
+            self.drain(id);
+        }
+        self.drain_dirty();
+    }
+
+    /// Poll a peer until it has nothing more to say (str0m's rule after every input).
+    fn drain(&mut self, id: PeerId) {
+        loop {
+            let Some(peer) = self.peers.get_mut(&id) else { return };
+            if !peer.rtc.is_alive() {
+                self.close_peer(id);
+                return;
+            }
+            match peer.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    peer.next_timeout = t;
+                    if peer.scheduled.is_none_or(|s| t < s) {
+                        peer.scheduled = Some(t);
+                        self.timeouts.push(Reverse((t, id)));
+                    }
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
+                        debug!("udp send to {} failed: {e}", t.destination);
+                    }
+                }
+                Ok(Output::Event(e)) => self.handle_event(id, e),
+                Err(e) => {
+                    warn!(peer = id, "peer failed: {e}");
+                    self.close_peer(id);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn drain_dirty(&mut self) {
+        while let Some(id) = self.dirty.pop() {
+            self.drain(id);
+        }
+    }
+
+    // --------------------------------------------------------------- events
+
+    fn handle_event(&mut self, id: PeerId, event: Event) {
+        match event {
+            Event::RtpPacket(pkt) => self.forward(id, pkt),
+            Event::Connected => self.on_connected(id),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.close_peer(id),
+            Event::MediaAdded(m) => self.on_media_added(id, m.mid, m.kind, m.direction.is_receiving()),
+            Event::KeyframeRequest(req) => self.on_keyframe_request(id, req.mid),
+            Event::MediaEgressStats(s) => self.count_nacks(id, s.mid, false, s.nacks),
+            Event::MediaIngressStats(s) => self.count_nacks(id, s.mid, true, s.nacks),
+            Event::Closed => self.close_peer(id),
+            _ => {}
+        }
+    }
+
+    fn on_connected(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        peer.connected = true;
+        let room = peer.room.clone();
+        self.activate_slots(id);
+        (self.events)(WorkerEvent::PeerConnected { room, peer: id });
+    }
+
+    fn on_media_added(&mut self, id: PeerId, mid: Mid, kind: MediaKind, receiving: bool) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let kind = if kind == MediaKind::Audio { TrackKind::Audio } else { TrackKind::Video };
+        if receiving && peer.kind.publishes() {
+            if peer.published.contains_key(&mid) {
+                return;
+            }
+            let track = next_id();
+            peer.published.insert(mid, track);
+            let clock = if kind == TrackKind::Audio { 48_000 } else { 90_000 };
+            self.forwarder.add_track(track, kind, clock);
+            self.tracks.insert(track, TrackSource { publisher: id, mid, kind, params: None });
+            METRICS.tracks.inc();
+            let room = peer.room.clone();
+            (self.events)(WorkerEvent::TrackPublished { room, peer: id, track, kind });
+        } else if !receiving && peer.kind == PeerKind::Whep {
+            // A WHEP viewer's m-line: negotiated by its offer, fed by whatever the room chooses.
+            peer.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None });
+        }
+    }
+
+    fn on_keyframe_request(&mut self, subscriber: PeerId, mid: Mid) {
+        self.metrics.plis_in.inc();
+        let Some(track) = self.peers.get(&subscriber).and_then(|p| p.slots.get(&mid)).and_then(|s| s.track) else { return };
+        if self.forwarder.on_keyframe_request(track, Instant::now()).request_keyframe {
+            self.request_keyframe(track);
+        }
+    }
+
+    fn request_keyframe(&mut self, track: TrackId) {
+        let Some(src) = self.tracks.get(&track) else { return };
+        let Some(peer) = self.peers.get_mut(&src.publisher) else { return };
+        if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(src.mid, None) {
+            rx.request_keyframe(KeyframeRequestKind::Pli);
+            self.metrics.plis_out.inc();
+            self.dirty.push(src.publisher);
+        }
+    }
+
+    fn count_nacks(&mut self, id: PeerId, mid: Mid, ingress: bool, total: u64) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let seen = peer.nacks_seen.entry((mid, ingress)).or_insert(0);
+        let delta = total.saturating_sub(*seen);
+        *seen = total;
+        if delta > 0 {
+            // Ingress stats count NACKs we sent to a publisher; egress those a subscriber sent us.
+            METRICS.nacks.with_label_values(&[if ingress { "tx" } else { "rx" }]).inc_by(delta);
+        }
+    }
+
+    // ------------------------------------------------------------ hot path
+
+    fn forward(&mut self, publisher: PeerId, pkt: RtpPacket) {
+        let now = Instant::now();
+        let Some(peer) = self.peers.get_mut(&publisher) else { return };
+        let ssrc = pkt.header.ssrc;
+        let track = match peer.ssrc_tracks.get(&ssrc) {
+            Some(t) => *t,
+            None => {
+                let Some(mid) = peer.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else { return };
+                let Some(&t) = peer.published.get(&mid) else { return };
+                peer.ssrc_tracks.insert(ssrc, t);
+                t
+            }
+        };
+        let Some(src) = self.tracks.get_mut(&track) else { return };
+        let pt = pkt.header.payload_type;
+        if src.params.is_none_or(|p| p.pt() != pt) {
+            let params = peer.rtc.codec_config().params().iter().find(|p| p.pt() == pt).copied();
+            let codec = params.and_then(|p| video_codec(p.spec().codec));
+            let clock = params.map_or(90_000, |p| p.spec().clock_rate.get());
+            src.params = params;
+            self.forwarder.set_codec(track, codec, clock);
+        }
+        let Some(params) = src.params else { return };
+        let kind = src.kind;
+        match kind {
+            TrackKind::Audio => {
+                self.metrics.packets_in_audio.inc();
+                self.metrics.bytes_in_audio.inc_by(pkt.payload.len() as u64);
+            }
+            TrackKind::Video => {
+                self.metrics.packets_in_video.inc();
+                self.metrics.bytes_in_video.inc_by(pkt.payload.len() as u64);
+            }
+        }
+
+        let meta = PacketMeta { seq: *pkt.seq_no, ts: pkt.header.timestamp };
+        let mut forwards = std::mem::take(&mut self.forwards);
+        let outcome = self.forwarder.on_packet(track, meta, &pkt.payload, now, &mut forwards);
+        if outcome.request_keyframe {
+            self.request_keyframe(track);
+        }
+        // Only the extensions that describe the media travel on; transport ones are per leg.
+        let mut exts = ExtensionValues::default();
+        exts.audio_level = pkt.header.ext_vals.audio_level;
+        exts.voice_activity = pkt.header.ext_vals.voice_activity;
+        exts.video_orientation = pkt.header.ext_vals.video_orientation;
+
+        for f in &forwards {
+            let (sub_id, mid) = f.to;
+            let Some(sub) = self.peers.get_mut(&sub_id) else { continue };
+            let local_pt = match sub.slots.get(&mid).and_then(|s| s.pt) {
+                Some((p, _)) => p,
+                None => {
+                    let Some(found) = sub.local_pt_for(params) else { continue };
+                    if let Some(slot) = sub.slots.get_mut(&mid) {
+                        slot.pt = Some(found);
+                    }
+                    found.0
+                }
+            };
+            let mut api = sub.rtc.direct_api();
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else { continue };
+            tx.write_rtp(
+                RtpWrite::new(local_pt, f.seq.into(), f.ts, pkt.timestamp, pkt.payload.clone())
+                    .marker(pkt.header.marker)
+                    .ext_vals(exts.clone())
+                    .nackable(kind == TrackKind::Video),
+            );
+            match kind {
+                TrackKind::Audio => {
+                    self.metrics.packets_out_audio.inc();
+                    self.metrics.bytes_out_audio.inc_by(pkt.payload.len() as u64);
+                }
+                TrackKind::Video => {
+                    self.metrics.packets_out_video.inc();
+                    self.metrics.bytes_out_video.inc_by(pkt.payload.len() as u64);
+                }
+            }
+            self.dirty.push(sub_id);
+        }
+        if !forwards.is_empty() {
+            self.metrics.forward_latency.observe(now.saturating_duration_since(pkt.timestamp).as_secs_f64());
+        }
+        self.forwards = forwards;
+    }
+
+    /// Register negotiated slots of a connected peer with the forwarder.
+    fn activate_slots(&mut self, id: PeerId) {
+        let now = Instant::now();
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if !peer.connected {
+            return;
+        }
+        let mut keyframes = Vec::new();
+        for (mid, slot) in peer.slots.iter_mut() {
+            if slot.negotiated && !slot.active {
+                if let Some(track) = slot.track {
+                    slot.active = true;
+                    slot.pt = None;
+                    if self.forwarder.subscribe(track, (id, *mid), now).request_keyframe {
+                        keyframes.push(track);
+                    }
+                }
+            }
+        }
+        for t in keyframes {
+            self.request_keyframe(t);
+        }
+    }
+
+    // ------------------------------------------------------------- commands
+
+    /// Returns false when the control plane has gone away.
+    fn handle_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(cmd) => self.handle_command(cmd),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn handle_command(&mut self, cmd: WorkerCommand) {
+        match cmd {
+            WorkerCommand::CreatePeer { peer, room, kind, offer, reply } => {
+                let _ = reply.send(self.create_peer(peer, room, kind, offer));
+            }
+            WorkerCommand::RemoteOffer { peer, sdp, reply } => {
+                let r = match self.peers.get_mut(&peer) {
+                    Some(p) => p.accept_offer(&sdp),
+                    None => Err(SfuError::UnknownPeer),
+                };
+                let _ = reply.send(r);
+                self.drain(peer);
+            }
+            WorkerCommand::RemoteAnswer { peer, sdp, reply } => {
+                let r = match self.peers.get_mut(&peer) {
+                    Some(p) => p.accept_answer(&sdp).map(|_| ()),
+                    None => Err(SfuError::UnknownPeer),
+                };
+                let ok = r.is_ok();
+                let _ = reply.send(r);
+                if ok {
+                    self.activate_slots(peer);
+                    self.offer_if_needed(peer);
+                }
+                self.drain(peer);
+            }
+            WorkerCommand::Subscribe { subscriber, track, stream_id } => self.subscribe(subscriber, track, stream_id),
+            WorkerCommand::Unsubscribe { subscriber, track } => self.unsubscribe(subscriber, track),
+            WorkerCommand::SetMuted { track, muted } => {
+                if self.forwarder.set_muted(track, muted, Instant::now()).request_keyframe {
+                    self.request_keyframe(track);
+                }
+            }
+            WorkerCommand::ClosePeer { peer } => self.close_peer(peer),
+        }
+        self.drain_dirty();
+    }
+
+    fn create_peer(&mut self, id: PeerId, room: RoomId, kind: PeerKind, offer: Option<String>) -> Result<String, SfuError> {
+        let mut peer = Peer::new(id, room, kind, self.candidate, Instant::now());
+        let sdp = match (kind, offer) {
+            (PeerKind::Subscribe, _) => peer.make_offer(true).ok_or_else(|| SfuError::Rejected("nothing to offer".into()))?,
+            (_, Some(offer)) => peer.accept_offer(&offer)?,
+            (_, None) => return Err(SfuError::BadSdp("an offer is required".into())),
+        };
+        self.peers.insert(id, peer);
+        METRICS.peers.inc();
+        self.drain(id);
+        Ok(sdp)
+    }
+
+    fn subscribe(&mut self, subscriber: PeerId, track: TrackId, stream_id: String) {
+        let Some(kind) = self.tracks.get(&track).map(|t| t.kind) else { return };
+        let Some(peer) = self.peers.get_mut(&subscriber) else { return };
+        match peer.kind {
+            PeerKind::Subscribe => {
+                if peer.slot_of(track).is_some() || peer.wanted.iter().any(|w| w.track == track) {
+                    return;
+                }
+                peer.wanted.push(WantedTrack { track, kind, stream_id });
+                self.offer_if_needed(subscriber);
+            }
+            PeerKind::Whep => {
+                // Switch the viewer's m-line of this kind to the new source.
+                let Some((mid, old)) = peer.slots.iter().find(|(_, s)| s.kind == kind).map(|(m, s)| (*m, s.track)) else { return };
+                if old == Some(track) {
+                    return;
+                }
+                if let Some(old) = old {
+                    self.forwarder.unsubscribe(old, (subscriber, mid));
+                }
+                if let Some(slot) = peer.slots.get_mut(&mid) {
+                    slot.track = Some(track);
+                    slot.active = false;
+                }
+                self.activate_slots(subscriber);
+            }
+            PeerKind::Publish | PeerKind::Whip => {}
+        }
+    }
+
+    fn unsubscribe(&mut self, subscriber: PeerId, track: TrackId) {
+        let Some(peer) = self.peers.get_mut(&subscriber) else { return };
+        peer.wanted.retain(|w| w.track != track);
+        let Some(mid) = peer.slot_of(track) else { return };
+        self.forwarder.unsubscribe(track, (subscriber, mid));
+        if peer.kind == PeerKind::Subscribe {
+            peer.slots.remove(&mid);
+            peer.unwanted.push(mid);
+            self.offer_if_needed(subscriber);
+        } else if let Some(slot) = peer.slots.get_mut(&mid) {
+            slot.track = None;
+            slot.active = false;
+        }
+    }
+
+    fn offer_if_needed(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if peer.kind != PeerKind::Subscribe {
+            return;
+        }
+        if let Some(sdp) = peer.make_offer(false) {
+            let room = peer.room.clone();
+            (self.events)(WorkerEvent::SubscribeOffer { room, peer: id, sdp });
+        }
+    }
+
+    fn close_peer(&mut self, id: PeerId) {
+        let Some(mut peer) = self.peers.remove(&id) else { return };
+        peer.rtc.disconnect();
+        // Flush what str0m still wants to say (DTLS close_notify, RTCP BYE).
+        while let Ok(Output::Transmit(t)) = peer.rtc.poll_output() {
+            let _ = self.socket.send_to(&t.contents, t.destination);
+        }
+        for addr in &peer.remote_addrs {
+            self.by_addr.remove(addr);
+        }
+        self.forwarder.forget_where(|(p, _)| *p == id);
+        for track in peer.published.values() {
+            self.forwarder.remove_track(*track);
+            self.tracks.remove(track);
+            METRICS.tracks.dec();
+            (self.events)(WorkerEvent::TrackEnded { room: peer.room.clone(), peer: id, track: *track });
+        }
+        METRICS.peers.dec();
+        info!(peer = id, room = %peer.room, "peer closed");
+        (self.events)(WorkerEvent::PeerClosed { room: peer.room, peer: id });
+    }
+}
+
+fn video_codec(c: Codec) -> Option<VideoCodec> {
+    match c {
+        Codec::Vp8 => Some(VideoCodec::Vp8),
+        Codec::Vp9 => Some(VideoCodec::Vp9),
+        Codec::H264 => Some(VideoCodec::H264),
+        Codec::H265 => Some(VideoCodec::H265),
+        Codec::Av1 => Some(VideoCodec::Av1),
+        _ => None,
+    }
+}

@@ -1,0 +1,43 @@
+//! `POST /api/v1/auth/login`.
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use engine::password;
+use engine::store::now_secs;
+
+use crate::error::ApiError;
+use crate::jwt::Claims;
+use crate::state::{AppState, TOKEN_TTL_SECS};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+#[post("/api/v1/auth/login")]
+pub async fn login(state: web::Data<AppState>, req: HttpRequest, body: web::Json<Login>) -> Result<HttpResponse, ApiError> {
+    let Login { username, password: pw } = body.into_inner();
+    let store = state.store.clone();
+    let name = username.clone();
+    // Argon2 is deliberately slow: keep it off the HTTP worker thread.
+    let user = web::block(move || -> Result<_, ApiError> {
+        let user = store.get_user(&name)?;
+        Ok(user.filter(|u| password::verify(&pw, &u.password_hash)))
+    })
+    .await
+    .map_err(|_| ApiError::internal("login worker failed"))??;
+    let Some(user) = user else {
+        state.audit(&username, "login", "", &req, false);
+        return Err(ApiError::unauthorized("wrong username or password"));
+    };
+    let now = now_secs();
+    let role = serde_json::to_value(user.role).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let exp = now + TOKEN_TTL_SECS;
+    let token = state.jwt.sign(&Claims { sub: user.name.clone(), role: role.clone(), iat: now, exp });
+    state.audit(&user.name, "login", "", &req, true);
+    Ok(HttpResponse::Ok().json(json!({"token": token, "expires_at": exp, "user": {"name": user.name, "role": role}})))
+}

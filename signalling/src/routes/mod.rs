@@ -1,0 +1,7 @@
+pub mod auth;
+pub mod ops;
+pub mod rooms;
+pub mod static_files;
+pub mod users;
+pub mod whip;
+pub mod ws;

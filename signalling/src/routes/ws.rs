@@ -1,0 +1,113 @@
+//! The conference WebSocket: `GET /api/v1/rooms/{id}/ws`. The first message must be `join`;
+//! after that every client message goes to the participant's Device actor and every room
+//! event comes back on the socket.
+
+use actix::Actor;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_ws::Message;
+use tokio::sync::mpsc;
+
+use engine::device::{Device, FromClient, StartSubscribing, Stop};
+use engine::node::OpenRoom;
+use engine::protocol::{ClientMessage, Role, ServerMessage};
+use engine::room::{Endpoint, Join};
+
+use crate::error::ApiError;
+use crate::state::{AppState, Authed};
+
+/// Largest message a client may send (an SDP offer with simulcast fits easily).
+const MAX_FRAME: usize = 64 * 1024;
+
+#[get("/api/v1/rooms/{id}/ws")]
+pub async fn conference(state: web::Data<AppState>, who: Authed, req: HttpRequest, id: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let room = state.node.send(OpenRoom { id: id.clone() }).await.ok().flatten().ok_or_else(|| ApiError::not_found("no such room"))?;
+    let (response, mut session, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut stream = stream.max_frame_size(MAX_FRAME);
+    let room_id = id.into_inner();
+    let state = state.clone();
+
+    actix_web::rt::spawn(async move {
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ServerMessage>();
+        let send = |session: &mut actix_ws::Session, m: &ServerMessage| {
+            let text = serde_json::to_string(m).unwrap_or_default();
+            let mut s = session.clone();
+            async move { s.text(text).await.is_ok() }
+        };
+
+        // 1. Wait for `join`.
+        let (name, role) = loop {
+            match stream.recv().await {
+                Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
+                    Ok(ClientMessage::Join { name, role }) => {
+                        // Only the room's creator (or an admin) is host; others speak or attend.
+                        let record = state.store.get_room(&room_id).ok().flatten();
+                        let may_host = record.is_some_and(|r| r.created_by == who.user) || who.role == engine::store::UserRole::Admin;
+                        let role = match role {
+                            Some(Role::Attendee) => Role::Attendee,
+                            _ if may_host => Role::Host,
+                            _ => Role::Speaker,
+                        };
+                        let name = name.filter(|n| !n.trim().is_empty()).map(|n| n.chars().take(64).collect()).unwrap_or_else(|| who.user.clone());
+                        break (name, role);
+                    }
+                    Ok(_) => {
+                        send(&mut session, &ServerMessage::error("bad_request", "the first message must be join")).await;
+                    }
+                    Err(e) => {
+                        send(&mut session, &ServerMessage::error("bad_json", e.to_string())).await;
+                    }
+                },
+                Some(Ok(Message::Ping(b))) => {
+                    let _ = session.pong(&b).await;
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            }
+        };
+        let joined = match room.send(Join { name, role, endpoint: Endpoint::Conference, out: Some(out_tx.clone()) }).await {
+            Ok(j) => j,
+            Err(_) => return,
+        };
+        state.audit(&who.user, "room.join", &room_id, &req, true);
+        // The Device answers on the same channel the room uses, so the client sees one ordered stream.
+        let device = Device::new(joined.member, role, room.clone(), joined.room, joined.worker, Some(out_tx)).start();
+        device.do_send(StartSubscribing);
+
+        // 2. Pump both directions until either side ends.
+        loop {
+            tokio::select! {
+                out = out_rx.recv() => match out {
+                    Some(m) => {
+                        let closed = matches!(m, ServerMessage::RoomClosed { .. });
+                        if !send(&mut session, &m).await || closed {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                inc = stream.recv() => match inc {
+                    Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
+                        Ok(ClientMessage::Leave) => break,
+                        Ok(m) => device.do_send(FromClient(m)),
+                        Err(e) => {
+                            send(&mut session, &ServerMessage::error("bad_json", e.to_string())).await;
+                        }
+                    },
+                    Some(Ok(Message::Ping(b))) => {
+                        let _ = session.pong(&b).await;
+                    }
+                    Some(Ok(Message::Close(_))) | None => break,
+                    Some(Err(e)) => {
+                        send(&mut session, &ServerMessage::error("bad_request", e.to_string())).await;
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+        device.do_send(Stop);
+        state.audit(&who.user, "room.leave", &room_id, &req, true);
+        let _ = session.close(None).await;
+    });
+    Ok(response)
+}

@@ -1,0 +1,74 @@
+// Reads a page's RTCPeerConnection statistics, and waits for media to flow.
+//
+// `pcPath` names the connection as a property path from `window`, for example
+// 'yunshi.pcSubscribe' (the web client's subscribe connection) or 'whep.pc'.
+
+// Sums over all inbound-rtp streams of the connection, and lists them one by one.
+export async function inboundStats(page, pcPath) {
+  return page.evaluate(async (pcPath) => {
+    const pc = pcPath.split('.').reduce((obj, key) => obj?.[key], window);
+    const total = {
+      connected: pc?.connectionState === 'connected',
+      framesDecoded: 0,
+      totalSamplesReceived: 0,
+      concealedSamples: 0,
+      video: [],
+      audio: [],
+    };
+    if (!pc || pc.connectionState === 'closed') return total;
+    const report = await pc.getStats();
+    for (const s of report.values()) {
+      if (s.type !== 'inbound-rtp') continue;
+      if (s.kind === 'video') {
+        total.framesDecoded += s.framesDecoded || 0;
+        total.video.push({ mid: s.mid, trackIdentifier: s.trackIdentifier, framesDecoded: s.framesDecoded || 0,
+          packetsReceived: s.packetsReceived || 0, frameWidth: s.frameWidth, frameHeight: s.frameHeight });
+      } else if (s.kind === 'audio') {
+        total.totalSamplesReceived += s.totalSamplesReceived || 0;
+        total.concealedSamples += s.concealedSamples || 0;
+        total.audio.push({ mid: s.mid, trackIdentifier: s.trackIdentifier,
+          totalSamplesReceived: s.totalSamplesReceived || 0, concealedSamples: s.concealedSamples || 0,
+          packetsReceived: s.packetsReceived || 0 });
+      }
+    }
+    return total;
+  }, pcPath);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Polls `read()` until `done(value)` holds; throws with the last value after `timeoutMs`.
+export async function pollUntil(read, done, { timeoutMs, intervalMs = 200, what = 'condition' }) {
+  const deadline = Date.now() + timeoutMs;
+  let value;
+  for (;;) {
+    value = await read();
+    if (done(value)) return value;
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value: ${JSON.stringify(value)}`);
+    }
+    await sleep(intervalMs);
+  }
+}
+
+// Waits for the first decoded video frame (up to `firstFrameMs`, which covers ICE, DTLS and
+// the first key frame), then requires `minFrames` more frames within `windowMs`.
+// Returns {first, last} stats.
+export async function expectVideoFlowing(page, pcPath, { minFrames = 50, windowMs = 10_000, firstFrameMs = 20_000 } = {}) {
+  const first = await pollUntil(() => inboundStats(page, pcPath), (s) => s.framesDecoded > 0,
+    { timeoutMs: firstFrameMs, what: `a first decoded video frame on ${pcPath}` });
+  const last = await pollUntil(() => inboundStats(page, pcPath),
+    (s) => s.framesDecoded - first.framesDecoded >= minFrames,
+    { timeoutMs: windowMs, what: `${minFrames} more decoded video frames on ${pcPath} (had ${first.framesDecoded})` });
+  return { first, last };
+}
+
+// Waits until audio samples are arriving and keep arriving (grows twice).
+export async function expectAudioFlowing(page, pcPath, { timeoutMs = 10_000 } = {}) {
+  const first = await pollUntil(() => inboundStats(page, pcPath), (s) => s.totalSamplesReceived > 0,
+    { timeoutMs, what: `received audio samples on ${pcPath}` });
+  const last = await pollUntil(() => inboundStats(page, pcPath),
+    (s) => s.totalSamplesReceived > first.totalSamplesReceived,
+    { timeoutMs, what: `more received audio samples on ${pcPath} (had ${first.totalSamplesReceived})` });
+  return { first, last };
+}
