@@ -24,7 +24,7 @@ fn main() {
         }
     };
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.log.clone());
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).init();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::new(filter)).init();
     if let Err(e) = actix_web::rt::System::new().block_on(run(cfg)) {
         error!("{e}");
         eprintln!("yunshi: {e}");

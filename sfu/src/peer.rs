@@ -99,7 +99,15 @@ impl Peer {
     pub fn accept_offer(&mut self, sdp: &str) -> Result<String, SfuError> {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| SfuError::Rejected(e.to_string()))?;
-        Ok(answer.to_sdp_string())
+        let answer = answer.to_sdp_string();
+        if self.kind == PeerKind::Whep {
+            // str0m announces the m-lines (MediaAdded) only once connected; a viewer's slots are
+            // known from the answer already, so the room can bind sources right away.
+            for (mid, kind) in send_sections(&answer) {
+                self.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None });
+            }
+        }
+        Ok(answer)
     }
 
     /// Apply the client's answer to our outstanding offer. Returns the m-lines it confirmed.
@@ -160,5 +168,49 @@ impl Peer {
     /// Find the slot currently fed by `track`.
     pub fn slot_of(&self, track: TrackId) -> Option<Mid> {
         self.slots.iter().find(|(_, s)| s.track == Some(track)).map(|(m, _)| *m)
+    }
+}
+
+/// The m-lines of an SDP in which we send: (mid, kind).
+fn send_sections(sdp: &str) -> Vec<(Mid, TrackKind)> {
+    let mut out = Vec::new();
+    let mut kind = None;
+    let mut mid = None;
+    let mut sending = false;
+    let flush = |kind: Option<TrackKind>, mid: Option<Mid>, sending: bool, out: &mut Vec<(Mid, TrackKind)>| {
+        if let (Some(k), Some(m), true) = (kind, mid, sending) {
+            out.push((m, k));
+        }
+    };
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(rest) = line.strip_prefix("m=") {
+            flush(kind, mid, sending, &mut out);
+            kind = match rest.split(' ').next() {
+                Some("audio") => Some(TrackKind::Audio),
+                Some("video") => Some(TrackKind::Video),
+                _ => None,
+            };
+            mid = None;
+            sending = false;
+        } else if let Some(m) = line.strip_prefix("a=mid:") {
+            mid = Some(Mid::from(m));
+        } else if line == "a=sendonly" || line == "a=sendrecv" {
+            sending = true;
+        }
+    }
+    flush(kind, mid, sending, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_send_sections() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a1\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v1\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v2\r\na=sendrecv\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:d\r\n";
+        let found = send_sections(sdp);
+        assert_eq!(found, vec![(Mid::from("a1"), TrackKind::Audio), (Mid::from("v2"), TrackKind::Video)]);
     }
 }

@@ -1,0 +1,173 @@
+//! A WebRTC endpoint for tests, built on str0m in RTP mode over a real UDP socket: it
+//! publishes synthetic Opus and VP8 packets (WHIP) or receives them (WHEP) through the server.
+//!
+//! Payloads carry a counter and a pattern derived from it, so a receiver can check every byte
+//! arrived intact and in order.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+pub const VIDEO_PAYLOAD: usize = 900;
+pub const AUDIO_PAYLOAD: usize = 120;
+
+/// Build a synthetic VP8 payload: descriptor (S=1, PID=0), a frame header byte whose low bit
+/// is the P (inter-frame) flag, then an 8-byte counter and a counter-derived pattern.
+pub fn vp8_payload(counter: u64, keyframe: bool) -> Vec<u8> {
+    let mut p = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
+    p.extend_from_slice(&counter.to_be_bytes());
+    p.extend((0..VIDEO_PAYLOAD - 10).map(|i| (counter as u8).wrapping_mul(31).wrapping_add(i as u8)));
+    p
+}
+
+pub fn opus_payload(counter: u64) -> Vec<u8> {
+    let mut p = counter.to_be_bytes().to_vec();
+    p.extend((0..AUDIO_PAYLOAD - 8).map(|i| (counter as u8).wrapping_mul(17).wrapping_add(i as u8)));
+    p
+}
+
+/// Check a received payload; returns its counter if intact.
+pub fn check_vp8(p: &[u8]) -> Option<(u64, bool)> {
+    if p.len() != VIDEO_PAYLOAD || p[0] != 0x10 {
+        return None;
+    }
+    let counter = u64::from_be_bytes(p[2..10].try_into().ok()?);
+    (vp8_payload(counter, p[1] & 1 == 0) == p).then_some((counter, p[1] & 1 == 0))
+}
+
+pub fn check_opus(p: &[u8]) -> Option<u64> {
+    if p.len() != AUDIO_PAYLOAD {
+        return None;
+    }
+    let counter = u64::from_be_bytes(p[0..8].try_into().ok()?);
+    (opus_payload(counter) == p).then_some(counter)
+}
+
+#[derive(Debug, Clone)]
+pub enum Received {
+    Video { counter: u64, keyframe: bool, at: Instant },
+    Audio { counter: u64, at: Instant },
+    Corrupt,
+}
+
+pub struct Endpoint {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    pending: Option<SdpPendingOffer>,
+    audio_mid: Mid,
+    video_mid: Mid,
+}
+
+impl Endpoint {
+    /// Offer sendonly (publisher) or recvonly (viewer) audio + video.
+    pub fn offer(send: bool) -> (Endpoint, String) {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let local = socket.local_addr().unwrap();
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        let dir = if send { Direction::SendOnly } else { Direction::RecvOnly };
+        let mut api = rtc.sdp_api();
+        let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
+        let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        (Endpoint { rtc, socket, local, pending: Some(pending), audio_mid, video_mid }, offer.to_sdp_string())
+    }
+
+    pub fn accept_answer(&mut self, sdp: &str) {
+        let answer = SdpAnswer::from_sdp_string(sdp).expect("server answer parses");
+        self.rtc.sdp_api().accept_answer(self.pending.take().unwrap(), answer).expect("answer accepted");
+    }
+
+    /// Drive the endpoint for `duration`: publish if `publish`, and report received packets.
+    /// Keyframes are sent every `keyframe_every` frames and whenever the server asks.
+    pub fn run(mut self, duration: Duration, publish: bool, keyframe_every: u64, out: mpsc::Sender<Received>, stop: Arc<AtomicBool>) -> JoinHandle<()> {
+        std::thread::spawn(move || {
+            let (audio_mid, video_mid) = (self.audio_mid, self.video_mid);
+            let pt_of = |rtc: &Rtc, codec: Codec| rtc.codec_config().params().iter().find(|p| p.spec().codec == codec).map(|p| p.pt());
+            let start = Instant::now();
+            let mut buf = vec![0u8; 2000];
+            let mut connected = false;
+            let (mut next_audio, mut next_video) = (start, start);
+            let (mut audio_n, mut video_n) = (0u64, 0u64);
+            let mut want_key = true;
+            self.socket.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
+            while start.elapsed() < duration && !stop.load(Ordering::Relaxed) {
+                // Drain output.
+                let timeout = loop {
+                    match self.rtc.poll_output() {
+                        Ok(Output::Timeout(t)) => break t,
+                        Ok(Output::Transmit(t)) => {
+                            let _ = self.socket.send_to(&t.contents, t.destination);
+                        }
+                        Ok(Output::Event(e)) => match e {
+                            Event::Connected => connected = true,
+                            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return,
+                            Event::KeyframeRequest(_) => want_key = true,
+                            Event::RtpPacket(p) => {
+                                let at = Instant::now();
+                                let r = if let Some((counter, keyframe)) = check_vp8(&p.payload) {
+                                    Received::Video { counter, keyframe, at }
+                                } else if let Some(counter) = check_opus(&p.payload) {
+                                    Received::Audio { counter, at }
+                                } else {
+                                    Received::Corrupt
+                                };
+                                let _ = out.send(r);
+                            }
+                            _ => {}
+                        },
+                        Err(e) => panic!("client rtc failed: {e}"),
+                    }
+                };
+                let now = Instant::now();
+                if publish && connected {
+                    if now >= next_audio {
+                        if let Some(pt) = pt_of(&self.rtc, Codec::Opus) {
+                            let mut api = self.rtc.direct_api();
+                            if let Some(tx) = api.stream_tx_by_mid(audio_mid, None) {
+                                tx.write_rtp(RtpWrite::new(pt, (audio_n + 1).into(), (audio_n * 960) as u32, now, opus_payload(audio_n)));
+                                audio_n += 1;
+                            }
+                        }
+                        next_audio += Duration::from_millis(20);
+                    }
+                    if now >= next_video {
+                        if let Some(pt) = pt_of(&self.rtc, Codec::Vp8) {
+                            let key = want_key || (keyframe_every > 0 && video_n % keyframe_every == 0);
+                            let mut api = self.rtc.direct_api();
+                            if let Some(tx) = api.stream_tx_by_mid(video_mid, None) {
+                                tx.write_rtp(RtpWrite::new(pt, (video_n + 1).into(), (video_n * 3000) as u32, now, vp8_payload(video_n, key)).marker(true).nackable(true));
+                                video_n += 1;
+                                want_key = false;
+                            }
+                        }
+                        next_video += Duration::from_millis(33);
+                    }
+                }
+                let wait = timeout.saturating_duration_since(Instant::now()).min(Duration::from_millis(2)).max(Duration::from_micros(200));
+                self.socket.set_read_timeout(Some(wait)).unwrap();
+                let input = match self.socket.recv_from(&mut buf) {
+                    Ok((n, source)) => match buf[..n].try_into() {
+                        Ok(contents) => Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: self.local, contents }),
+                        Err(_) => continue,
+                    },
+                    Err(_) => Input::Timeout(Instant::now()),
+                };
+                self.rtc.handle_input(input).expect("client input");
+            }
+        })
+    }
+}
