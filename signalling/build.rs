@@ -4,7 +4,9 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
@@ -29,7 +31,10 @@ fn mime(p: &Path) -> &'static str {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web").canonicalize().expect("clients/web exists");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../clients/web")
+        .canonicalize()
+        .expect("clients/web exists");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     walk(&root, &mut files);
@@ -37,8 +42,18 @@ fn main() {
     let mut code = String::from("pub static WEB_ASSETS: &[(&str, &[u8], &str)] = &[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
-        writeln!(code, "    (\"/{rel}\", include_bytes!({:?}), {:?}),", f.display().to_string(), mime(f)).unwrap();
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        writeln!(
+            code,
+            "    (\"/{rel}\", include_bytes!({:?}), {:?}),",
+            f.display().to_string(),
+            mime(f)
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("web_assets.rs");

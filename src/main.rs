@@ -24,7 +24,10 @@ fn main() {
         }
     };
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| cfg.log.clone());
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(tracing_subscriber::EnvFilter::new(filter)).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .init();
     if let Err(e) = actix_web::rt::System::new().block_on(run(cfg)) {
         error!("{e}");
         eprintln!("yunshi: {e}");
@@ -33,19 +36,37 @@ fn main() {
 }
 
 async fn run(cfg: config::Config) -> Result<(), String> {
-    std::fs::create_dir_all(&cfg.data).map_err(|e| format!("data dir {}: {e}", cfg.data.display()))?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(&cfg.data).map_err(|e| format!("store: {e}"))?);
+    std::fs::create_dir_all(&cfg.data)
+        .map_err(|e| format!("data dir {}: {e}", cfg.data.display()))?;
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(&cfg.data).map_err(|e| format!("store: {e}"))?);
     ensure_admin(store.as_ref())?;
     let jwt = JwtKey::new(&jwt_secret(&cfg, store.as_ref())?);
 
-    let media = MediaConfig { bind_ip: cfg.media_bind, udp_port: cfg.udp_port, public_ip: cfg.public_ip, workers: cfg.workers };
+    let media = MediaConfig {
+        bind_ip: cfg.media_bind,
+        udp_port: cfg.udp_port,
+        public_ip: cfg.public_ip,
+        workers: cfg.workers,
+    };
     let node = Node::start(store.clone(), &media).map_err(|e| format!("media: {e}"))?;
-    let state = web::Data::new(AppState { store, node, jwt, metrics_public: cfg.metrics_public, sessions: Mutex::new(Default::default()) });
+    let state = web::Data::new(AppState {
+        store,
+        node,
+        jwt,
+        metrics_public: cfg.metrics_public,
+        sessions: Mutex::new(Default::default()),
+    });
 
     let last = cfg.udp_port as u32 + cfg.workers as u32 - 1;
     info!(http = %cfg.http, udp = %format!("{}-{}", cfg.udp_port, last), public_ip = %cfg.public_ip, data = %cfg.data.display(), "yunshi starting");
-    println!("yunshi is up: open http://{} (media on UDP {}:{}-{})", cfg.http, cfg.public_ip, cfg.udp_port, last);
-    signalling::serve(state, cfg.http).await.map_err(|e| format!("http {}: {e}", cfg.http))
+    println!(
+        "yunshi is up: open http://{} (media on UDP {}:{}-{})",
+        cfg.http, cfg.public_ip, cfg.udp_port, last
+    );
+    signalling::serve(state, cfg.http)
+        .await
+        .map_err(|e| format!("http {}: {e}", cfg.http))
 }
 
 /// The first start creates `admin`, with YUNSHI_ADMIN_PASSWORD or a generated password printed once.
@@ -58,7 +79,12 @@ fn ensure_admin(store: &dyn Store) -> Result<(), String> {
         _ => (password::generate(), true),
     };
     password::check_strength(&pw).map_err(|p| format!("YUNSHI_ADMIN_PASSWORD rejected: {p}"))?;
-    let user = User { name: "admin".into(), password_hash: password::hash(&pw), role: UserRole::Admin, created_at: now_secs() };
+    let user = User {
+        name: "admin".into(),
+        password_hash: password::hash(&pw),
+        role: UserRole::Admin,
+        created_at: now_secs(),
+    };
     store.put_user(&user).map_err(|e| e.to_string())?;
     if generated {
         println!("created user 'admin' with password: {pw}\n(shown once; set YUNSHI_ADMIN_PASSWORD before the first start to choose it)");
@@ -76,12 +102,16 @@ fn jwt_secret(cfg: &config::Config, store: &dyn Store) -> Result<Vec<u8>, String
         return Ok(k);
     }
     let k: [u8; 32] = rand_bytes();
-    store.put_setting("jwt_key", &k).map_err(|e| e.to_string())?;
+    store
+        .put_setting("jwt_key", &k)
+        .map_err(|e| e.to_string())?;
     Ok(k.to_vec())
 }
 
 fn rand_bytes() -> [u8; 32] {
     let mut k = [0u8; 32];
-    std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut k)).expect("/dev/urandom readable");
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut k))
+        .expect("/dev/urandom readable");
     k
 }

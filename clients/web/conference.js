@@ -111,6 +111,12 @@ export class Conference {
     this.tiles.clear();
   }
 
+  // Track and participant events may be about ourselves (the server confirms our own
+  // tracks); only other participants get a tile.
+  isSelf(participantId) {
+    return participantId === this.participantId;
+  }
+
   async handle(msg) {
     switch (msg.type) {
       case 'joined': return this.onJoined(msg);
@@ -186,7 +192,7 @@ export class Conference {
     if (this.closed) return;
     const fromSdp = this.msids.get(event.transceiver?.mid);
     const participantId = event.streams[0]?.id || fromSdp?.participantId;
-    if (!participantId || participantId === '-') return;
+    if (!participantId || participantId === '-' || this.isSelf(participantId)) return;
     const trackId = fromSdp?.trackId || event.track.id;
     this.remoteTracks.set(trackId, { participantId, track: event.track });
     this.tiles.ensure(participantId, this.participants.get(participantId)?.name);
@@ -203,7 +209,7 @@ export class Conference {
   }
 
   addParticipant(p) {
-    if (!p?.id || p.id === this.participantId) return;
+    if (!p?.id || this.isSelf(p.id)) return;
     const tracks = new Map((p.tracks || []).map((t) => [t.id, { kind: t.kind, muted: Boolean(t.muted) }]));
     this.participants.set(p.id, { id: p.id, name: p.name || p.id, role: p.role, tracks });
     // Receive-only attendees get no tile (a webinar can have many); they count in the header.
@@ -215,6 +221,7 @@ export class Conference {
   }
 
   removeParticipant(participantId) {
+    if (this.isSelf(participantId)) return;
     this.participants.delete(participantId);
     for (const [trackId, entry] of this.remoteTracks) {
       if (entry.participantId === participantId) this.remoteTracks.delete(trackId);
@@ -224,7 +231,7 @@ export class Conference {
   }
 
   onTrackPublished(track) {
-    if (!track) return;
+    if (!track || this.isSelf(track.participant_id)) return;
     const p = this.participants.get(track.participant_id);
     p?.tracks.set(track.id, { kind: track.kind, muted: Boolean(track.muted) });
     this.tiles.ensure(track.participant_id, p?.name);
@@ -232,6 +239,7 @@ export class Conference {
   }
 
   onTrackUnpublished({ track_id: trackId, participant_id: participantId }) {
+    if (this.isSelf(participantId)) return;
     this.participants.get(participantId)?.tracks.delete(trackId);
     const entry = this.remoteTracks.get(trackId);
     if (entry) {
@@ -241,6 +249,7 @@ export class Conference {
   }
 
   onTrackMuted({ track_id: trackId, participant_id: participantId, kind, muted }) {
+    if (this.isSelf(participantId)) return;
     const track = this.participants.get(participantId)?.tracks.get(trackId);
     if (track) track.muted = Boolean(muted);
     if (this.tiles.has(participantId)) this.tiles.setMuted(participantId, kind, muted);

@@ -10,7 +10,10 @@ use tracing::debug;
 use sfu::{next_id, PeerId, PeerKind, SfuError, WorkerCommand, WorkerHandle};
 
 use crate::protocol::{ClientMessage, Role, ServerMessage};
-use crate::room::{AttachPeer, Leave, MemberId, Mute, MuteParticipant, PeerPurpose, PeerReady, Room, SetSubscription};
+use crate::room::{
+    AttachPeer, Leave, MemberId, Mute, MuteParticipant, PeerPurpose, PeerReady, Room,
+    SetSubscription,
+};
 
 pub struct Device {
     member: MemberId,
@@ -24,8 +27,24 @@ pub struct Device {
 }
 
 impl Device {
-    pub fn new(member: MemberId, role: Role, room: Addr<Room>, room_id: sfu::RoomId, worker: WorkerHandle, out: Option<UnboundedSender<ServerMessage>>) -> Self {
-        Self { member, role, room, worker, out, publish: None, subscribe: None, room_id }
+    pub fn new(
+        member: MemberId,
+        role: Role,
+        room: Addr<Room>,
+        room_id: sfu::RoomId,
+        worker: WorkerHandle,
+        out: Option<UnboundedSender<ServerMessage>>,
+    ) -> Self {
+        Self {
+            member,
+            role,
+            room,
+            worker,
+            out,
+            publish: None,
+            subscribe: None,
+            room_id,
+        }
     }
 
     fn reply(&self, msg: ServerMessage) {
@@ -39,11 +58,16 @@ impl Actor for Device {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.room.do_send(Leave { member: self.member });
+        self.room.do_send(Leave {
+            member: self.member,
+        });
     }
 }
 
-async fn ask<T>(worker: &WorkerHandle, make: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> WorkerCommand) -> Result<T, SfuError> {
+async fn ask<T>(
+    worker: &WorkerHandle,
+    make: impl FnOnce(oneshot::Sender<Result<T, SfuError>>) -> WorkerCommand,
+) -> Result<T, SfuError> {
     let (tx, rx) = oneshot::channel();
     worker.send(make(tx))?;
     rx.await.map_err(|_| SfuError::WorkerGone)?
@@ -51,13 +75,39 @@ async fn ask<T>(worker: &WorkerHandle, make: impl FnOnce(oneshot::Sender<Result<
 
 /// Create a peer for this device: register it with the room, create it on the worker, then
 /// let the room start feeding it. Returns the worker's SDP (answer, or offer for Subscribe).
-async fn create_peer(room: Addr<Room>, worker: WorkerHandle, room_id: sfu::RoomId, member: MemberId, kind: PeerKind, offer: Option<String>) -> Result<(PeerId, String), SfuError> {
+async fn create_peer(
+    room: Addr<Room>,
+    worker: WorkerHandle,
+    room_id: sfu::RoomId,
+    member: MemberId,
+    kind: PeerKind,
+    offer: Option<String>,
+) -> Result<(PeerId, String), SfuError> {
     let peer = next_id();
-    let purpose = if kind.publishes() { PeerPurpose::Publish } else { PeerPurpose::Subscribe };
-    if !room.send(AttachPeer { member, peer, purpose }).await.unwrap_or(false) {
+    let purpose = if kind.publishes() {
+        PeerPurpose::Publish
+    } else {
+        PeerPurpose::Subscribe
+    };
+    if !room
+        .send(AttachPeer {
+            member,
+            peer,
+            purpose,
+        })
+        .await
+        .unwrap_or(false)
+    {
         return Err(SfuError::Rejected("not in the room".into()));
     }
-    let sdp = ask(&worker, |reply| WorkerCommand::CreatePeer { peer, room: room_id, kind, offer, reply }).await?;
+    let sdp = ask(&worker, |reply| WorkerCommand::CreatePeer {
+        peer,
+        room: room_id,
+        kind,
+        offer,
+        reply,
+    })
+    .await?;
     room.do_send(PeerReady { member });
     Ok((peer, sdp))
 }
@@ -77,7 +127,14 @@ pub struct StartSubscribing;
 impl Handler<StartSubscribing> for Device {
     type Result = ();
     fn handle(&mut self, _: StartSubscribing, ctx: &mut Context<Self>) {
-        let fut = create_peer(self.room.clone(), self.worker.clone(), self.room_id.clone(), self.member, PeerKind::Subscribe, None);
+        let fut = create_peer(
+            self.room.clone(),
+            self.worker.clone(),
+            self.room_id.clone(),
+            self.member,
+            PeerKind::Subscribe,
+            None,
+        );
         ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
             Ok((peer, sdp)) => {
                 act.subscribe = Some(peer);
@@ -97,14 +154,26 @@ impl Handler<FromClient> for Device {
     type Result = ();
     fn handle(&mut self, FromClient(msg): FromClient, ctx: &mut Context<Self>) {
         match msg {
-            ClientMessage::Join { .. } => self.reply(ServerMessage::error("bad_request", "already joined")),
+            ClientMessage::Join { .. } => {
+                self.reply(ServerMessage::error("bad_request", "already joined"))
+            }
             ClientMessage::PublishOffer { sdp } => {
                 if self.role == Role::Attendee {
-                    return self.reply(ServerMessage::error("forbidden", "attendees cannot publish"));
+                    return self.reply(ServerMessage::error(
+                        "forbidden",
+                        "attendees cannot publish",
+                    ));
                 }
                 match self.publish {
                     None => {
-                        let fut = create_peer(self.room.clone(), self.worker.clone(), self.room_id.clone(), self.member, PeerKind::Publish, Some(sdp));
+                        let fut = create_peer(
+                            self.room.clone(),
+                            self.worker.clone(),
+                            self.room_id.clone(),
+                            self.member,
+                            PeerKind::Publish,
+                            Some(sdp),
+                        );
                         ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
                             Ok((peer, sdp)) => {
                                 act.publish = Some(peer);
@@ -115,7 +184,14 @@ impl Handler<FromClient> for Device {
                     }
                     Some(peer) => {
                         let worker = self.worker.clone();
-                        let fut = async move { ask(&worker, |reply| WorkerCommand::RemoteOffer { peer, sdp, reply }).await };
+                        let fut = async move {
+                            ask(&worker, |reply| WorkerCommand::RemoteOffer {
+                                peer,
+                                sdp,
+                                reply,
+                            })
+                            .await
+                        };
                         ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
                             Ok(sdp) => act.reply(ServerMessage::PublishAnswer { sdp }),
                             Err(e) => act.reply(sdp_error(&e)),
@@ -125,26 +201,51 @@ impl Handler<FromClient> for Device {
             }
             ClientMessage::SubscribeAnswer { sdp } => {
                 let Some(peer) = self.subscribe else {
-                    return self.reply(ServerMessage::error("bad_request", "no subscribe offer is outstanding"));
+                    return self.reply(ServerMessage::error(
+                        "bad_request",
+                        "no subscribe offer is outstanding",
+                    ));
                 };
                 let worker = self.worker.clone();
-                let fut = async move { ask(&worker, |reply| WorkerCommand::RemoteAnswer { peer, sdp, reply }).await };
+                let fut = async move {
+                    ask(&worker, |reply| WorkerCommand::RemoteAnswer {
+                        peer,
+                        sdp,
+                        reply,
+                    })
+                    .await
+                };
                 ctx.wait(fut.into_actor(self).map(|r, act, _| {
                     if let Err(e) = r {
                         act.reply(sdp_error(&e));
                     }
                 }));
             }
-            ClientMessage::Mute { kind, muted } => self.room.do_send(Mute { member: self.member, kind, muted }),
-            ClientMessage::MuteParticipant { participant_id, kind, muted } => {
-                let fut = self.room.send(MuteParticipant { by: self.member, target: participant_id, kind, muted });
+            ClientMessage::Mute { kind, muted } => self.room.do_send(Mute {
+                member: self.member,
+                kind,
+                muted,
+            }),
+            ClientMessage::MuteParticipant {
+                participant_id,
+                kind,
+                muted,
+            } => {
+                let fut = self.room.send(MuteParticipant {
+                    by: self.member,
+                    target: participant_id,
+                    kind,
+                    muted,
+                });
                 ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
                     Ok(Ok(())) => {}
                     Ok(Err(m)) => act.reply(ServerMessage::error("forbidden", m)),
                     Err(_) => act.reply(ServerMessage::error("internal", "room is gone")),
                 }));
             }
-            ClientMessage::Subscribe { track_id } | ClientMessage::Unsubscribe { track_id } if track_id.is_empty() => {
+            ClientMessage::Subscribe { track_id } | ClientMessage::Unsubscribe { track_id }
+                if track_id.is_empty() =>
+            {
                 self.reply(ServerMessage::error("bad_request", "track_id is empty"))
             }
             ClientMessage::Subscribe { track_id } => self.set_subscription(track_id, true, ctx),
@@ -157,7 +258,11 @@ impl Handler<FromClient> for Device {
 
 impl Device {
     fn set_subscription(&mut self, track: String, on: bool, ctx: &mut Context<Self>) {
-        let fut = self.room.send(SetSubscription { member: self.member, track, on });
+        let fut = self.room.send(SetSubscription {
+            member: self.member,
+            track,
+            on,
+        });
         ctx.wait(fut.into_actor(self).map(|r, act, _| {
             if let Ok(Err(m)) = r {
                 act.reply(ServerMessage::error("not_found", m));
@@ -177,7 +282,14 @@ pub struct Negotiate {
 impl Handler<Negotiate> for Device {
     type Result = ResponseActFuture<Self, Result<String, SfuError>>;
     fn handle(&mut self, msg: Negotiate, _: &mut Context<Self>) -> Self::Result {
-        let fut = create_peer(self.room.clone(), self.worker.clone(), self.room_id.clone(), self.member, msg.kind, Some(msg.offer));
+        let fut = create_peer(
+            self.room.clone(),
+            self.worker.clone(),
+            self.room_id.clone(),
+            self.member,
+            msg.kind,
+            Some(msg.offer),
+        );
         Box::pin(fut.into_actor(self).map(|r, act, ctx| match r {
             Ok((peer, sdp)) => {
                 act.publish = Some(peer);

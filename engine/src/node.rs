@@ -49,7 +49,12 @@ impl Node {
                     Err(e) => err = Some(std::io::Error::new(e.kind(), format!("UDP {bind}: {e}"))),
                 }
             }
-            Node { store, workers, rooms: HashMap::new(), counts: HashMap::new() }
+            Node {
+                store,
+                workers,
+                rooms: HashMap::new(),
+                counts: HashMap::new(),
+            }
         });
         match err {
             Some(e) => Err(e),
@@ -62,7 +67,10 @@ impl Node {
         for (id, (_, w)) in &self.rooms {
             load[*w] += self.counts.get(id).copied().unwrap_or(0) + 1;
         }
-        load.iter().enumerate().min_by_key(|(_, l)| **l).map_or(0, |(i, _)| i)
+        load.iter()
+            .enumerate()
+            .min_by_key(|(_, l)| **l)
+            .map_or(0, |(i, _)| i)
     }
 }
 
@@ -95,7 +103,13 @@ impl Handler<OpenRoom> for Node {
         };
         let w = self.least_loaded_worker();
         let id: RoomId = Arc::from(record.id.as_str());
-        let room = Room::new(id.clone(), record.name, ctx.address(), self.workers[w].clone()).start();
+        let room = Room::new(
+            id.clone(),
+            record.name,
+            ctx.address(),
+            self.workers[w].clone(),
+        )
+        .start();
         self.rooms.insert(id, (room.clone(), w));
         Some(room)
     }
@@ -148,7 +162,12 @@ pub struct Counts;
 impl Handler<Counts> for Node {
     type Result = MessageResult<Counts>;
     fn handle(&mut self, _: Counts, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.counts.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+        MessageResult(
+            self.counts
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        )
     }
 }
 

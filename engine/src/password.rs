@@ -1,16 +1,39 @@
 //! Password hashing (Argon2id) and the weak-password policy.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 pub const MIN_PASSWORD_LEN: usize = 10;
 
 /// Passwords that pass the length rule but are still guessed first.
 const COMMON: &[&str] = &[
-    "1234567890", "12345678910", "0123456789", "password123", "password1234", "passw0rd123", "qwertyuiop",
-    "qwerty12345", "1q2w3e4r5t", "1qaz2wsx3edc", "admin12345", "administrator", "letmein123", "iloveyou123",
-    "abc1234567", "aaaaaaaaaa", "1111111111", "0000000000", "welcome123", "changeme123", "yunshi12345",
-    "admin@123456", "p@ssw0rd123", "zxcvbnm123", "asdfghjkl1",
+    "1234567890",
+    "12345678910",
+    "0123456789",
+    "password123",
+    "password1234",
+    "passw0rd123",
+    "qwertyuiop",
+    "qwerty12345",
+    "1q2w3e4r5t",
+    "1qaz2wsx3edc",
+    "admin12345",
+    "administrator",
+    "letmein123",
+    "iloveyou123",
+    "abc1234567",
+    "aaaaaaaaaa",
+    "1111111111",
+    "0000000000",
+    "welcome123",
+    "changeme123",
+    "yunshi12345",
+    "admin@123456",
+    "p@ssw0rd123",
+    "zxcvbnm123",
+    "asdfghjkl1",
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -22,7 +45,9 @@ pub enum PasswordProblem {
 impl std::fmt::Display for PasswordProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            PasswordProblem::TooShort => write!(f, "password must be at least {MIN_PASSWORD_LEN} characters"),
+            PasswordProblem::TooShort => {
+                write!(f, "password must be at least {MIN_PASSWORD_LEN} characters")
+            }
             PasswordProblem::TooCommon => write!(f, "password is too common"),
         }
     }
@@ -42,11 +67,18 @@ pub fn check_strength(password: &str) -> Result<(), PasswordProblem> {
 
 pub fn hash(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default().hash_password(password.as_bytes(), &salt).expect("argon2 with default params cannot fail").to_string()
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default params cannot fail")
+        .to_string()
 }
 
 pub fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(phc).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A random password for the first admin when none is configured.
@@ -54,7 +86,9 @@ pub fn generate() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
-    (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -73,8 +107,14 @@ mod tests {
     #[test]
     fn weak_passwords_rejected() {
         assert_eq!(check_strength("short"), Err(PasswordProblem::TooShort));
-        assert_eq!(check_strength("Password123"), Err(PasswordProblem::TooCommon));
-        assert_eq!(check_strength("zzzzzzzzzzzz"), Err(PasswordProblem::TooCommon));
+        assert_eq!(
+            check_strength("Password123"),
+            Err(PasswordProblem::TooCommon)
+        );
+        assert_eq!(
+            check_strength("zzzzzzzzzzzz"),
+            Err(PasswordProblem::TooCommon)
+        );
         assert!(check_strength("tall-river-stone-7").is_ok());
         assert!(check_strength(&generate()).is_ok());
     }

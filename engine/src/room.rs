@@ -95,13 +95,28 @@ impl Room {
 
     fn track_info(&self, t: TrackId) -> Option<TrackInfo> {
         let rt = self.tracks.get(&t)?;
-        Some(TrackInfo { id: track_id(t), participant_id: participant_id(rt.owner), kind: rt.kind.into(), muted: rt.muted })
+        Some(TrackInfo {
+            id: track_id(t),
+            participant_id: participant_id(rt.owner),
+            kind: rt.kind.into(),
+            muted: rt.muted,
+        })
     }
 
     fn participant_info(&self, id: MemberId) -> Option<ParticipantInfo> {
         let m = self.members.get(&id)?;
-        let tracks = self.track_order.iter().filter(|t| self.tracks[t].owner == id).filter_map(|t| self.track_info(*t)).collect();
-        Some(ParticipantInfo { id: participant_id(id), name: m.name.clone(), role: m.role, tracks })
+        let tracks = self
+            .track_order
+            .iter()
+            .filter(|t| self.tracks[t].owner == id)
+            .filter_map(|t| self.track_info(*t))
+            .collect();
+        Some(ParticipantInfo {
+            id: participant_id(id),
+            name: m.name.clone(),
+            role: m.role,
+            tracks,
+        })
     }
 
     fn broadcast(&self, msg: ServerMessage, except: Option<MemberId>) {
@@ -121,38 +136,54 @@ impl Room {
     }
 
     fn report_count(&self) {
-        self.node.do_send(RoomCount { room: self.id.clone(), participants: self.members.len() });
+        self.node.do_send(RoomCount {
+            room: self.id.clone(),
+            participants: self.members.len(),
+        });
     }
 
     /// The video WHEP viewers get: the first published video (active speaker comes with
     /// audio-level tracking), and the audio of the same participant.
     fn main_tracks(&self) -> (Option<TrackId>, Option<TrackId>) {
-        let video = self.track_order.iter().copied().find(|t| self.tracks[t].kind == TrackKind::Video);
-        let owner = video.map(|v| self.tracks[&v].owner);
-        let audio = self
+        let video = self
             .track_order
             .iter()
             .copied()
-            .find(|t| self.tracks[t].kind == TrackKind::Audio && (owner.is_none() || Some(self.tracks[t].owner) == owner));
+            .find(|t| self.tracks[t].kind == TrackKind::Video);
+        let owner = video.map(|v| self.tracks[&v].owner);
+        let audio = self.track_order.iter().copied().find(|t| {
+            self.tracks[t].kind == TrackKind::Audio
+                && (owner.is_none() || Some(self.tracks[t].owner) == owner)
+        });
         (video, audio)
     }
 
     /// Give every subscriber what it should receive now.
     fn subscribe_member(&self, member: MemberId) {
-        let Some(m) = self.members.get(&member) else { return };
+        let Some(m) = self.members.get(&member) else {
+            return;
+        };
         let Some(peer) = m.subscribe else { return };
         match m.endpoint {
             Endpoint::Whep => {
                 let (video, audio) = self.main_tracks();
                 for t in [video, audio].into_iter().flatten() {
-                    self.command(WorkerCommand::Subscribe { subscriber: peer, track: t, stream_id: participant_id(self.tracks[&t].owner) });
+                    self.command(WorkerCommand::Subscribe {
+                        subscriber: peer,
+                        track: t,
+                        stream_id: participant_id(self.tracks[&t].owner),
+                    });
                 }
             }
             Endpoint::Conference => {
                 for t in &self.track_order {
                     let rt = &self.tracks[t];
                     if rt.owner != member && !m.unsubscribed.contains(t) {
-                        self.command(WorkerCommand::Subscribe { subscriber: peer, track: *t, stream_id: participant_id(rt.owner) });
+                        self.command(WorkerCommand::Subscribe {
+                            subscriber: peer,
+                            track: *t,
+                            stream_id: participant_id(rt.owner),
+                        });
                     }
                 }
             }
@@ -161,14 +192,25 @@ impl Room {
     }
 
     fn remove_track(&mut self, track: TrackId) {
-        let Some(rt) = self.tracks.remove(&track) else { return };
+        let Some(rt) = self.tracks.remove(&track) else {
+            return;
+        };
         self.track_order.retain(|t| *t != track);
         for m in self.members.values() {
             if let Some(peer) = m.subscribe {
-                self.command(WorkerCommand::Unsubscribe { subscriber: peer, track });
+                self.command(WorkerCommand::Unsubscribe {
+                    subscriber: peer,
+                    track,
+                });
             }
         }
-        self.broadcast(ServerMessage::TrackUnpublished { track_id: track_id(track), participant_id: participant_id(rt.owner) }, None);
+        self.broadcast(
+            ServerMessage::TrackUnpublished {
+                track_id: track_id(track),
+                participant_id: participant_id(rt.owner),
+            },
+            None,
+        );
         self.refresh_whep();
     }
 
@@ -181,18 +223,30 @@ impl Room {
     }
 
     fn remove_member(&mut self, member: MemberId) {
-        let Some(m) = self.members.remove(&member) else { return };
+        let Some(m) = self.members.remove(&member) else {
+            return;
+        };
         for peer in [m.publish, m.subscribe].into_iter().flatten() {
             self.peer_owner.remove(&peer);
             self.command(WorkerCommand::ClosePeer { peer });
         }
-        let owned: Vec<TrackId> = self.track_order.iter().copied().filter(|t| self.tracks[t].owner == member).collect();
+        let owned: Vec<TrackId> = self
+            .track_order
+            .iter()
+            .copied()
+            .filter(|t| self.tracks[t].owner == member)
+            .collect();
         for t in owned {
             self.remove_track(t);
         }
         sfu::metrics::METRICS.participants.dec();
         info!(room = %self.id, member, "left");
-        self.broadcast(ServerMessage::ParticipantLeft { participant_id: participant_id(member) }, None);
+        self.broadcast(
+            ServerMessage::ParticipantLeft {
+                participant_id: participant_id(member),
+            },
+            None,
+        );
         self.report_count();
     }
 }
@@ -236,25 +290,49 @@ impl Handler<Join> for Room {
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Joined {
         let member = self.next_member;
         self.next_member += 1;
-        let participants: Vec<ParticipantInfo> = self.members.keys().filter_map(|id| self.participant_info(*id)).collect();
+        let participants: Vec<ParticipantInfo> = self
+            .members
+            .keys()
+            .filter_map(|id| self.participant_info(*id))
+            .collect();
         if let Some(out) = &msg.out {
             let _ = out.send(ServerMessage::Joined {
                 participant_id: participant_id(member),
                 role: msg.role,
-                room: RoomInfo { id: self.id.to_string(), name: self.name.clone() },
+                room: RoomInfo {
+                    id: self.id.to_string(),
+                    name: self.name.clone(),
+                },
                 participants,
             });
         }
-        let info = ParticipantInfo { id: participant_id(member), name: msg.name.clone(), role: msg.role, tracks: vec![] };
+        let info = ParticipantInfo {
+            id: participant_id(member),
+            name: msg.name.clone(),
+            role: msg.role,
+            tracks: vec![],
+        };
         self.broadcast(ServerMessage::ParticipantJoined { participant: info }, None);
         self.members.insert(
             member,
-            Member { name: msg.name, role: msg.role, endpoint: msg.endpoint, out: msg.out, publish: None, subscribe: None, unsubscribed: HashSet::new() },
+            Member {
+                name: msg.name,
+                role: msg.role,
+                endpoint: msg.endpoint,
+                out: msg.out,
+                publish: None,
+                subscribe: None,
+                unsubscribed: HashSet::new(),
+            },
         );
         sfu::metrics::METRICS.participants.inc();
         info!(room = %self.id, member, "joined");
         self.report_count();
-        Joined { member, worker: self.worker.clone(), room: self.id.clone() }
+        Joined {
+            member,
+            worker: self.worker.clone(),
+            room: self.id.clone(),
+        }
     }
 }
 
@@ -270,7 +348,9 @@ pub struct AttachPeer {
 impl Handler<AttachPeer> for Room {
     type Result = bool;
     fn handle(&mut self, msg: AttachPeer, _: &mut Context<Self>) -> bool {
-        let Some(m) = self.members.get_mut(&msg.member) else { return false };
+        let Some(m) = self.members.get_mut(&msg.member) else {
+            return false;
+        };
         match msg.purpose {
             PeerPurpose::Publish => m.publish = Some(msg.peer),
             PeerPurpose::Subscribe => m.subscribe = Some(msg.peer),
@@ -322,16 +402,26 @@ impl Handler<Mute> for Room {
         let ids: Vec<TrackId> = self
             .tracks
             .iter()
-            .filter(|(_, t)| t.owner == msg.member && Kind::from(t.kind) == msg.kind && t.muted != msg.muted)
+            .filter(|(_, t)| {
+                t.owner == msg.member && Kind::from(t.kind) == msg.kind && t.muted != msg.muted
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
             if let Some(t) = self.tracks.get_mut(&id) {
                 t.muted = msg.muted;
             }
-            self.command(WorkerCommand::SetMuted { track: id, muted: msg.muted });
+            self.command(WorkerCommand::SetMuted {
+                track: id,
+                muted: msg.muted,
+            });
             self.broadcast(
-                ServerMessage::TrackMuted { track_id: track_id(id), participant_id: participant_id(msg.member), kind: msg.kind, muted: msg.muted },
+                ServerMessage::TrackMuted {
+                    track_id: track_id(id),
+                    participant_id: participant_id(msg.member),
+                    kind: msg.kind,
+                    muted: msg.muted,
+                },
                 None,
             );
         }
@@ -356,9 +446,26 @@ impl Handler<MuteParticipant> for Room {
             return Err("only the host can mute others".into());
         }
         let by_name = by.name.clone();
-        let target = parse_id(&msg.target, 'p').filter(|t| self.members.contains_key(t)).ok_or("no such participant")?;
-        self.send_to(target, ServerMessage::MuteRequested { kind: msg.kind, muted: msg.muted, by: by_name });
-        <Self as Handler<Mute>>::handle(self, Mute { member: target, kind: msg.kind, muted: msg.muted }, ctx);
+        let target = parse_id(&msg.target, 'p')
+            .filter(|t| self.members.contains_key(t))
+            .ok_or("no such participant")?;
+        self.send_to(
+            target,
+            ServerMessage::MuteRequested {
+                kind: msg.kind,
+                muted: msg.muted,
+                by: by_name,
+            },
+        );
+        <Self as Handler<Mute>>::handle(
+            self,
+            Mute {
+                member: target,
+                kind: msg.kind,
+                muted: msg.muted,
+            },
+            ctx,
+        );
         Ok(())
     }
 }
@@ -375,16 +482,25 @@ pub struct SetSubscription {
 impl Handler<SetSubscription> for Room {
     type Result = Result<(), String>;
     fn handle(&mut self, msg: SetSubscription, _: &mut Context<Self>) -> Self::Result {
-        let track = parse_id(&msg.track, 't').filter(|t| self.tracks.contains_key(t)).ok_or("no such track")?;
+        let track = parse_id(&msg.track, 't')
+            .filter(|t| self.tracks.contains_key(t))
+            .ok_or("no such track")?;
         let owner = self.tracks[&track].owner;
         let m = self.members.get_mut(&msg.member).ok_or("not in the room")?;
         let peer = m.subscribe.ok_or("no subscribe connection")?;
         if msg.on {
             m.unsubscribed.remove(&track);
-            self.command(WorkerCommand::Subscribe { subscriber: peer, track, stream_id: participant_id(owner) });
+            self.command(WorkerCommand::Subscribe {
+                subscriber: peer,
+                track,
+                stream_id: participant_id(owner),
+            });
         } else {
             m.unsubscribed.insert(track);
-            self.command(WorkerCommand::Unsubscribe { subscriber: peer, track });
+            self.command(WorkerCommand::Unsubscribe {
+                subscriber: peer,
+                track,
+            });
         }
         Ok(())
     }
@@ -399,15 +515,28 @@ impl Handler<Media> for Room {
     type Result = ();
     fn handle(&mut self, Media(ev): Media, _: &mut Context<Self>) {
         match ev {
-            WorkerEvent::TrackPublished { peer, track, kind, .. } => {
+            WorkerEvent::TrackPublished {
+                peer, track, kind, ..
+            } => {
                 let Some(&owner) = self.peer_owner.get(&peer) else {
                     self.command(WorkerCommand::ClosePeer { peer });
                     return;
                 };
-                if self.members.get(&owner).is_some_and(|m| m.role == Role::Attendee) {
+                if self
+                    .members
+                    .get(&owner)
+                    .is_some_and(|m| m.role == Role::Attendee)
+                {
                     return; // attendees receive only; their media is not forwarded
                 }
-                self.tracks.insert(track, RoomTrack { owner, kind, muted: false });
+                self.tracks.insert(
+                    track,
+                    RoomTrack {
+                        owner,
+                        kind,
+                        muted: false,
+                    },
+                );
                 self.track_order.push(track);
                 if let Some(info) = self.track_info(track) {
                     self.broadcast(ServerMessage::TrackPublished { track: info }, None);
@@ -415,7 +544,11 @@ impl Handler<Media> for Room {
                 for (id, m) in &self.members {
                     if *id != owner && m.endpoint == Endpoint::Conference {
                         if let Some(sub) = m.subscribe {
-                            self.command(WorkerCommand::Subscribe { subscriber: sub, track, stream_id: participant_id(owner) });
+                            self.command(WorkerCommand::Subscribe {
+                                subscriber: sub,
+                                track,
+                                stream_id: participant_id(owner),
+                            });
                         }
                     }
                 }
@@ -428,8 +561,12 @@ impl Handler<Media> for Room {
                 }
             }
             WorkerEvent::PeerClosed { peer, .. } => {
-                let Some(owner) = self.peer_owner.remove(&peer) else { return };
-                let Some(m) = self.members.get_mut(&owner) else { return };
+                let Some(owner) = self.peer_owner.remove(&peer) else {
+                    return;
+                };
+                let Some(m) = self.members.get_mut(&owner) else {
+                    return;
+                };
                 if m.publish == Some(peer) {
                     m.publish = None;
                 }
@@ -442,7 +579,9 @@ impl Handler<Media> for Room {
                     self.remove_member(owner);
                 }
             }
-            WorkerEvent::PeerConnected { peer, .. } => debug!(room = %self.id, peer, "peer connected"),
+            WorkerEvent::PeerConnected { peer, .. } => {
+                debug!(room = %self.id, peer, "peer connected")
+            }
         }
     }
 }
@@ -475,6 +614,10 @@ impl Handler<Snapshot> for Room {
     fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
         let mut ids: Vec<MemberId> = self.members.keys().copied().collect();
         ids.sort_unstable();
-        MessageResult(ids.into_iter().filter_map(|id| self.participant_info(id)).collect())
+        MessageResult(
+            ids.into_iter()
+                .filter_map(|id| self.participant_info(id))
+                .collect(),
+        )
     }
 }

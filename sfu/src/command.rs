@@ -43,28 +43,73 @@ pub type Reply<T> = oneshot::Sender<Result<T, SfuError>>;
 pub enum WorkerCommand {
     /// Create a peer. Publish/Whip/Whep need the remote `offer` and reply with the answer;
     /// Subscribe has no offer and replies with the server's first offer.
-    CreatePeer { peer: PeerId, room: RoomId, kind: PeerKind, offer: Option<String>, reply: Reply<String> },
+    CreatePeer {
+        peer: PeerId,
+        room: RoomId,
+        kind: PeerKind,
+        offer: Option<String>,
+        reply: Reply<String>,
+    },
     /// A renegotiation offer on a publish connection; replies with the answer.
-    RemoteOffer { peer: PeerId, sdp: String, reply: Reply<String> },
+    RemoteOffer {
+        peer: PeerId,
+        sdp: String,
+        reply: Reply<String>,
+    },
     /// The client's answer to our last subscribe offer.
-    RemoteAnswer { peer: PeerId, sdp: String, reply: Reply<()> },
+    RemoteAnswer {
+        peer: PeerId,
+        sdp: String,
+        reply: Reply<()>,
+    },
     /// Forward `track` to `subscriber`. `stream_id` becomes the msid stream (the publishing
     /// participant), so the browser can tell whose track it is.
-    Subscribe { subscriber: PeerId, track: TrackId, stream_id: String },
-    Unsubscribe { subscriber: PeerId, track: TrackId },
-    SetMuted { track: TrackId, muted: bool },
-    ClosePeer { peer: PeerId },
+    Subscribe {
+        subscriber: PeerId,
+        track: TrackId,
+        stream_id: String,
+    },
+    Unsubscribe {
+        subscriber: PeerId,
+        track: TrackId,
+    },
+    SetMuted {
+        track: TrackId,
+        muted: bool,
+    },
+    ClosePeer {
+        peer: PeerId,
+    },
 }
 
 #[derive(Debug, Clone)]
 pub enum WorkerEvent {
-    PeerConnected { room: RoomId, peer: PeerId },
+    PeerConnected {
+        room: RoomId,
+        peer: PeerId,
+    },
     /// The peer is gone (ICE lost, DTLS closed, or closed by command). Its tracks are ended.
-    PeerClosed { room: RoomId, peer: PeerId },
-    TrackPublished { room: RoomId, peer: PeerId, track: TrackId, kind: TrackKind },
-    TrackEnded { room: RoomId, peer: PeerId, track: TrackId },
+    PeerClosed {
+        room: RoomId,
+        peer: PeerId,
+    },
+    TrackPublished {
+        room: RoomId,
+        peer: PeerId,
+        track: TrackId,
+        kind: TrackKind,
+    },
+    TrackEnded {
+        room: RoomId,
+        peer: PeerId,
+        track: TrackId,
+    },
     /// A new offer for a subscribe connection, to relay to the client.
-    SubscribeOffer { room: RoomId, peer: PeerId, sdp: String },
+    SubscribeOffer {
+        room: RoomId,
+        peer: PeerId,
+        sdp: String,
+    },
 }
 
 /// Where workers deliver events. The engine provides it; the worker knows no actors.

@@ -70,7 +70,12 @@ pub struct Worker {
 }
 
 /// Bind `bind` and start a worker thread whose ICE candidate is `candidate`.
-pub fn spawn_worker(index: usize, bind: SocketAddr, candidate: SocketAddr, events: EventSink) -> std::io::Result<WorkerHandle> {
+pub fn spawn_worker(
+    index: usize,
+    bind: SocketAddr,
+    candidate: SocketAddr,
+    events: EventSink,
+) -> std::io::Result<WorkerHandle> {
     let socket = UdpSocket::bind(bind)?;
     let (tx, rx) = crossbeam_channel::unbounded();
     let worker = Worker {
@@ -87,9 +92,15 @@ pub fn spawn_worker(index: usize, bind: SocketAddr, candidate: SocketAddr, event
         forwards: Vec::new(),
         metrics: WorkerMetrics::new(),
     };
-    std::thread::Builder::new().name(format!("media-{index}")).spawn(move || worker.run())?;
+    std::thread::Builder::new()
+        .name(format!("media-{index}"))
+        .spawn(move || worker.run())?;
     info!(index, %bind, %candidate, "media worker started");
-    Ok(WorkerHandle { index, candidate, tx })
+    Ok(WorkerHandle {
+        index,
+        candidate,
+        tx,
+    })
 }
 
 impl Worker {
@@ -125,12 +136,25 @@ impl Worker {
             return;
         };
         let now = Instant::now();
-        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.candidate, contents });
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.candidate,
+                contents,
+            },
+        );
         let peer_id = match self.by_addr.get(&source) {
             Some(id) => *id,
             None => {
                 // Only STUN from a new address gets here: find the peer by its ICE credentials.
-                let Some(id) = self.peers.values().find(|p| p.rtc.accepts(&input)).map(|p| p.id) else {
+                let Some(id) = self
+                    .peers
+                    .values()
+                    .find(|p| p.rtc.accepts(&input))
+                    .map(|p| p.id)
+                else {
                     self.metrics.dropped_unknown_peer.inc();
                     return;
                 };
@@ -141,7 +165,9 @@ impl Worker {
                 id
             }
         };
-        let Some(peer) = self.peers.get_mut(&peer_id) else { return };
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            return;
+        };
         if let Err(e) = peer.rtc.handle_input(input) {
             debug!(peer = peer_id, "input rejected: {e}");
             self.metrics.dropped_malformed.inc();
@@ -156,7 +182,9 @@ impl Worker {
                 break;
             }
             self.timeouts.pop();
-            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            let Some(peer) = self.peers.get_mut(&id) else {
+                continue;
+            };
             if peer.scheduled != Some(t) {
                 continue; // stale entry
             }
@@ -174,7 +202,9 @@ impl Worker {
     /// Poll a peer until it has nothing more to say (str0m's rule after every input).
     fn drain(&mut self, id: PeerId) {
         loop {
-            let Some(peer) = self.peers.get_mut(&id) else { return };
+            let Some(peer) = self.peers.get_mut(&id) else {
+                return;
+            };
             if !peer.rtc.is_alive() {
                 self.close_peer(id);
                 return;
@@ -215,8 +245,12 @@ impl Worker {
         match event {
             Event::RtpPacket(pkt) => self.forward(id, pkt),
             Event::Connected => self.on_connected(id),
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.close_peer(id),
-            Event::MediaAdded(m) => self.on_media_added(id, m.mid, m.kind, m.direction.is_receiving()),
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.close_peer(id)
+            }
+            Event::MediaAdded(m) => {
+                self.on_media_added(id, m.mid, m.kind, m.direction.is_receiving())
+            }
             Event::KeyframeRequest(req) => self.on_keyframe_request(id, req.mid),
             Event::MediaEgressStats(s) => self.count_nacks(id, s.mid, false, s.nacks),
             Event::MediaIngressStats(s) => self.count_nacks(id, s.mid, true, s.nacks),
@@ -226,7 +260,9 @@ impl Worker {
     }
 
     fn on_connected(&mut self, id: PeerId) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         peer.connected = true;
         let room = peer.room.clone();
         self.activate_slots(id);
@@ -234,37 +270,81 @@ impl Worker {
     }
 
     fn on_media_added(&mut self, id: PeerId, mid: Mid, kind: MediaKind, receiving: bool) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
-        let kind = if kind == MediaKind::Audio { TrackKind::Audio } else { TrackKind::Video };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let kind = if kind == MediaKind::Audio {
+            TrackKind::Audio
+        } else {
+            TrackKind::Video
+        };
         if receiving && peer.kind.publishes() {
             if peer.published.contains_key(&mid) {
                 return;
             }
             let track = next_id();
             peer.published.insert(mid, track);
-            let clock = if kind == TrackKind::Audio { 48_000 } else { 90_000 };
+            let clock = if kind == TrackKind::Audio {
+                48_000
+            } else {
+                90_000
+            };
             self.forwarder.add_track(track, kind, clock);
-            self.tracks.insert(track, TrackSource { publisher: id, mid, kind, params: None });
+            self.tracks.insert(
+                track,
+                TrackSource {
+                    publisher: id,
+                    mid,
+                    kind,
+                    params: None,
+                },
+            );
             METRICS.tracks.inc();
             let room = peer.room.clone();
-            (self.events)(WorkerEvent::TrackPublished { room, peer: id, track, kind });
+            (self.events)(WorkerEvent::TrackPublished {
+                room,
+                peer: id,
+                track,
+                kind,
+            });
         } else if !receiving && peer.kind == PeerKind::Whep {
             // A WHEP viewer's m-line: negotiated by its offer, fed by whatever the room chooses.
-            peer.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None });
+            peer.slots.entry(mid).or_insert(Slot {
+                kind,
+                track: None,
+                negotiated: true,
+                active: false,
+                pt: None,
+            });
         }
     }
 
     fn on_keyframe_request(&mut self, subscriber: PeerId, mid: Mid) {
         self.metrics.plis_in.inc();
-        let Some(track) = self.peers.get(&subscriber).and_then(|p| p.slots.get(&mid)).and_then(|s| s.track) else { return };
-        if self.forwarder.on_keyframe_request(track, Instant::now()).request_keyframe {
+        let Some(track) = self
+            .peers
+            .get(&subscriber)
+            .and_then(|p| p.slots.get(&mid))
+            .and_then(|s| s.track)
+        else {
+            return;
+        };
+        if self
+            .forwarder
+            .on_keyframe_request(track, Instant::now())
+            .request_keyframe
+        {
             self.request_keyframe(track);
         }
     }
 
     fn request_keyframe(&mut self, track: TrackId) {
-        let Some(src) = self.tracks.get(&track) else { return };
-        let Some(peer) = self.peers.get_mut(&src.publisher) else { return };
+        let Some(src) = self.tracks.get(&track) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&src.publisher) else {
+            return;
+        };
         if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(src.mid, None) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
             self.metrics.plis_out.inc();
@@ -273,13 +353,18 @@ impl Worker {
     }
 
     fn count_nacks(&mut self, id: PeerId, mid: Mid, ingress: bool, total: u64) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         let seen = peer.nacks_seen.entry((mid, ingress)).or_insert(0);
         let delta = total.saturating_sub(*seen);
         *seen = total;
         if delta > 0 {
             // Ingress stats count NACKs we sent to a publisher; egress those a subscriber sent us.
-            METRICS.nacks.with_label_values(&[if ingress { "tx" } else { "rx" }]).inc_by(delta);
+            METRICS
+                .nacks
+                .with_label_values(&[if ingress { "tx" } else { "rx" }])
+                .inc_by(delta);
         }
     }
 
@@ -287,21 +372,35 @@ impl Worker {
 
     fn forward(&mut self, publisher: PeerId, pkt: RtpPacket) {
         let now = Instant::now();
-        let Some(peer) = self.peers.get_mut(&publisher) else { return };
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
         let ssrc = pkt.header.ssrc;
         let track = match peer.ssrc_tracks.get(&ssrc) {
             Some(t) => *t,
             None => {
-                let Some(mid) = peer.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else { return };
-                let Some(&t) = peer.published.get(&mid) else { return };
+                let Some(mid) = peer.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else {
+                    return;
+                };
+                let Some(&t) = peer.published.get(&mid) else {
+                    return;
+                };
                 peer.ssrc_tracks.insert(ssrc, t);
                 t
             }
         };
-        let Some(src) = self.tracks.get_mut(&track) else { return };
+        let Some(src) = self.tracks.get_mut(&track) else {
+            return;
+        };
         let pt = pkt.header.payload_type;
         if src.params.is_none_or(|p| p.pt() != pt) {
-            let params = peer.rtc.codec_config().params().iter().find(|p| p.pt() == pt).copied();
+            let params = peer
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .find(|p| p.pt() == pt)
+                .copied();
             let codec = params.and_then(|p| video_codec(p.spec().codec));
             let clock = params.map_or(90_000, |p| p.spec().clock_rate.get());
             src.params = params;
@@ -320,9 +419,14 @@ impl Worker {
             }
         }
 
-        let meta = PacketMeta { seq: *pkt.seq_no, ts: pkt.header.timestamp };
+        let meta = PacketMeta {
+            seq: *pkt.seq_no,
+            ts: pkt.header.timestamp,
+        };
         let mut forwards = std::mem::take(&mut self.forwards);
-        let outcome = self.forwarder.on_packet(track, meta, &pkt.payload, now, &mut forwards);
+        let outcome = self
+            .forwarder
+            .on_packet(track, meta, &pkt.payload, now, &mut forwards);
         if outcome.request_keyframe {
             self.request_keyframe(track);
         }
@@ -334,11 +438,15 @@ impl Worker {
 
         for f in &forwards {
             let (sub_id, mid) = f.to;
-            let Some(sub) = self.peers.get_mut(&sub_id) else { continue };
+            let Some(sub) = self.peers.get_mut(&sub_id) else {
+                continue;
+            };
             let local_pt = match sub.slots.get(&mid).and_then(|s| s.pt) {
                 Some((p, _)) => p,
                 None => {
-                    let Some(found) = sub.local_pt_for(params) else { continue };
+                    let Some(found) = sub.local_pt_for(params) else {
+                        continue;
+                    };
                     if let Some(slot) = sub.slots.get_mut(&mid) {
                         slot.pt = Some(found);
                     }
@@ -346,27 +454,41 @@ impl Worker {
                 }
             };
             let mut api = sub.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(mid, None) else { continue };
+            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+                continue;
+            };
             tx.write_rtp(
-                RtpWrite::new(local_pt, f.seq.into(), f.ts, pkt.timestamp, pkt.payload.clone())
-                    .marker(pkt.header.marker)
-                    .ext_vals(exts.clone())
-                    .nackable(kind == TrackKind::Video),
+                RtpWrite::new(
+                    local_pt,
+                    f.seq.into(),
+                    f.ts,
+                    pkt.timestamp,
+                    pkt.payload.clone(),
+                )
+                .marker(pkt.header.marker)
+                .ext_vals(exts.clone())
+                .nackable(kind == TrackKind::Video),
             );
             match kind {
                 TrackKind::Audio => {
                     self.metrics.packets_out_audio.inc();
-                    self.metrics.bytes_out_audio.inc_by(pkt.payload.len() as u64);
+                    self.metrics
+                        .bytes_out_audio
+                        .inc_by(pkt.payload.len() as u64);
                 }
                 TrackKind::Video => {
                     self.metrics.packets_out_video.inc();
-                    self.metrics.bytes_out_video.inc_by(pkt.payload.len() as u64);
+                    self.metrics
+                        .bytes_out_video
+                        .inc_by(pkt.payload.len() as u64);
                 }
             }
             self.dirty.push(sub_id);
         }
         if !forwards.is_empty() {
-            self.metrics.forward_latency.observe(now.saturating_duration_since(pkt.timestamp).as_secs_f64());
+            self.metrics
+                .forward_latency
+                .observe(now.saturating_duration_since(pkt.timestamp).as_secs_f64());
         }
         self.forwards = forwards;
     }
@@ -374,7 +496,9 @@ impl Worker {
     /// Register negotiated slots of a connected peer with the forwarder.
     fn activate_slots(&mut self, id: PeerId) {
         let now = Instant::now();
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         if !peer.connected {
             return;
         }
@@ -384,7 +508,11 @@ impl Worker {
                 if let Some(track) = slot.track {
                     slot.active = true;
                     slot.pt = None;
-                    if self.forwarder.subscribe(track, (id, *mid), now).request_keyframe {
+                    if self
+                        .forwarder
+                        .subscribe(track, (id, *mid), now)
+                        .request_keyframe
+                    {
                         keyframes.push(track);
                     }
                 }
@@ -410,7 +538,13 @@ impl Worker {
 
     fn handle_command(&mut self, cmd: WorkerCommand) {
         match cmd {
-            WorkerCommand::CreatePeer { peer, room, kind, offer, reply } => {
+            WorkerCommand::CreatePeer {
+                peer,
+                room,
+                kind,
+                offer,
+                reply,
+            } => {
                 let _ = reply.send(self.create_peer(peer, room, kind, offer));
             }
             WorkerCommand::RemoteOffer { peer, sdp, reply } => {
@@ -434,10 +568,18 @@ impl Worker {
                 }
                 self.drain(peer);
             }
-            WorkerCommand::Subscribe { subscriber, track, stream_id } => self.subscribe(subscriber, track, stream_id),
+            WorkerCommand::Subscribe {
+                subscriber,
+                track,
+                stream_id,
+            } => self.subscribe(subscriber, track, stream_id),
             WorkerCommand::Unsubscribe { subscriber, track } => self.unsubscribe(subscriber, track),
             WorkerCommand::SetMuted { track, muted } => {
-                if self.forwarder.set_muted(track, muted, Instant::now()).request_keyframe {
+                if self
+                    .forwarder
+                    .set_muted(track, muted, Instant::now())
+                    .request_keyframe
+                {
                     self.request_keyframe(track);
                 }
             }
@@ -446,10 +588,18 @@ impl Worker {
         self.drain_dirty();
     }
 
-    fn create_peer(&mut self, id: PeerId, room: RoomId, kind: PeerKind, offer: Option<String>) -> Result<String, SfuError> {
+    fn create_peer(
+        &mut self,
+        id: PeerId,
+        room: RoomId,
+        kind: PeerKind,
+        offer: Option<String>,
+    ) -> Result<String, SfuError> {
         let mut peer = Peer::new(id, room, kind, self.candidate, Instant::now());
         let sdp = match (kind, offer) {
-            (PeerKind::Subscribe, _) => peer.make_offer(true).ok_or_else(|| SfuError::Rejected("nothing to offer".into()))?,
+            (PeerKind::Subscribe, _) => peer
+                .make_offer(true)
+                .ok_or_else(|| SfuError::Rejected("nothing to offer".into()))?,
             (_, Some(offer)) => peer.accept_offer(&offer)?,
             (_, None) => return Err(SfuError::BadSdp("an offer is required".into())),
         };
@@ -460,19 +610,34 @@ impl Worker {
     }
 
     fn subscribe(&mut self, subscriber: PeerId, track: TrackId, stream_id: String) {
-        let Some(kind) = self.tracks.get(&track).map(|t| t.kind) else { return };
-        let Some(peer) = self.peers.get_mut(&subscriber) else { return };
+        let Some(kind) = self.tracks.get(&track).map(|t| t.kind) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&subscriber) else {
+            return;
+        };
         match peer.kind {
             PeerKind::Subscribe => {
                 if peer.slot_of(track).is_some() || peer.wanted.iter().any(|w| w.track == track) {
                     return;
                 }
-                peer.wanted.push(WantedTrack { track, kind, stream_id });
+                peer.wanted.push(WantedTrack {
+                    track,
+                    kind,
+                    stream_id,
+                });
                 self.offer_if_needed(subscriber);
             }
             PeerKind::Whep => {
                 // Switch the viewer's m-line of this kind to the new source.
-                let Some((mid, old)) = peer.slots.iter().find(|(_, s)| s.kind == kind).map(|(m, s)| (*m, s.track)) else { return };
+                let Some((mid, old)) = peer
+                    .slots
+                    .iter()
+                    .find(|(_, s)| s.kind == kind)
+                    .map(|(m, s)| (*m, s.track))
+                else {
+                    return;
+                };
                 if old == Some(track) {
                     return;
                 }
@@ -490,9 +655,13 @@ impl Worker {
     }
 
     fn unsubscribe(&mut self, subscriber: PeerId, track: TrackId) {
-        let Some(peer) = self.peers.get_mut(&subscriber) else { return };
+        let Some(peer) = self.peers.get_mut(&subscriber) else {
+            return;
+        };
         peer.wanted.retain(|w| w.track != track);
-        let Some(mid) = peer.slot_of(track) else { return };
+        let Some(mid) = peer.slot_of(track) else {
+            return;
+        };
         self.forwarder.unsubscribe(track, (subscriber, mid));
         if peer.kind == PeerKind::Subscribe {
             peer.slots.remove(&mid);
@@ -505,18 +674,26 @@ impl Worker {
     }
 
     fn offer_if_needed(&mut self, id: PeerId) {
-        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
         if peer.kind != PeerKind::Subscribe {
             return;
         }
         if let Some(sdp) = peer.make_offer(false) {
             let room = peer.room.clone();
-            (self.events)(WorkerEvent::SubscribeOffer { room, peer: id, sdp });
+            (self.events)(WorkerEvent::SubscribeOffer {
+                room,
+                peer: id,
+                sdp,
+            });
         }
     }
 
     fn close_peer(&mut self, id: PeerId) {
-        let Some(mut peer) = self.peers.remove(&id) else { return };
+        let Some(mut peer) = self.peers.remove(&id) else {
+            return;
+        };
         peer.rtc.disconnect();
         // Flush what str0m still wants to say (DTLS close_notify, RTCP BYE).
         while let Ok(Output::Transmit(t)) = peer.rtc.poll_output() {
@@ -530,11 +707,18 @@ impl Worker {
             self.forwarder.remove_track(*track);
             self.tracks.remove(track);
             METRICS.tracks.dec();
-            (self.events)(WorkerEvent::TrackEnded { room: peer.room.clone(), peer: id, track: *track });
+            (self.events)(WorkerEvent::TrackEnded {
+                room: peer.room.clone(),
+                peer: id,
+                track: *track,
+            });
         }
         METRICS.peers.dec();
         info!(peer = id, room = %peer.room, "peer closed");
-        (self.events)(WorkerEvent::PeerClosed { room: peer.room, peer: id });
+        (self.events)(WorkerEvent::PeerClosed {
+            room: peer.room,
+            peer: id,
+        });
     }
 }
 

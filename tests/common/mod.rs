@@ -19,13 +19,21 @@ pub struct Server {
 }
 
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A base port with `n` free UDP ports after it.
 pub fn free_udp_ports(n: u16) -> u16 {
     for _ in 0..200 {
-        let base = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let base = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         if base > 65000 {
             continue;
         }
@@ -37,14 +45,21 @@ pub fn free_udp_ports(n: u16) -> u16 {
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("yunshi-test-{tag}-{}-{}", std::process::id(), rand_u32()));
+    let d = std::env::temp_dir().join(format!(
+        "yunshi-test-{tag}-{}-{}",
+        std::process::id(),
+        rand_u32()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 fn rand_u32() -> u32 {
     let mut b = [0u8; 4];
-    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
     u32::from_le_bytes(b)
 }
 
@@ -54,18 +69,38 @@ impl Server {
     }
 
     pub fn start_with_data(data: PathBuf) -> Server {
+        Self::start_with(data, &[])
+    }
+
+    pub fn start_with(data: PathBuf, env: &[(&str, &str)]) -> Server {
         let port = free_tcp_port();
         let udp_port = free_udp_ports(2);
         let child = Command::new(env!("CARGO_BIN_EXE_yunshi"))
-            .args(["--http", &format!("127.0.0.1:{port}"), "--udp-port", &udp_port.to_string(), "--public-ip", "127.0.0.1"])
+            .args([
+                "--http",
+                &format!("127.0.0.1:{port}"),
+                "--udp-port",
+                &udp_port.to_string(),
+                "--public-ip",
+                "127.0.0.1",
+            ])
             .args(["--workers", "2", "--data"])
             .arg(&data)
             .env("YUNSHI_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("RUST_LOG", std::env::var("YUNSHI_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("YUNSHI_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("start yunshi");
-        let s = Server { child, http: format!("127.0.0.1:{port}"), udp_port, data };
+        let s = Server {
+            child,
+            http: format!("127.0.0.1:{port}"),
+            udp_port,
+            data,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok((200, _, _)) = s.try_request("GET", "/healthz", None, None, &[]) {
@@ -77,7 +112,9 @@ impl Server {
     }
 
     pub fn kill9(&mut self) {
-        let _ = Command::new("kill").args(["-9", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-9", &self.child.id().to_string()])
+            .status();
         let _ = self.child.wait();
     }
 
@@ -86,10 +123,21 @@ impl Server {
     }
 
     /// One HTTP/1.1 request; returns status, headers (lower-case names) and body.
-    pub fn try_request(&self, method: &str, path: &str, token: Option<&str>, content_type: Option<&str>, body: &[u8]) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
         let mut s = TcpStream::connect(&self.http)?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", self.http, body.len());
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.http,
+            body.len()
+        );
         if let Some(t) = token {
             head.push_str(&format!("Authorization: Bearer {t}\r\n"));
         }
@@ -101,31 +149,72 @@ impl Server {
         s.write_all(body)?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw)?;
-        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .ok_or_else(|| std::io::Error::other("no header end"))?;
         let head = String::from_utf8_lossy(&raw[..split]).to_string();
         let mut lines = head.split("\r\n");
-        let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let headers: Vec<(String, String)> = lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string())).collect();
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+            .collect();
         let mut body = raw[split + 4..].to_vec();
-        if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
+        if headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+        {
             body = dechunk(&body);
         }
         Ok((status, headers, body))
     }
 
-    pub fn request(&self, method: &str, path: &str, token: Option<&str>, content_type: Option<&str>, body: &[u8]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        self.try_request(method, path, token, content_type, body).expect("http request")
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        self.try_request(method, path, token, content_type, body)
+            .expect("http request")
     }
 
-    pub fn json(&self, method: &str, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
-        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
-        let ct = if bytes.is_empty() { None } else { Some("application/json") };
+    pub fn json(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).unwrap())
+            .unwrap_or_default();
+        let ct = if bytes.is_empty() {
+            None
+        } else {
+            Some("application/json")
+        };
         let (status, _, body) = self.request(method, path, token, ct, &bytes);
-        (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub fn login(&self, user: &str, password: &str) -> String {
-        let (status, v) = self.json("POST", "/api/v1/auth/login", None, Some(serde_json::json!({"username": user, "password": password})));
+        let (status, v) = self.json(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(serde_json::json!({"username": user, "password": password})),
+        );
         assert_eq!(status, 200, "login failed: {v}");
         v["token"].as_str().unwrap().to_string()
     }
@@ -138,8 +227,11 @@ impl Server {
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap_or("0").trim(), 16).unwrap_or(0);
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap_or("0").trim(), 16)
+            .unwrap_or(0);
         if size == 0 {
             break;
         }

@@ -23,7 +23,10 @@ fn public(u: &User) -> serde_json::Value {
 }
 
 pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 #[get("/api/v1/users")]
@@ -34,27 +37,54 @@ pub async fn list(state: web::Data<AppState>, who: Authed) -> Result<HttpRespons
 }
 
 #[post("/api/v1/users")]
-pub async fn create(state: web::Data<AppState>, who: Authed, req: HttpRequest, body: web::Json<NewUser>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    state: web::Data<AppState>,
+    who: Authed,
+    req: HttpRequest,
+    body: web::Json<NewUser>,
+) -> Result<HttpResponse, ApiError> {
     who.require_admin()?;
-    let NewUser { name, password: pw, role } = body.into_inner();
+    let NewUser {
+        name,
+        password: pw,
+        role,
+    } = body.into_inner();
     if !valid_name(&name) {
-        return Err(ApiError::bad_request("name must be 1–64 characters of letters, digits, '-', '_' or '.'"));
+        return Err(ApiError::bad_request(
+            "name must be 1–64 characters of letters, digits, '-', '_' or '.'",
+        ));
     }
     if let Err(p) = password::check_strength(&pw) {
-        return Err(ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "weak_password", p.to_string()));
+        return Err(ApiError::new(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "weak_password",
+            p.to_string(),
+        ));
     }
     if state.store.get_user(&name)?.is_some() {
         return Err(ApiError::conflict("a user with this name exists"));
     }
-    let hash = web::block(move || password::hash(&pw)).await.map_err(|_| ApiError::internal("hash worker failed"))?;
-    let user = User { name, password_hash: hash, role: role.unwrap_or(UserRole::User), created_at: now_secs() };
+    let hash = web::block(move || password::hash(&pw))
+        .await
+        .map_err(|_| ApiError::internal("hash worker failed"))?;
+    let user = User {
+        name,
+        password_hash: hash,
+        role: role.unwrap_or(UserRole::User),
+        created_at: now_secs(),
+    };
     state.store.put_user(&user)?;
     state.audit(&who.user, "user.create", &user.name, &req, true);
     Ok(HttpResponse::Created().json(public(&user)))
 }
 
 #[delete("/api/v1/users/{name}")]
-pub async fn remove(state: web::Data<AppState>, who: Authed, req: HttpRequest, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn remove(
+    state: web::Data<AppState>,
+    who: Authed,
+    req: HttpRequest,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     who.require_admin()?;
     if *name == who.user {
         return Err(ApiError::bad_request("you cannot delete yourself"));

@@ -19,9 +19,22 @@ use crate::state::{AppState, Authed};
 const MAX_FRAME: usize = 64 * 1024;
 
 #[get("/api/v1/rooms/{id}/ws")]
-pub async fn conference(state: web::Data<AppState>, who: Authed, req: HttpRequest, id: web::Path<String>, body: web::Payload) -> Result<HttpResponse, ApiError> {
-    let room = state.node.send(OpenRoom { id: id.clone() }).await.ok().flatten().ok_or_else(|| ApiError::not_found("no such room"))?;
-    let (response, mut session, stream) = actix_ws::handle(&req, body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+pub async fn conference(
+    state: web::Data<AppState>,
+    who: Authed,
+    req: HttpRequest,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let room = state
+        .node
+        .send(OpenRoom { id: id.clone() })
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| ApiError::not_found("no such room"))?;
+    let (response, mut session, stream) =
+        actix_ws::handle(&req, body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut stream = stream.max_frame_size(MAX_FRAME);
     let room_id = id.into_inner();
     let state = state.clone();
@@ -41,20 +54,32 @@ pub async fn conference(state: web::Data<AppState>, who: Authed, req: HttpReques
                     Ok(ClientMessage::Join { name, role }) => {
                         // Only the room's creator (or an admin) is host; others speak or attend.
                         let record = state.store.get_room(&room_id).ok().flatten();
-                        let may_host = record.is_some_and(|r| r.created_by == who.user) || who.role == engine::store::UserRole::Admin;
+                        let may_host = record.is_some_and(|r| r.created_by == who.user)
+                            || who.role == engine::store::UserRole::Admin;
                         let role = match role {
                             Some(Role::Attendee) => Role::Attendee,
                             _ if may_host => Role::Host,
                             _ => Role::Speaker,
                         };
-                        let name = name.filter(|n| !n.trim().is_empty()).map(|n| n.chars().take(64).collect()).unwrap_or_else(|| who.user.clone());
+                        let name = name
+                            .filter(|n| !n.trim().is_empty())
+                            .map(|n| n.chars().take(64).collect())
+                            .unwrap_or_else(|| who.user.clone());
                         break (name, role);
                     }
                     Ok(_) => {
-                        send(&mut session, &ServerMessage::error("bad_request", "the first message must be join")).await;
+                        send(
+                            &mut session,
+                            &ServerMessage::error("bad_request", "the first message must be join"),
+                        )
+                        .await;
                     }
                     Err(e) => {
-                        send(&mut session, &ServerMessage::error("bad_json", e.to_string())).await;
+                        send(
+                            &mut session,
+                            &ServerMessage::error("bad_json", e.to_string()),
+                        )
+                        .await;
                     }
                 },
                 Some(Ok(Message::Ping(b))) => {
@@ -64,13 +89,29 @@ pub async fn conference(state: web::Data<AppState>, who: Authed, req: HttpReques
                 Some(Ok(_)) => {}
             }
         };
-        let joined = match room.send(Join { name, role, endpoint: Endpoint::Conference, out: Some(out_tx.clone()) }).await {
+        let joined = match room
+            .send(Join {
+                name,
+                role,
+                endpoint: Endpoint::Conference,
+                out: Some(out_tx.clone()),
+            })
+            .await
+        {
             Ok(j) => j,
             Err(_) => return,
         };
         state.audit(&who.user, "room.join", &room_id, &req, true);
         // The Device answers on the same channel the room uses, so the client sees one ordered stream.
-        let device = Device::new(joined.member, role, room.clone(), joined.room, joined.worker, Some(out_tx)).start();
+        let device = Device::new(
+            joined.member,
+            role,
+            room.clone(),
+            joined.room,
+            joined.worker,
+            Some(out_tx),
+        )
+        .start();
         device.do_send(StartSubscribing);
 
         // 2. Pump both directions until either side ends.

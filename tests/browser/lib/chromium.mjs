@@ -5,7 +5,7 @@
 //   const browser = await launchChromium({ media: 'denied' });
 //   const page = await browser.newPage(); ... await browser.close();
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -34,6 +34,9 @@ export async function launchChromium({ media = 'fake' } = {}) {
   if (media === 'fake') args.push('--use-fake-ui-for-media-stream');
   else if (media === 'denied') args.push('--deny-permission-prompts');
   else throw new Error(`unknown media mode ${media}`);
+  // Pages answered by route.fulfill() have no address, and Chromium would then refuse
+  // their connections to the loopback server.
+  if (process.env.YUNSHI_WEB_DIR) args.push('--disable-features=LocalNetworkAccessChecks');
 
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
@@ -42,6 +45,7 @@ export async function launchChromium({ media = 'fake' } = {}) {
     permissions: media === 'fake' ? ['camera', 'microphone'] : [],
     viewport: { width: 1000, height: 700 },
   });
+  if (process.env.YUNSHI_WEB_DIR) await serveWebFromDisk(context, process.env.YUNSHI_WEB_DIR);
   const consoleErrors = [];
 
   return {
@@ -61,4 +65,21 @@ export async function launchChromium({ media = 'fake' } = {}) {
       await rm(userDataDir, { recursive: true, force: true });
     },
   };
+}
+
+const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css' };
+
+// The server embeds clients/web at build time. With YUNSHI_WEB_DIR=<dir> the browser takes
+// the client's files from that folder instead, so a change to the client can be tried
+// against an existing server binary without rebuilding it. Off by default.
+async function serveWebFromDisk(context, dir) {
+  await context.route(/^http:\/\/127\.0\.0\.1:\d+\/([\w.-]*\.(html|js|mjs|css))?(\?.*)?$/, async (route) => {
+    const name = new URL(route.request().url()).pathname.slice(1) || 'index.html';
+    try {
+      const body = await readFile(path.join(dir, name));
+      await route.fulfill({ body, contentType: MIME[path.extname(name)] });
+    } catch {
+      await route.continue();
+    }
+  });
 }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install what `make run` / `make test` need on a fresh Debian 12 machine that has only Rust,
+# gcc, Python and Node. Idempotent: it checks first and installs only what is missing.
+#   scripts/install-deps.sh run    -> what building and running yunshi needs
+#   scripts/install-deps.sh test   -> plus the browser test tools (chromium, playwright-core)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what="${1:-test}"
+
+need_apt=()
+have() { command -v "$1" >/dev/null 2>&1; }
+pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
+# Building: str0m's crypto (aws-lc) builds with the C compiler; pkg-config for -sys crates.
+pkg_installed pkg-config || need_apt+=(pkg-config)
+if [ "$what" = "test" ]; then
+  # Browser tests use Debian's Chromium (never a downloaded browser build).
+  have chromium || need_apt+=(chromium)
+fi
+
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need_apt[*]}"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+if [ "$what" = "test" ]; then
+  # npm dev dependencies of the browser tests, reinstalled only when the lock file changes.
+  stamp=tests/browser/node_modules/.installed-lock
+  if [ ! -f "$stamp" ] || ! cmp -s tests/browser/package-lock.json "$stamp"; then
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+    cp tests/browser/package-lock.json "$stamp"
+  fi
+fi
