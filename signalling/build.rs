@@ -31,10 +31,7 @@ fn mime(p: &Path) -> &'static str {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../clients/web")
-        .canonicalize()
-        .expect("clients/web exists");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web").canonicalize().expect("clients/web exists");
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     walk(&root, &mut files);
@@ -42,18 +39,8 @@ fn main() {
     let mut code = String::from("pub static WEB_ASSETS: &[(&str, &[u8], &str)] = &[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        let rel = f
-            .strip_prefix(&root)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        writeln!(
-            code,
-            "    (\"/{rel}\", include_bytes!({:?}), {:?}),",
-            f.display().to_string(),
-            mime(f)
-        )
-        .unwrap();
+        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        writeln!(code, "    (\"/{rel}\", include_bytes!({:?}), {:?}),", f.display().to_string(), mime(f)).unwrap();
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("web_assets.rs");

@@ -77,31 +77,18 @@ impl Config {
     pub fn load(cli: Cli) -> Result<Self, String> {
         let file: File = match &cli.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?
             }
             None => File::default(),
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Config {
-            http: cli
-                .http
-                .or(file.http)
-                .unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap()),
+            http: cli.http.or(file.http).unwrap_or_else(|| "127.0.0.1:8080".parse().unwrap()),
             udp_port: cli.udp_port.or(file.udp_port).unwrap_or(40000),
-            media_bind: cli
-                .media_bind
-                .or(file.media_bind)
-                .unwrap_or_else(|| "0.0.0.0".parse().unwrap()),
-            public_ip: cli
-                .public_ip
-                .or(file.public_ip)
-                .unwrap_or_else(|| "127.0.0.1".parse().unwrap()),
-            data: cli
-                .data
-                .or(file.data)
-                .unwrap_or_else(|| PathBuf::from("data")),
+            media_bind: cli.media_bind.or(file.media_bind).unwrap_or_else(|| "0.0.0.0".parse().unwrap()),
+            public_ip: cli.public_ip.or(file.public_ip).unwrap_or_else(|| "127.0.0.1".parse().unwrap()),
+            data: cli.data.or(file.data).unwrap_or_else(|| PathBuf::from("data")),
             workers: cli.workers.or(file.workers).unwrap_or(cores).max(1),
             jwt_key: cli.jwt_key.or(file.jwt_key).filter(|k| !k.is_empty()),
             log: cli.log.or(file.log).unwrap_or_else(|| "info".into()),

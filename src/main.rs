@@ -36,19 +36,13 @@ fn main() {
 }
 
 async fn run(cfg: config::Config) -> Result<(), String> {
-    std::fs::create_dir_all(&cfg.data)
-        .map_err(|e| format!("data dir {}: {e}", cfg.data.display()))?;
-    let store: Arc<dyn Store> =
-        Arc::new(SledStore::open(&cfg.data).map_err(|e| format!("store: {e}"))?);
+    std::fs::create_dir_all(&cfg.data).map_err(|e| format!("data dir {}: {e}", cfg.data.display()))?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&cfg.data).map_err(|e| format!("store: {e}"))?);
     ensure_admin(store.as_ref())?;
     let jwt = JwtKey::new(&jwt_secret(&cfg, store.as_ref())?);
 
-    let media = MediaConfig {
-        bind_ip: cfg.media_bind,
-        udp_port: cfg.udp_port,
-        public_ip: cfg.public_ip,
-        workers: cfg.workers,
-    };
+    let media =
+        MediaConfig { bind_ip: cfg.media_bind, udp_port: cfg.udp_port, public_ip: cfg.public_ip, workers: cfg.workers };
     let node = Node::start(store.clone(), &media).map_err(|e| format!("media: {e}"))?;
     let state = web::Data::new(AppState {
         store,
@@ -60,13 +54,8 @@ async fn run(cfg: config::Config) -> Result<(), String> {
 
     let last = cfg.udp_port as u32 + cfg.workers as u32 - 1;
     info!(http = %cfg.http, udp = %format!("{}-{}", cfg.udp_port, last), public_ip = %cfg.public_ip, data = %cfg.data.display(), "yunshi starting");
-    println!(
-        "yunshi is up: open http://{} (media on UDP {}:{}-{})",
-        cfg.http, cfg.public_ip, cfg.udp_port, last
-    );
-    signalling::serve(state, cfg.http)
-        .await
-        .map_err(|e| format!("http {}: {e}", cfg.http))
+    println!("yunshi is up: open http://{} (media on UDP {}:{}-{})", cfg.http, cfg.public_ip, cfg.udp_port, last);
+    signalling::serve(state, cfg.http).await.map_err(|e| format!("http {}: {e}", cfg.http))
 }
 
 /// The first start creates `admin`, with YUNSHI_ADMIN_PASSWORD or a generated password printed once.
@@ -102,9 +91,7 @@ fn jwt_secret(cfg: &config::Config, store: &dyn Store) -> Result<Vec<u8>, String
         return Ok(k);
     }
     let k: [u8; 32] = rand_bytes();
-    store
-        .put_setting("jwt_key", &k)
-        .map_err(|e| e.to_string())?;
+    store.put_setting("jwt_key", &k).map_err(|e| e.to_string())?;
     Ok(k.to_vec())
 }
 

@@ -11,20 +11,10 @@ use serde_json::{json, Value};
 fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "body: {body}");
     assert_eq!(body["error"], want_code, "body: {body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "message missing: {body}"
-    );
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "message missing: {body}");
 }
 
-fn raw(
-    server: &Server,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    ct: Option<&str>,
-    body: &[u8],
-) -> (u16, Value) {
+fn raw(server: &Server, method: &str, path: &str, token: Option<&str>, ct: Option<&str>, body: &[u8]) -> (u16, Value) {
     let (s, _, b) = server.request(method, path, token, ct, body);
     (s, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
@@ -33,96 +23,36 @@ fn raw(
 fn bad_input_gets_json_errors_and_server_keeps_serving() {
     let server = Server::start("badinput");
     let token = server.admin_token();
-    let (s, _) = server.json(
-        "POST",
-        "/api/v1/rooms",
-        Some(&token),
-        Some(json!({"name": "keep", "id": "keep"})),
-    );
+    let (s, _) = server.json("POST", "/api/v1/rooms", Some(&token), Some(json!({"name": "keep", "id": "keep"})));
     assert_eq!(s, 201);
 
     // Malformed JSON, wrong shape, wrong content type.
-    let (s, b) = raw(
-        &server,
-        "POST",
-        "/api/v1/rooms",
-        Some(&token),
-        Some("application/json"),
-        b"{\"name\": ",
-    );
+    let (s, b) = raw(&server, "POST", "/api/v1/rooms", Some(&token), Some("application/json"), b"{\"name\": ");
     assert_error(s, &b, 400, "bad_json");
-    let (s, b) = raw(
-        &server,
-        "POST",
-        "/api/v1/rooms",
-        Some(&token),
-        Some("application/json"),
-        b"{\"nom\": 1}",
-    );
+    let (s, b) = raw(&server, "POST", "/api/v1/rooms", Some(&token), Some("application/json"), b"{\"nom\": 1}");
     assert_error(s, &b, 400, "bad_json");
-    let (s, b) = raw(
-        &server,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some("text/plain"),
-        b"hello",
-    );
+    let (s, b) = raw(&server, "POST", "/api/v1/auth/login", None, Some("text/plain"), b"hello");
     assert_error(s, &b, 415, "unsupported_media_type");
 
     // A body over 64 KiB.
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(70 * 1024));
-    let (s, b) = raw(
-        &server,
-        "POST",
-        "/api/v1/rooms",
-        Some(&token),
-        Some("application/json"),
-        big.as_bytes(),
-    );
+    let (s, b) = raw(&server, "POST", "/api/v1/rooms", Some(&token), Some("application/json"), big.as_bytes());
     assert_error(s, &b, 413, "too_large");
-    let (s, _, _) = server.request(
-        "POST",
-        "/whip/keep",
-        Some(&token),
-        Some("application/sdp"),
-        &vec![b'v'; 70 * 1024],
-    );
+    let (s, _, _) = server.request("POST", "/whip/keep", Some(&token), Some("application/sdp"), &vec![b'v'; 70 * 1024]);
     assert_eq!(s, 413);
 
     // Broken SDP and wrong content type on WHIP/WHEP.
     for path in ["/whip/keep", "/whep/keep"] {
-        let (s, b) = raw(
-            &server,
-            "POST",
-            path,
-            Some(&token),
-            Some("application/sdp"),
-            b"this is not sdp",
-        );
+        let (s, b) = raw(&server, "POST", path, Some(&token), Some("application/sdp"), b"this is not sdp");
         assert_error(s, &b, 400, "bad_sdp");
-        let (s, b) = raw(
-            &server,
-            "POST",
-            path,
-            Some(&token),
-            Some("application/json"),
-            b"{}",
-        );
+        let (s, b) = raw(&server, "POST", path, Some(&token), Some("application/json"), b"{}");
         assert_error(s, &b, 415, "unsupported_media_type");
     }
 
     // Unknown room.
     let (s, b) = server.json("GET", "/api/v1/rooms/nope", Some(&token), None);
     assert_error(s, &b, 404, "not_found");
-    let (s, b) = raw(
-        &server,
-        "POST",
-        "/whip/nope",
-        Some(&token),
-        Some("application/sdp"),
-        b"v=0\r\n",
-    );
+    let (s, b) = raw(&server, "POST", "/whip/nope", Some(&token), Some("application/sdp"), b"v=0\r\n");
     assert_error(s, &b, 404, "not_found");
     let (s, b) = server.json("DELETE", "/whep/keep/0000", Some(&token), None);
     assert_error(s, &b, 404, "not_found");
@@ -137,14 +67,7 @@ fn bad_input_gets_json_errors_and_server_keeps_serving() {
     assert_error(s, &b, 401, "unauthorized");
     let (s, b) = server.json("GET", "/api/v1/rooms", Some("not.a.jwt"), None);
     assert_error(s, &b, 401, "unauthorized");
-    let (s, b) = raw(
-        &server,
-        "POST",
-        "/whip/keep",
-        None,
-        Some("application/sdp"),
-        b"v=0\r\n",
-    );
+    let (s, b) = raw(&server, "POST", "/whip/keep", None, Some("application/sdp"), b"v=0\r\n");
     assert_error(s, &b, 401, "unauthorized");
 
     // Wrong password; weak password; non-admin cannot manage users.
@@ -155,19 +78,10 @@ fn bad_input_gets_json_errors_and_server_keeps_serving() {
         Some(json!({"username": "admin", "password": "wrong-password-1"})),
     );
     assert_error(s, &b, 401, "unauthorized");
-    let (s, b) = server.json(
-        "POST",
-        "/api/v1/users",
-        Some(&token),
-        Some(json!({"name": "bob", "password": "short"})),
-    );
+    let (s, b) = server.json("POST", "/api/v1/users", Some(&token), Some(json!({"name": "bob", "password": "short"})));
     assert_error(s, &b, 400, "weak_password");
-    let (s, b) = server.json(
-        "POST",
-        "/api/v1/users",
-        Some(&token),
-        Some(json!({"name": "bob", "password": "password123"})),
-    );
+    let (s, b) =
+        server.json("POST", "/api/v1/users", Some(&token), Some(json!({"name": "bob", "password": "password123"})));
     assert_error(s, &b, 400, "weak_password");
     let (s, _) = server.json(
         "POST",
@@ -184,20 +98,11 @@ fn bad_input_gets_json_errors_and_server_keeps_serving() {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     for i in 0..200u32 {
         let junk: Vec<u8> = (0..(i % 300)).map(|j| (i * 7 + j) as u8).collect();
-        sock.send_to(&junk, ("127.0.0.1", server.udp_port + (i % 2) as u16))
-            .unwrap();
+        sock.send_to(&junk, ("127.0.0.1", server.udp_port + (i % 2) as u16)).unwrap();
     }
     // STUN-looking and RTP-looking garbage too.
-    sock.send_to(
-        &[0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42],
-        ("127.0.0.1", server.udp_port),
-    )
-    .unwrap();
-    sock.send_to(
-        &[0x80, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9],
-        ("127.0.0.1", server.udp_port),
-    )
-    .unwrap();
+    sock.send_to(&[0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42], ("127.0.0.1", server.udp_port)).unwrap();
+    sock.send_to(&[0x80, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 9, 9], ("127.0.0.1", server.udp_port)).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
     let (_, _, m) = server.request("GET", "/metrics", None, None, b"");
     let m = String::from_utf8(m).unwrap();
@@ -206,10 +111,7 @@ fn bad_input_gets_json_errors_and_server_keeps_serving() {
         .filter(|l| l.starts_with("yunshi_dropped_packets_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
-    assert!(
-        dropped >= 150.0,
-        "only {dropped} garbage datagrams counted:\n{m}"
-    );
+    assert!(dropped >= 150.0, "only {dropped} garbage datagrams counted:\n{m}");
 
     // Still serving, store intact.
     let (s, rooms) = server.json("GET", "/api/v1/rooms", Some(&token), None);
@@ -232,12 +134,8 @@ fn store_survives_kill_9() {
         Some(json!({"name": "carol", "password": "carol-long-password"})),
     );
     assert_eq!(s, 201);
-    let (s, _) = server.json(
-        "POST",
-        "/api/v1/rooms",
-        Some(&token),
-        Some(json!({"name": "Briefing", "id": "briefing"})),
-    );
+    let (s, _) =
+        server.json("POST", "/api/v1/rooms", Some(&token), Some(json!({"name": "Briefing", "id": "briefing"})));
     assert_eq!(s, 201);
     server.kill9();
     assert!(!server.alive());
@@ -253,24 +151,11 @@ fn store_survives_kill_9() {
     assert_eq!(room["name"], "Briefing");
     let (s, log) = server.json("GET", "/api/v1/audit", Some(&token), None);
     assert_eq!(s, 200);
-    let actions: Vec<&str> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["action"].as_str())
-        .collect();
+    let actions: Vec<&str> = log.as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
     for want in ["login", "user.create", "room.create"] {
-        assert!(
-            actions.contains(&want),
-            "audit log lacks {want}: {actions:?}"
-        );
+        assert!(actions.contains(&want), "audit log lacks {want}: {actions:?}");
     }
-    let created = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["action"] == "room.create")
-        .unwrap();
+    let created = log.as_array().unwrap().iter().find(|e| e["action"] == "room.create").unwrap();
     assert_eq!(created["who"], "admin");
     assert_eq!(created["target"], "briefing");
     assert_eq!(created["from"], "127.0.0.1");
@@ -284,26 +169,11 @@ fn expired_token_is_refused() {
     let server = Server::start_with(common::temp_dir("expired"), &[("YUNSHI_JWT_KEY", key)]);
     let jwt = signalling::jwt::JwtKey::new(key.as_bytes());
     let now = engine::store::now_secs();
-    let claims = |exp| signalling::jwt::Claims {
-        sub: "admin".into(),
-        role: "admin".into(),
-        iat: now - 100,
-        exp,
-    };
-    let (s, b) = server.json(
-        "GET",
-        "/api/v1/rooms",
-        Some(&jwt.sign(&claims(now - 1))),
-        None,
-    );
+    let claims = |exp| signalling::jwt::Claims { sub: "admin".into(), role: "admin".into(), iat: now - 100, exp };
+    let (s, b) = server.json("GET", "/api/v1/rooms", Some(&jwt.sign(&claims(now - 1))), None);
     assert_error(s, &b, 401, "unauthorized");
     assert_eq!(b["message"], "token expired");
     // The same key with a live expiry works: the refusal above was for expiry alone.
-    let (s, _) = server.json(
-        "GET",
-        "/api/v1/rooms",
-        Some(&jwt.sign(&claims(now + 60))),
-        None,
-    );
+    let (s, _) = server.json("GET", "/api/v1/rooms", Some(&jwt.sign(&claims(now + 60))), None);
     assert_eq!(s, 200);
 }

@@ -12,19 +12,9 @@ use common::rtc_client::{Endpoint, Received};
 use common::Server;
 
 fn post_sdp(server: &Server, path: &str, token: &str, sdp: &str) -> (String, String) {
-    let (status, headers, body) = server.request(
-        "POST",
-        path,
-        Some(token),
-        Some("application/sdp"),
-        sdp.as_bytes(),
-    );
+    let (status, headers, body) = server.request("POST", path, Some(token), Some("application/sdp"), sdp.as_bytes());
     assert_eq!(status, 201, "{path}: {}", String::from_utf8_lossy(&body));
-    let location = headers
-        .iter()
-        .find(|(k, _)| k == "location")
-        .map(|(_, v)| v.clone())
-        .expect("Location header");
+    let location = headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.clone()).expect("Location header");
     (location, String::from_utf8(body).unwrap())
 }
 
@@ -36,19 +26,10 @@ struct Tally {
 }
 
 fn tally(rx: &mpsc::Receiver<Received>) -> Tally {
-    let mut t = Tally {
-        video: vec![],
-        audio: vec![],
-        corrupt: 0,
-        first_video: None,
-    };
+    let mut t = Tally { video: vec![], audio: vec![], corrupt: 0, first_video: None };
     while let Ok(r) = rx.try_recv() {
         match r {
-            Received::Video {
-                counter,
-                keyframe,
-                at,
-            } => {
+            Received::Video { counter, keyframe, at } => {
                 if t.first_video.is_none() {
                     t.first_video = Some((at, keyframe));
                 }
@@ -73,12 +54,8 @@ fn assert_in_order(name: &str, v: &[u64], min: usize) {
 fn whip_publisher_reaches_two_whep_viewers_and_late_viewer_gets_keyframe() {
     let server = Server::start("media");
     let token = server.admin_token();
-    let (s, _) = server.json(
-        "POST",
-        "/api/v1/rooms",
-        Some(&token),
-        Some(serde_json::json!({"name": "media", "id": "media"})),
-    );
+    let (s, _) =
+        server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "media", "id": "media"})));
     assert_eq!(s, 201);
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -95,10 +72,7 @@ fn whip_publisher_reaches_two_whep_viewers_and_late_viewer_gets_keyframe() {
         let (_, answer) = post_sdp(&server, "/whep/media", &token, &offer);
         v.accept_answer(&answer);
         let (tx, rx) = mpsc::channel();
-        viewers.push((
-            v.run(Duration::from_secs(20), false, 0, tx, stop.clone()),
-            rx,
-        ));
+        viewers.push((v.run(Duration::from_secs(20), false, 0, tx, stop.clone()), rx));
     }
     std::thread::sleep(Duration::from_secs(3));
 
@@ -120,28 +94,15 @@ fn whip_publisher_reaches_two_whep_viewers_and_late_viewer_gets_keyframe() {
         assert_eq!(t.corrupt, 0, "viewer {i} got corrupt payloads");
         assert_in_order(&format!("viewer {i} video"), &t.video, 100);
         assert_in_order(&format!("viewer {i} audio"), &t.audio, 200);
-        assert!(
-            t.first_video.unwrap().1,
-            "viewer {i} started on a delta frame"
-        );
+        assert!(t.first_video.unwrap().1, "viewer {i} started on a delta frame");
     }
     let t = tally(&lrx);
     assert_eq!(t.corrupt, 0);
     let (first_at, keyframe) = t.first_video.expect("late viewer got video");
-    assert!(
-        keyframe,
-        "late viewer's first video packet is not a keyframe"
-    );
+    assert!(keyframe, "late viewer's first video packet is not a keyframe");
     let wait = first_at.duration_since(joined_at);
-    eprintln!(
-        "late viewer: first keyframe {} ms after its WHEP answer",
-        wait.as_millis()
-    );
-    assert!(
-        wait <= Duration::from_millis(500),
-        "keyframe took {} ms",
-        wait.as_millis()
-    );
+    eprintln!("late viewer: first keyframe {} ms after its WHEP answer", wait.as_millis());
+    assert!(wait <= Duration::from_millis(500), "keyframe took {} ms", wait.as_millis());
     assert_in_order("late video", &t.video, 40);
 
     // The publisher's session ends with DELETE; the metrics saw the traffic.
@@ -155,8 +116,5 @@ fn whip_publisher_reaches_two_whep_viewers_and_late_viewer_gets_keyframe() {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
-    assert!(
-        out_video > 300.0,
-        "metrics show {out_video} forwarded video packets"
-    );
+    assert!(out_video > 300.0, "metrics show {out_video} forwarded video packets");
 }

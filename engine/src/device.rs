@@ -10,10 +10,7 @@ use tracing::debug;
 use sfu::{next_id, PeerId, PeerKind, SfuError, WorkerCommand, WorkerHandle};
 
 use crate::protocol::{ClientMessage, Role, ServerMessage};
-use crate::room::{
-    AttachPeer, Leave, MemberId, Mute, MuteParticipant, PeerPurpose, PeerReady, Room,
-    SetSubscription,
-};
+use crate::room::{AttachPeer, Leave, MemberId, Mute, MuteParticipant, PeerPurpose, PeerReady, Room, SetSubscription};
 
 pub struct Device {
     member: MemberId,
@@ -35,16 +32,7 @@ impl Device {
         worker: WorkerHandle,
         out: Option<UnboundedSender<ServerMessage>>,
     ) -> Self {
-        Self {
-            member,
-            role,
-            room,
-            worker,
-            out,
-            publish: None,
-            subscribe: None,
-            room_id,
-        }
+        Self { member, role, room, worker, out, publish: None, subscribe: None, room_id }
     }
 
     fn reply(&self, msg: ServerMessage) {
@@ -58,9 +46,7 @@ impl Actor for Device {
     type Context = Context<Self>;
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.room.do_send(Leave {
-            member: self.member,
-        });
+        self.room.do_send(Leave { member: self.member });
     }
 }
 
@@ -84,30 +70,11 @@ async fn create_peer(
     offer: Option<String>,
 ) -> Result<(PeerId, String), SfuError> {
     let peer = next_id();
-    let purpose = if kind.publishes() {
-        PeerPurpose::Publish
-    } else {
-        PeerPurpose::Subscribe
-    };
-    if !room
-        .send(AttachPeer {
-            member,
-            peer,
-            purpose,
-        })
-        .await
-        .unwrap_or(false)
-    {
+    let purpose = if kind.publishes() { PeerPurpose::Publish } else { PeerPurpose::Subscribe };
+    if !room.send(AttachPeer { member, peer, purpose }).await.unwrap_or(false) {
         return Err(SfuError::Rejected("not in the room".into()));
     }
-    let sdp = ask(&worker, |reply| WorkerCommand::CreatePeer {
-        peer,
-        room: room_id,
-        kind,
-        offer,
-        reply,
-    })
-    .await?;
+    let sdp = ask(&worker, |reply| WorkerCommand::CreatePeer { peer, room: room_id, kind, offer, reply }).await?;
     room.do_send(PeerReady { member });
     Ok((peer, sdp))
 }
@@ -154,15 +121,10 @@ impl Handler<FromClient> for Device {
     type Result = ();
     fn handle(&mut self, FromClient(msg): FromClient, ctx: &mut Context<Self>) {
         match msg {
-            ClientMessage::Join { .. } => {
-                self.reply(ServerMessage::error("bad_request", "already joined"))
-            }
+            ClientMessage::Join { .. } => self.reply(ServerMessage::error("bad_request", "already joined")),
             ClientMessage::PublishOffer { sdp } => {
                 if self.role == Role::Attendee {
-                    return self.reply(ServerMessage::error(
-                        "forbidden",
-                        "attendees cannot publish",
-                    ));
+                    return self.reply(ServerMessage::error("forbidden", "attendees cannot publish"));
                 }
                 match self.publish {
                     None => {
@@ -184,14 +146,8 @@ impl Handler<FromClient> for Device {
                     }
                     Some(peer) => {
                         let worker = self.worker.clone();
-                        let fut = async move {
-                            ask(&worker, |reply| WorkerCommand::RemoteOffer {
-                                peer,
-                                sdp,
-                                reply,
-                            })
-                            .await
-                        };
+                        let fut =
+                            async move { ask(&worker, |reply| WorkerCommand::RemoteOffer { peer, sdp, reply }).await };
                         ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
                             Ok(sdp) => act.reply(ServerMessage::PublishAnswer { sdp }),
                             Err(e) => act.reply(sdp_error(&e)),
@@ -201,51 +157,26 @@ impl Handler<FromClient> for Device {
             }
             ClientMessage::SubscribeAnswer { sdp } => {
                 let Some(peer) = self.subscribe else {
-                    return self.reply(ServerMessage::error(
-                        "bad_request",
-                        "no subscribe offer is outstanding",
-                    ));
+                    return self.reply(ServerMessage::error("bad_request", "no subscribe offer is outstanding"));
                 };
                 let worker = self.worker.clone();
-                let fut = async move {
-                    ask(&worker, |reply| WorkerCommand::RemoteAnswer {
-                        peer,
-                        sdp,
-                        reply,
-                    })
-                    .await
-                };
+                let fut = async move { ask(&worker, |reply| WorkerCommand::RemoteAnswer { peer, sdp, reply }).await };
                 ctx.wait(fut.into_actor(self).map(|r, act, _| {
                     if let Err(e) = r {
                         act.reply(sdp_error(&e));
                     }
                 }));
             }
-            ClientMessage::Mute { kind, muted } => self.room.do_send(Mute {
-                member: self.member,
-                kind,
-                muted,
-            }),
-            ClientMessage::MuteParticipant {
-                participant_id,
-                kind,
-                muted,
-            } => {
-                let fut = self.room.send(MuteParticipant {
-                    by: self.member,
-                    target: participant_id,
-                    kind,
-                    muted,
-                });
+            ClientMessage::Mute { kind, muted } => self.room.do_send(Mute { member: self.member, kind, muted }),
+            ClientMessage::MuteParticipant { participant_id, kind, muted } => {
+                let fut = self.room.send(MuteParticipant { by: self.member, target: participant_id, kind, muted });
                 ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
                     Ok(Ok(())) => {}
                     Ok(Err(m)) => act.reply(ServerMessage::error("forbidden", m)),
                     Err(_) => act.reply(ServerMessage::error("internal", "room is gone")),
                 }));
             }
-            ClientMessage::Subscribe { track_id } | ClientMessage::Unsubscribe { track_id }
-                if track_id.is_empty() =>
-            {
+            ClientMessage::Subscribe { track_id } | ClientMessage::Unsubscribe { track_id } if track_id.is_empty() => {
                 self.reply(ServerMessage::error("bad_request", "track_id is empty"))
             }
             ClientMessage::Subscribe { track_id } => self.set_subscription(track_id, true, ctx),
@@ -258,11 +189,7 @@ impl Handler<FromClient> for Device {
 
 impl Device {
     fn set_subscription(&mut self, track: String, on: bool, ctx: &mut Context<Self>) {
-        let fut = self.room.send(SetSubscription {
-            member: self.member,
-            track,
-            on,
-        });
+        let fut = self.room.send(SetSubscription { member: self.member, track, on });
         ctx.wait(fut.into_actor(self).map(|r, act, _| {
             if let Ok(Err(m)) = r {
                 act.reply(ServerMessage::error("not_found", m));

@@ -49,12 +49,7 @@ impl Node {
                     Err(e) => err = Some(std::io::Error::new(e.kind(), format!("UDP {bind}: {e}"))),
                 }
             }
-            Node {
-                store,
-                workers,
-                rooms: HashMap::new(),
-                counts: HashMap::new(),
-            }
+            Node { store, workers, rooms: HashMap::new(), counts: HashMap::new() }
         });
         match err {
             Some(e) => Err(e),
@@ -67,10 +62,7 @@ impl Node {
         for (id, (_, w)) in &self.rooms {
             load[*w] += self.counts.get(id).copied().unwrap_or(0) + 1;
         }
-        load.iter()
-            .enumerate()
-            .min_by_key(|(_, l)| **l)
-            .map_or(0, |(i, _)| i)
+        load.iter().enumerate().min_by_key(|(_, l)| **l).map_or(0, |(i, _)| i)
     }
 }
 
@@ -103,13 +95,7 @@ impl Handler<OpenRoom> for Node {
         };
         let w = self.least_loaded_worker();
         let id: RoomId = Arc::from(record.id.as_str());
-        let room = Room::new(
-            id.clone(),
-            record.name,
-            ctx.address(),
-            self.workers[w].clone(),
-        )
-        .start();
+        let room = Room::new(id.clone(), record.name, ctx.address(), self.workers[w].clone()).start();
         self.rooms.insert(id, (room.clone(), w));
         Some(room)
     }
@@ -162,12 +148,7 @@ pub struct Counts;
 impl Handler<Counts> for Node {
     type Result = MessageResult<Counts>;
     fn handle(&mut self, _: Counts, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(
-            self.counts
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
-        )
+        MessageResult(self.counts.iter().map(|(k, v)| (k.to_string(), *v)).collect())
     }
 }
 
@@ -184,7 +165,8 @@ impl Handler<Route> for Node {
             | WorkerEvent::PeerClosed { room, .. }
             | WorkerEvent::TrackPublished { room, .. }
             | WorkerEvent::TrackEnded { room, .. }
-            | WorkerEvent::SubscribeOffer { room, .. } => room,
+            | WorkerEvent::SubscribeOffer { room, .. }
+            | WorkerEvent::ActiveSpeaker { room, .. } => room,
         };
         if let Some((addr, _)) = self.rooms.get(room) {
             addr.do_send(Media(ev));

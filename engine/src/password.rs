@@ -1,8 +1,6 @@
 //! Password hashing (Argon2id) and the weak-password policy.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 
 pub const MIN_PASSWORD_LEN: usize = 10;
@@ -74,11 +72,7 @@ pub fn hash(password: &str) -> String {
 }
 
 pub fn verify(password: &str, phc: &str) -> bool {
-    PasswordHash::new(phc).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
+    PasswordHash::new(phc).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
 }
 
 /// A random password for the first admin when none is configured.
@@ -86,9 +80,7 @@ pub fn generate() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
-    (0..20)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
 #[cfg(test)]
@@ -107,14 +99,8 @@ mod tests {
     #[test]
     fn weak_passwords_rejected() {
         assert_eq!(check_strength("short"), Err(PasswordProblem::TooShort));
-        assert_eq!(
-            check_strength("Password123"),
-            Err(PasswordProblem::TooCommon)
-        );
-        assert_eq!(
-            check_strength("zzzzzzzzzzzz"),
-            Err(PasswordProblem::TooCommon)
-        );
+        assert_eq!(check_strength("Password123"), Err(PasswordProblem::TooCommon));
+        assert_eq!(check_strength("zzzzzzzzzzzz"), Err(PasswordProblem::TooCommon));
         assert!(check_strength("tall-river-stone-7").is_ok());
         assert!(check_strength(&generate()).is_ok());
     }

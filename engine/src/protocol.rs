@@ -53,31 +53,13 @@ pub struct RoomInfo {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
-    Join {
-        name: Option<String>,
-        role: Option<Role>,
-    },
-    PublishOffer {
-        sdp: String,
-    },
-    SubscribeAnswer {
-        sdp: String,
-    },
-    Mute {
-        kind: Kind,
-        muted: bool,
-    },
-    Subscribe {
-        track_id: String,
-    },
-    Unsubscribe {
-        track_id: String,
-    },
-    MuteParticipant {
-        participant_id: String,
-        kind: Kind,
-        muted: bool,
-    },
+    Join { name: Option<String>, role: Option<Role> },
+    PublishOffer { sdp: String },
+    SubscribeAnswer { sdp: String },
+    Mute { kind: Kind, muted: bool },
+    Subscribe { track_id: String },
+    Unsubscribe { track_id: String },
+    MuteParticipant { participant_id: String, kind: Kind, muted: bool },
     Leave,
     Ping,
 }
@@ -85,61 +67,24 @@ pub enum ClientMessage {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    Joined {
-        participant_id: String,
-        role: Role,
-        room: RoomInfo,
-        participants: Vec<ParticipantInfo>,
-    },
-    PublishAnswer {
-        sdp: String,
-    },
-    SubscribeOffer {
-        sdp: String,
-    },
-    ParticipantJoined {
-        participant: ParticipantInfo,
-    },
-    ParticipantLeft {
-        participant_id: String,
-    },
-    TrackPublished {
-        track: TrackInfo,
-    },
-    TrackUnpublished {
-        track_id: String,
-        participant_id: String,
-    },
-    TrackMuted {
-        track_id: String,
-        participant_id: String,
-        kind: Kind,
-        muted: bool,
-    },
-    MuteRequested {
-        kind: Kind,
-        muted: bool,
-        by: String,
-    },
-    ActiveSpeaker {
-        participant_id: String,
-    },
-    RoomClosed {
-        reason: String,
-    },
+    Joined { participant_id: String, role: Role, room: RoomInfo, participants: Vec<ParticipantInfo> },
+    PublishAnswer { sdp: String },
+    SubscribeOffer { sdp: String },
+    ParticipantJoined { participant: ParticipantInfo },
+    ParticipantLeft { participant_id: String },
+    TrackPublished { track: TrackInfo },
+    TrackUnpublished { track_id: String, participant_id: String },
+    TrackMuted { track_id: String, participant_id: String, kind: Kind, muted: bool },
+    MuteRequested { kind: Kind, muted: bool, by: String },
+    ActiveSpeaker { participant_id: String },
+    RoomClosed { reason: String },
     Pong,
-    Error {
-        error: String,
-        message: String,
-    },
+    Error { error: String, message: String },
 }
 
 impl ServerMessage {
     pub fn error(code: &str, message: impl Into<String>) -> Self {
-        ServerMessage::Error {
-            error: code.to_string(),
-            message: message.into(),
-        }
+        ServerMessage::Error { error: code.to_string(), message: message.into() }
     }
 }
 
@@ -149,36 +94,17 @@ mod tests {
 
     #[test]
     fn parses_client_messages_and_rejects_unknown() {
-        let m: ClientMessage =
-            serde_json::from_str(r#"{"type":"mute","kind":"audio","muted":true}"#).unwrap();
-        assert_eq!(
-            m,
-            ClientMessage::Mute {
-                kind: Kind::Audio,
-                muted: true
-            }
-        );
+        let m: ClientMessage = serde_json::from_str(r#"{"type":"mute","kind":"audio","muted":true}"#).unwrap();
+        assert_eq!(m, ClientMessage::Mute { kind: Kind::Audio, muted: true });
         let j: ClientMessage = serde_json::from_str(r#"{"type":"join"}"#).unwrap();
-        assert_eq!(
-            j,
-            ClientMessage::Join {
-                name: None,
-                role: None
-            }
-        );
+        assert_eq!(j, ClientMessage::Join { name: None, role: None });
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"explode"}"#).is_err());
-        assert!(serde_json::from_str::<ClientMessage>(
-            r#"{"type":"mute","kind":"smell","muted":true}"#
-        )
-        .is_err());
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"mute","kind":"smell","muted":true}"#).is_err());
     }
 
     #[test]
     fn server_messages_are_tagged() {
-        let s = serde_json::to_string(&ServerMessage::ParticipantLeft {
-            participant_id: "p1".into(),
-        })
-        .unwrap();
+        let s = serde_json::to_string(&ServerMessage::ParticipantLeft { participant_id: "p1".into() }).unwrap();
         assert_eq!(s, r#"{"type":"participant_left","participant_id":"p1"}"#);
     }
 }

@@ -58,6 +58,7 @@ pub struct Room {
     /// Publication order, so "the first publisher" is well defined.
     track_order: Vec<TrackId>,
     next_member: MemberId,
+    active_speaker: Option<MemberId>,
 }
 
 pub fn participant_id(m: MemberId) -> String {
@@ -84,6 +85,7 @@ impl Room {
             tracks: HashMap::new(),
             track_order: Vec::new(),
             next_member: 1,
+            active_speaker: None,
         }
     }
 
@@ -111,12 +113,7 @@ impl Room {
             .filter(|t| self.tracks[t].owner == id)
             .filter_map(|t| self.track_info(*t))
             .collect();
-        Some(ParticipantInfo {
-            id: participant_id(id),
-            name: m.name.clone(),
-            role: m.role,
-            tracks,
-        })
+        Some(ParticipantInfo { id: participant_id(id), name: m.name.clone(), role: m.role, tracks })
     }
 
     fn broadcast(&self, msg: ServerMessage, except: Option<MemberId>) {
@@ -136,24 +133,22 @@ impl Room {
     }
 
     fn report_count(&self) {
-        self.node.do_send(RoomCount {
-            room: self.id.clone(),
-            participants: self.members.len(),
-        });
+        self.node.do_send(RoomCount { room: self.id.clone(), participants: self.members.len() });
     }
 
-    /// The video WHEP viewers get: the first published video (active speaker comes with
-    /// audio-level tracking), and the audio of the same participant.
+    /// What WHEP viewers get: the active speaker's video, else the first published video, and
+    /// the audio of the same participant.
     fn main_tracks(&self) -> (Option<TrackId>, Option<TrackId>) {
-        let video = self
-            .track_order
-            .iter()
-            .copied()
-            .find(|t| self.tracks[t].kind == TrackKind::Video);
-        let owner = video.map(|v| self.tracks[&v].owner);
+        let first_video = |only: Option<MemberId>| {
+            self.track_order
+                .iter()
+                .copied()
+                .find(|t| self.tracks[t].kind == TrackKind::Video && only.is_none_or(|o| self.tracks[t].owner == o))
+        };
+        let video = self.active_speaker.and_then(|s| first_video(Some(s))).or_else(|| first_video(None));
+        let owner = video.map(|v| self.tracks[&v].owner).or(self.active_speaker);
         let audio = self.track_order.iter().copied().find(|t| {
-            self.tracks[t].kind == TrackKind::Audio
-                && (owner.is_none() || Some(self.tracks[t].owner) == owner)
+            self.tracks[t].kind == TrackKind::Audio && (owner.is_none() || Some(self.tracks[t].owner) == owner)
         });
         (video, audio)
     }
@@ -198,17 +193,11 @@ impl Room {
         self.track_order.retain(|t| *t != track);
         for m in self.members.values() {
             if let Some(peer) = m.subscribe {
-                self.command(WorkerCommand::Unsubscribe {
-                    subscriber: peer,
-                    track,
-                });
+                self.command(WorkerCommand::Unsubscribe { subscriber: peer, track });
             }
         }
         self.broadcast(
-            ServerMessage::TrackUnpublished {
-                track_id: track_id(track),
-                participant_id: participant_id(rt.owner),
-            },
+            ServerMessage::TrackUnpublished { track_id: track_id(track), participant_id: participant_id(rt.owner) },
             None,
         );
         self.refresh_whep();
@@ -230,23 +219,16 @@ impl Room {
             self.peer_owner.remove(&peer);
             self.command(WorkerCommand::ClosePeer { peer });
         }
-        let owned: Vec<TrackId> = self
-            .track_order
-            .iter()
-            .copied()
-            .filter(|t| self.tracks[t].owner == member)
-            .collect();
+        let owned: Vec<TrackId> = self.track_order.iter().copied().filter(|t| self.tracks[t].owner == member).collect();
         for t in owned {
             self.remove_track(t);
         }
+        if self.active_speaker == Some(member) {
+            self.active_speaker = None;
+        }
         sfu::metrics::METRICS.participants.dec();
         info!(room = %self.id, member, "left");
-        self.broadcast(
-            ServerMessage::ParticipantLeft {
-                participant_id: participant_id(member),
-            },
-            None,
-        );
+        self.broadcast(ServerMessage::ParticipantLeft { participant_id: participant_id(member) }, None);
         self.report_count();
     }
 }
@@ -290,28 +272,18 @@ impl Handler<Join> for Room {
     fn handle(&mut self, msg: Join, _: &mut Context<Self>) -> Joined {
         let member = self.next_member;
         self.next_member += 1;
-        let participants: Vec<ParticipantInfo> = self
-            .members
-            .keys()
-            .filter_map(|id| self.participant_info(*id))
-            .collect();
+        let participants: Vec<ParticipantInfo> =
+            self.members.keys().filter_map(|id| self.participant_info(*id)).collect();
         if let Some(out) = &msg.out {
             let _ = out.send(ServerMessage::Joined {
                 participant_id: participant_id(member),
                 role: msg.role,
-                room: RoomInfo {
-                    id: self.id.to_string(),
-                    name: self.name.clone(),
-                },
+                room: RoomInfo { id: self.id.to_string(), name: self.name.clone() },
                 participants,
             });
         }
-        let info = ParticipantInfo {
-            id: participant_id(member),
-            name: msg.name.clone(),
-            role: msg.role,
-            tracks: vec![],
-        };
+        let info =
+            ParticipantInfo { id: participant_id(member), name: msg.name.clone(), role: msg.role, tracks: vec![] };
         self.broadcast(ServerMessage::ParticipantJoined { participant: info }, None);
         self.members.insert(
             member,
@@ -328,11 +300,7 @@ impl Handler<Join> for Room {
         sfu::metrics::METRICS.participants.inc();
         info!(room = %self.id, member, "joined");
         self.report_count();
-        Joined {
-            member,
-            worker: self.worker.clone(),
-            room: self.id.clone(),
-        }
+        Joined { member, worker: self.worker.clone(), room: self.id.clone() }
     }
 }
 
@@ -402,19 +370,14 @@ impl Handler<Mute> for Room {
         let ids: Vec<TrackId> = self
             .tracks
             .iter()
-            .filter(|(_, t)| {
-                t.owner == msg.member && Kind::from(t.kind) == msg.kind && t.muted != msg.muted
-            })
+            .filter(|(_, t)| t.owner == msg.member && Kind::from(t.kind) == msg.kind && t.muted != msg.muted)
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
             if let Some(t) = self.tracks.get_mut(&id) {
                 t.muted = msg.muted;
             }
-            self.command(WorkerCommand::SetMuted {
-                track: id,
-                muted: msg.muted,
-            });
+            self.command(WorkerCommand::SetMuted { track: id, muted: msg.muted });
             self.broadcast(
                 ServerMessage::TrackMuted {
                     track_id: track_id(id),
@@ -446,26 +409,10 @@ impl Handler<MuteParticipant> for Room {
             return Err("only the host can mute others".into());
         }
         let by_name = by.name.clone();
-        let target = parse_id(&msg.target, 'p')
-            .filter(|t| self.members.contains_key(t))
-            .ok_or("no such participant")?;
-        self.send_to(
-            target,
-            ServerMessage::MuteRequested {
-                kind: msg.kind,
-                muted: msg.muted,
-                by: by_name,
-            },
-        );
-        <Self as Handler<Mute>>::handle(
-            self,
-            Mute {
-                member: target,
-                kind: msg.kind,
-                muted: msg.muted,
-            },
-            ctx,
-        );
+        let target =
+            parse_id(&msg.target, 'p').filter(|t| self.members.contains_key(t)).ok_or("no such participant")?;
+        self.send_to(target, ServerMessage::MuteRequested { kind: msg.kind, muted: msg.muted, by: by_name });
+        <Self as Handler<Mute>>::handle(self, Mute { member: target, kind: msg.kind, muted: msg.muted }, ctx);
         Ok(())
     }
 }
@@ -482,25 +429,16 @@ pub struct SetSubscription {
 impl Handler<SetSubscription> for Room {
     type Result = Result<(), String>;
     fn handle(&mut self, msg: SetSubscription, _: &mut Context<Self>) -> Self::Result {
-        let track = parse_id(&msg.track, 't')
-            .filter(|t| self.tracks.contains_key(t))
-            .ok_or("no such track")?;
+        let track = parse_id(&msg.track, 't').filter(|t| self.tracks.contains_key(t)).ok_or("no such track")?;
         let owner = self.tracks[&track].owner;
         let m = self.members.get_mut(&msg.member).ok_or("not in the room")?;
         let peer = m.subscribe.ok_or("no subscribe connection")?;
         if msg.on {
             m.unsubscribed.remove(&track);
-            self.command(WorkerCommand::Subscribe {
-                subscriber: peer,
-                track,
-                stream_id: participant_id(owner),
-            });
+            self.command(WorkerCommand::Subscribe { subscriber: peer, track, stream_id: participant_id(owner) });
         } else {
             m.unsubscribed.insert(track);
-            self.command(WorkerCommand::Unsubscribe {
-                subscriber: peer,
-                track,
-            });
+            self.command(WorkerCommand::Unsubscribe { subscriber: peer, track });
         }
         Ok(())
     }
@@ -515,28 +453,15 @@ impl Handler<Media> for Room {
     type Result = ();
     fn handle(&mut self, Media(ev): Media, _: &mut Context<Self>) {
         match ev {
-            WorkerEvent::TrackPublished {
-                peer, track, kind, ..
-            } => {
+            WorkerEvent::TrackPublished { peer, track, kind, .. } => {
                 let Some(&owner) = self.peer_owner.get(&peer) else {
                     self.command(WorkerCommand::ClosePeer { peer });
                     return;
                 };
-                if self
-                    .members
-                    .get(&owner)
-                    .is_some_and(|m| m.role == Role::Attendee)
-                {
+                if self.members.get(&owner).is_some_and(|m| m.role == Role::Attendee) {
                     return; // attendees receive only; their media is not forwarded
                 }
-                self.tracks.insert(
-                    track,
-                    RoomTrack {
-                        owner,
-                        kind,
-                        muted: false,
-                    },
-                );
+                self.tracks.insert(track, RoomTrack { owner, kind, muted: false });
                 self.track_order.push(track);
                 if let Some(info) = self.track_info(track) {
                     self.broadcast(ServerMessage::TrackPublished { track: info }, None);
@@ -579,6 +504,14 @@ impl Handler<Media> for Room {
                     self.remove_member(owner);
                 }
             }
+            WorkerEvent::ActiveSpeaker { track, .. } => {
+                let Some(owner) = self.tracks.get(&track).map(|t| t.owner) else { return };
+                if self.active_speaker != Some(owner) {
+                    self.active_speaker = Some(owner);
+                    self.broadcast(ServerMessage::ActiveSpeaker { participant_id: participant_id(owner) }, None);
+                    self.refresh_whep();
+                }
+            }
             WorkerEvent::PeerConnected { peer, .. } => {
                 debug!(room = %self.id, peer, "peer connected")
             }
@@ -614,10 +547,6 @@ impl Handler<Snapshot> for Room {
     fn handle(&mut self, _: Snapshot, _: &mut Context<Self>) -> Self::Result {
         let mut ids: Vec<MemberId> = self.members.keys().copied().collect();
         ids.sort_unstable();
-        MessageResult(
-            ids.into_iter()
-                .filter_map(|id| self.participant_info(id))
-                .collect(),
-        )
+        MessageResult(ids.into_iter().filter_map(|id| self.participant_info(id)).collect())
     }
 }

@@ -81,10 +81,7 @@ fn backend(e: sled::Error) -> StoreError {
 
 impl SledStore {
     pub fn open(dir: &Path) -> StoreResult<Self> {
-        let db = sled::Config::new()
-            .path(dir.join("store"))
-            .open()
-            .map_err(backend)?;
+        let db = sled::Config::new().path(dir.join("store")).open().map_err(backend)?;
         Ok(Self {
             users: db.open_tree("users").map_err(backend)?,
             rooms: db.open_tree("rooms").map_err(backend)?,
@@ -103,9 +100,7 @@ impl SledStore {
 
     fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> StoreResult<Option<T>> {
         match tree.get(key).map_err(backend)? {
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt(e.to_string())),
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
             None => Ok(None),
         }
     }
@@ -182,15 +177,11 @@ impl Store for SledStore {
 }
 
 pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 pub fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -208,20 +199,10 @@ mod tests {
         let dir = temp_dir("reopen");
         {
             let s = SledStore::open(&dir).unwrap();
-            s.put_user(&User {
-                name: "alice".into(),
-                password_hash: "h".into(),
-                role: UserRole::User,
-                created_at: 1,
-            })
-            .unwrap();
-            s.put_room(&RoomRecord {
-                id: "r1".into(),
-                name: "R".into(),
-                created_by: "alice".into(),
-                created_at: 2,
-            })
-            .unwrap();
+            s.put_user(&User { name: "alice".into(), password_hash: "h".into(), role: UserRole::User, created_at: 1 })
+                .unwrap();
+            s.put_room(&RoomRecord { id: "r1".into(), name: "R".into(), created_by: "alice".into(), created_at: 2 })
+                .unwrap();
             for i in 0..3 {
                 s.audit(&AuditEvent {
                     at_ms: i,
@@ -238,10 +219,7 @@ mod tests {
         assert_eq!(s.get_user("alice").unwrap().unwrap().role, UserRole::User);
         assert_eq!(s.list_rooms().unwrap().len(), 1);
         let log = s.audit_log(2).unwrap();
-        assert_eq!(
-            log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
-            vec!["a1", "a2"]
-        );
+        assert_eq!(log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(), vec!["a1", "a2"]);
         assert!(s.delete_room("r1").unwrap());
         assert!(!s.delete_room("r1").unwrap());
         let _ = std::fs::remove_dir_all(&dir);

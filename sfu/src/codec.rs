@@ -164,9 +164,7 @@ mod tests {
     fn h264_nal_forms() {
         assert!(h264_keyframe(&[0x65, 0x88])); // IDR
         assert!(!h264_keyframe(&[0x41, 0x9a])); // non-IDR slice
-        assert!(h264_keyframe(&[
-            0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x68
-        ])); // STAP-A SPS
+        assert!(h264_keyframe(&[0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x01, 0x68])); // STAP-A SPS
         assert!(h264_keyframe(&[0x7c, 0x85, 0x00])); // FU-A start of IDR
         assert!(!h264_keyframe(&[0x7c, 0x05, 0x00])); // FU-A middle of IDR
         assert!(!h264_keyframe(&[0x78, 0x00])); // truncated STAP-A
@@ -183,13 +181,7 @@ mod tests {
 
     #[test]
     fn dispatch_never_panics_on_garbage() {
-        for codec in [
-            VideoCodec::Vp8,
-            VideoCodec::Vp9,
-            VideoCodec::H264,
-            VideoCodec::H265,
-            VideoCodec::Av1,
-        ] {
+        for codec in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264, VideoCodec::H265, VideoCodec::Av1] {
             for len in 0..8 {
                 for fill in [0x00u8, 0xff, 0x7c, 0x78, 0x90] {
                     let _ = starts_keyframe(codec, &vec![fill; len]);

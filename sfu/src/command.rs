@@ -104,6 +104,11 @@ pub enum WorkerEvent {
         peer: PeerId,
         track: TrackId,
     },
+    /// The room's active speaker changed to the publisher of this audio track.
+    ActiveSpeaker {
+        room: RoomId,
+        track: TrackId,
+    },
     /// A new offer for a subscribe connection, to relay to the client.
     SubscribeOffer {
         room: RoomId,

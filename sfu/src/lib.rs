@@ -9,6 +9,7 @@ pub mod forward;
 pub mod ids;
 pub mod metrics;
 mod peer;
+pub mod speaker;
 mod worker;
 
 pub use command::{EventSink, PeerKind, SfuError, WorkerCommand, WorkerEvent};

@@ -23,79 +23,30 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let registry = Registry::new();
     let gauge = |name: &str, help: &str| {
         let g = IntGauge::new(name, help).expect("valid gauge");
-        registry
-            .register(Box::new(g.clone()))
-            .expect("unique gauge");
+        registry.register(Box::new(g.clone())).expect("unique gauge");
         g
     };
     let counter = |name: &str, help: &str, labels: &[&str]| {
         let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
-        registry
-            .register(Box::new(c.clone()))
-            .expect("unique counter");
+        registry.register(Box::new(c.clone())).expect("unique counter");
         c
     };
     let rooms = gauge("yunshi_rooms", "Rooms with at least one participant");
-    let participants = gauge(
-        "yunshi_participants",
-        "Connected participants (browser, WHIP, WHEP)",
-    );
+    let participants = gauge("yunshi_participants", "Connected participants (browser, WHIP, WHEP)");
     let tracks = gauge("yunshi_tracks", "Published tracks");
-    let peers = gauge(
-        "yunshi_peer_connections",
-        "Peer connections on media workers",
-    );
-    let packets = counter(
-        "yunshi_packets_total",
-        "RTP packets by direction and kind",
-        &["direction", "kind"],
-    );
-    let bytes = counter(
-        "yunshi_bytes_total",
-        "RTP payload bytes by direction and kind",
-        &["direction", "kind"],
-    );
-    let nacks = counter(
-        "yunshi_nacks_total",
-        "NACKs by direction (rx = received from subscribers)",
-        &["direction"],
-    );
-    let plis = counter(
-        "yunshi_plis_total",
-        "Keyframe requests (PLI/FIR) by direction",
-        &["direction"],
-    );
-    let dropped = counter(
-        "yunshi_dropped_packets_total",
-        "Datagrams dropped, by reason",
-        &["reason"],
-    );
+    let peers = gauge("yunshi_peer_connections", "Peer connections on media workers");
+    let packets = counter("yunshi_packets_total", "RTP packets by direction and kind", &["direction", "kind"]);
+    let bytes = counter("yunshi_bytes_total", "RTP payload bytes by direction and kind", &["direction", "kind"]);
+    let nacks = counter("yunshi_nacks_total", "NACKs by direction (rx = received from subscribers)", &["direction"]);
+    let plis = counter("yunshi_plis_total", "Keyframe requests (PLI/FIR) by direction", &["direction"]);
+    let dropped = counter("yunshi_dropped_packets_total", "Datagrams dropped, by reason", &["reason"]);
     let forward_latency = Histogram::with_opts(
-        HistogramOpts::new(
-            "yunshi_forward_latency_seconds",
-            "Receive to hand-off to the subscriber's send queue",
-        )
-        .buckets(vec![
-            0.000_01, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.05,
-        ]),
+        HistogramOpts::new("yunshi_forward_latency_seconds", "Receive to hand-off to the subscriber's send queue")
+            .buckets(vec![0.000_01, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.05]),
     )
     .expect("valid histogram");
-    registry
-        .register(Box::new(forward_latency.clone()))
-        .expect("unique histogram");
-    Metrics {
-        registry,
-        rooms,
-        participants,
-        tracks,
-        peers,
-        packets,
-        bytes,
-        nacks,
-        plis,
-        dropped,
-        forward_latency,
-    }
+    registry.register(Box::new(forward_latency.clone())).expect("unique histogram");
+    Metrics { registry, rooms, participants, tracks, peers, packets, bytes, nacks, plis, dropped, forward_latency }
 });
 
 /// Label children resolved once; cloning a counter shares the same atomic.

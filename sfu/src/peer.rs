@@ -66,18 +66,9 @@ pub struct Peer {
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Peer {
-    pub fn new(
-        id: PeerId,
-        room: RoomId,
-        kind: PeerKind,
-        candidate: SocketAddr,
-        now: Instant,
-    ) -> Self {
-        let mut rtc = Rtc::builder()
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .set_stats_interval(Some(STATS_INTERVAL))
-            .build(now);
+    pub fn new(id: PeerId, room: RoomId, kind: PeerKind, candidate: SocketAddr, now: Instant) -> Self {
+        let mut rtc =
+            Rtc::builder().set_ice_lite(true).set_rtp_mode(true).set_stats_interval(Some(STATS_INTERVAL)).build(now);
         // The address is a valid host candidate by construction (we bound it).
         if let Ok(c) = Candidate::host(candidate, "udp") {
             rtc.add_local_candidate(c);
@@ -104,23 +95,13 @@ impl Peer {
     /// Accept a remote offer (publish, WHIP, WHEP) and return our answer.
     pub fn accept_offer(&mut self, sdp: &str) -> Result<String, SfuError> {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
-        let answer = self
-            .rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| SfuError::Rejected(e.to_string()))?;
+        let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| SfuError::Rejected(e.to_string()))?;
         let answer = answer.to_sdp_string();
         if self.kind == PeerKind::Whep {
             // str0m announces the m-lines (MediaAdded) only once connected; a viewer's slots are
             // known from the answer already, so the room can bind sources right away.
             for (mid, kind) in send_sections(&answer) {
-                self.slots.entry(mid).or_insert(Slot {
-                    kind,
-                    track: None,
-                    negotiated: true,
-                    active: false,
-                    pt: None,
-                });
+                self.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None });
             }
         }
         Ok(answer)
@@ -128,15 +109,11 @@ impl Peer {
 
     /// Apply the client's answer to our outstanding offer. Returns the m-lines it confirmed.
     pub fn accept_answer(&mut self, sdp: &str) -> Result<Vec<Mid>, SfuError> {
-        let answer =
-            SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let Some((pending, mids)) = self.pending_offer.take() else {
             return Err(SfuError::Rejected("no offer is outstanding".into()));
         };
-        self.rtc
-            .sdp_api()
-            .accept_answer(pending, answer)
-            .map_err(|e| SfuError::Rejected(e.to_string()))?;
+        self.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| SfuError::Rejected(e.to_string()))?;
         for mid in &mids {
             if let Some(slot) = self.slots.get_mut(mid) {
                 slot.negotiated = true;
@@ -148,9 +125,7 @@ impl Peer {
     /// If no offer is outstanding and something changed, make the next offer. The first offer of
     /// a subscribe connection carries a data channel so it is never empty.
     pub fn make_offer(&mut self, first: bool) -> Option<String> {
-        if self.pending_offer.is_some()
-            || (!first && self.wanted.is_empty() && self.unwanted.is_empty())
-        {
+        if self.pending_offer.is_some() || (!first && self.wanted.is_empty() && self.unwanted.is_empty()) {
             return None;
         }
         let wanted = std::mem::take(&mut self.wanted);
@@ -180,16 +155,8 @@ impl Peer {
         let (offer, pending) = api.apply()?;
         let mut mids = Vec::with_capacity(added.len());
         for (mid, w) in added {
-            self.slots.insert(
-                mid,
-                Slot {
-                    kind: w.kind,
-                    track: Some(w.track),
-                    negotiated: false,
-                    active: false,
-                    pt: None,
-                },
-            );
+            self.slots
+                .insert(mid, Slot { kind: w.kind, track: Some(w.track), negotiated: false, active: false, pt: None });
             mids.push(mid);
         }
         self.pending_offer = Some((pending, mids));
@@ -204,10 +171,7 @@ impl Peer {
 
     /// Find the slot currently fed by `track`.
     pub fn slot_of(&self, track: TrackId) -> Option<Mid> {
-        self.slots
-            .iter()
-            .find(|(_, s)| s.track == Some(track))
-            .map(|(m, _)| *m)
+        self.slots.iter().find(|(_, s)| s.track == Some(track)).map(|(m, _)| *m)
     }
 }
 
@@ -217,10 +181,7 @@ fn send_sections(sdp: &str) -> Vec<(Mid, TrackKind)> {
     let mut kind = None;
     let mut mid = None;
     let mut sending = false;
-    let flush = |kind: Option<TrackKind>,
-                 mid: Option<Mid>,
-                 sending: bool,
-                 out: &mut Vec<(Mid, TrackKind)>| {
+    let flush = |kind: Option<TrackKind>, mid: Option<Mid>, sending: bool, out: &mut Vec<(Mid, TrackKind)>| {
         if let (Some(k), Some(m), true) = (kind, mid, sending) {
             out.push((m, k));
         }
@@ -254,12 +215,6 @@ mod tests {
     fn finds_send_sections() {
         let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a1\r\na=sendonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v1\r\na=recvonly\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:v2\r\na=sendrecv\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:d\r\n";
         let found = send_sections(sdp);
-        assert_eq!(
-            found,
-            vec![
-                (Mid::from("a1"), TrackKind::Audio),
-                (Mid::from("v2"), TrackKind::Video)
-            ]
-        );
+        assert_eq!(found, vec![(Mid::from("a1"), TrackKind::Audio), (Mid::from("v2"), TrackKind::Video)]);
     }
 }

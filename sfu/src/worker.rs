@@ -25,10 +25,13 @@ use crate::forward::{Forward, Forwarder, PacketMeta, TrackKind};
 use crate::ids::{next_id, PeerId, RoomId, TrackId};
 use crate::metrics::{WorkerMetrics, METRICS};
 use crate::peer::{Peer, Slot, WantedTrack};
+use crate::speaker::SpeakerDetector;
 
 /// Upper bound on how long a command waits while the socket is idle.
 const IDLE_WAKE: Duration = Duration::from_millis(5);
 const RECV_BUF: usize = 2048;
+/// How often rooms' active speakers are re-evaluated.
+const SPEAKER_POLL: Duration = Duration::from_millis(200);
 
 /// A handle the control plane keeps for each worker.
 #[derive(Clone)]
@@ -67,6 +70,8 @@ pub struct Worker {
     dirty: Vec<PeerId>,
     forwards: Vec<Forward<(PeerId, Mid)>>,
     metrics: WorkerMetrics,
+    speakers: HashMap<RoomId, SpeakerDetector>,
+    next_speaker_poll: Instant,
 }
 
 /// Bind `bind` and start a worker thread whose ICE candidate is `candidate`.
@@ -91,16 +96,12 @@ pub fn spawn_worker(
         dirty: Vec::new(),
         forwards: Vec::new(),
         metrics: WorkerMetrics::new(),
+        speakers: HashMap::new(),
+        next_speaker_poll: Instant::now(),
     };
-    std::thread::Builder::new()
-        .name(format!("media-{index}"))
-        .spawn(move || worker.run())?;
+    std::thread::Builder::new().name(format!("media-{index}")).spawn(move || worker.run())?;
     info!(index, %bind, %candidate, "media worker started");
-    Ok(WorkerHandle {
-        index,
-        candidate,
-        tx,
-    })
+    Ok(WorkerHandle { index, candidate, tx })
 }
 
 impl Worker {
@@ -113,6 +114,9 @@ impl Worker {
             }
             let now = Instant::now();
             self.handle_timeouts(now);
+            if now >= self.next_speaker_poll {
+                self.poll_speakers(now);
+            }
             let wait = self
                 .timeouts
                 .peek()
@@ -136,25 +140,13 @@ impl Worker {
             return;
         };
         let now = Instant::now();
-        let input = Input::Receive(
-            now,
-            Receive {
-                proto: Protocol::Udp,
-                source,
-                destination: self.candidate,
-                contents,
-            },
-        );
+        let input =
+            Input::Receive(now, Receive { proto: Protocol::Udp, source, destination: self.candidate, contents });
         let peer_id = match self.by_addr.get(&source) {
             Some(id) => *id,
             None => {
                 // Only STUN from a new address gets here: find the peer by its ICE credentials.
-                let Some(id) = self
-                    .peers
-                    .values()
-                    .find(|p| p.rtc.accepts(&input))
-                    .map(|p| p.id)
-                else {
+                let Some(id) = self.peers.values().find(|p| p.rtc.accepts(&input)).map(|p| p.id) else {
                     self.metrics.dropped_unknown_peer.inc();
                     return;
                 };
@@ -239,18 +231,23 @@ impl Worker {
         }
     }
 
+    fn poll_speakers(&mut self, now: Instant) {
+        self.next_speaker_poll = now + SPEAKER_POLL;
+        for (room, detector) in &mut self.speakers {
+            if let Some(track) = detector.poll(now) {
+                (self.events)(WorkerEvent::ActiveSpeaker { room: room.clone(), track });
+            }
+        }
+    }
+
     // --------------------------------------------------------------- events
 
     fn handle_event(&mut self, id: PeerId, event: Event) {
         match event {
             Event::RtpPacket(pkt) => self.forward(id, pkt),
             Event::Connected => self.on_connected(id),
-            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.close_peer(id)
-            }
-            Event::MediaAdded(m) => {
-                self.on_media_added(id, m.mid, m.kind, m.direction.is_receiving())
-            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.close_peer(id),
+            Event::MediaAdded(m) => self.on_media_added(id, m.mid, m.kind, m.direction.is_receiving()),
             Event::KeyframeRequest(req) => self.on_keyframe_request(id, req.mid),
             Event::MediaEgressStats(s) => self.count_nacks(id, s.mid, false, s.nacks),
             Event::MediaIngressStats(s) => self.count_nacks(id, s.mid, true, s.nacks),
@@ -273,67 +270,31 @@ impl Worker {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let kind = if kind == MediaKind::Audio {
-            TrackKind::Audio
-        } else {
-            TrackKind::Video
-        };
+        let kind = if kind == MediaKind::Audio { TrackKind::Audio } else { TrackKind::Video };
         if receiving && peer.kind.publishes() {
             if peer.published.contains_key(&mid) {
                 return;
             }
             let track = next_id();
             peer.published.insert(mid, track);
-            let clock = if kind == TrackKind::Audio {
-                48_000
-            } else {
-                90_000
-            };
+            let clock = if kind == TrackKind::Audio { 48_000 } else { 90_000 };
             self.forwarder.add_track(track, kind, clock);
-            self.tracks.insert(
-                track,
-                TrackSource {
-                    publisher: id,
-                    mid,
-                    kind,
-                    params: None,
-                },
-            );
+            self.tracks.insert(track, TrackSource { publisher: id, mid, kind, params: None });
             METRICS.tracks.inc();
             let room = peer.room.clone();
-            (self.events)(WorkerEvent::TrackPublished {
-                room,
-                peer: id,
-                track,
-                kind,
-            });
+            (self.events)(WorkerEvent::TrackPublished { room, peer: id, track, kind });
         } else if !receiving && peer.kind == PeerKind::Whep {
             // A WHEP viewer's m-line: negotiated by its offer, fed by whatever the room chooses.
-            peer.slots.entry(mid).or_insert(Slot {
-                kind,
-                track: None,
-                negotiated: true,
-                active: false,
-                pt: None,
-            });
+            peer.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None });
         }
     }
 
     fn on_keyframe_request(&mut self, subscriber: PeerId, mid: Mid) {
         self.metrics.plis_in.inc();
-        let Some(track) = self
-            .peers
-            .get(&subscriber)
-            .and_then(|p| p.slots.get(&mid))
-            .and_then(|s| s.track)
-        else {
+        let Some(track) = self.peers.get(&subscriber).and_then(|p| p.slots.get(&mid)).and_then(|s| s.track) else {
             return;
         };
-        if self
-            .forwarder
-            .on_keyframe_request(track, Instant::now())
-            .request_keyframe
-        {
+        if self.forwarder.on_keyframe_request(track, Instant::now()).request_keyframe {
             self.request_keyframe(track);
         }
     }
@@ -361,10 +322,7 @@ impl Worker {
         *seen = total;
         if delta > 0 {
             // Ingress stats count NACKs we sent to a publisher; egress those a subscriber sent us.
-            METRICS
-                .nacks
-                .with_label_values(&[if ingress { "tx" } else { "rx" }])
-                .inc_by(delta);
+            METRICS.nacks.with_label_values(&[if ingress { "tx" } else { "rx" }]).inc_by(delta);
         }
     }
 
@@ -394,13 +352,7 @@ impl Worker {
         };
         let pt = pkt.header.payload_type;
         if src.params.is_none_or(|p| p.pt() != pt) {
-            let params = peer
-                .rtc
-                .codec_config()
-                .params()
-                .iter()
-                .find(|p| p.pt() == pt)
-                .copied();
+            let params = peer.rtc.codec_config().params().iter().find(|p| p.pt() == pt).copied();
             let codec = params.and_then(|p| video_codec(p.spec().codec));
             let clock = params.map_or(90_000, |p| p.spec().clock_rate.get());
             src.params = params;
@@ -419,14 +371,9 @@ impl Worker {
             }
         }
 
-        let meta = PacketMeta {
-            seq: *pkt.seq_no,
-            ts: pkt.header.timestamp,
-        };
+        let meta = PacketMeta { seq: *pkt.seq_no, ts: pkt.header.timestamp };
         let mut forwards = std::mem::take(&mut self.forwards);
-        let outcome = self
-            .forwarder
-            .on_packet(track, meta, &pkt.payload, now, &mut forwards);
+        let outcome = self.forwarder.on_packet(track, meta, &pkt.payload, now, &mut forwards);
         if outcome.request_keyframe {
             self.request_keyframe(track);
         }
@@ -458,37 +405,25 @@ impl Worker {
                 continue;
             };
             tx.write_rtp(
-                RtpWrite::new(
-                    local_pt,
-                    f.seq.into(),
-                    f.ts,
-                    pkt.timestamp,
-                    pkt.payload.clone(),
-                )
-                .marker(pkt.header.marker)
-                .ext_vals(exts.clone())
-                .nackable(kind == TrackKind::Video),
+                RtpWrite::new(local_pt, f.seq.into(), f.ts, pkt.timestamp, pkt.payload.clone())
+                    .marker(pkt.header.marker)
+                    .ext_vals(exts.clone())
+                    .nackable(kind == TrackKind::Video),
             );
             match kind {
                 TrackKind::Audio => {
                     self.metrics.packets_out_audio.inc();
-                    self.metrics
-                        .bytes_out_audio
-                        .inc_by(pkt.payload.len() as u64);
+                    self.metrics.bytes_out_audio.inc_by(pkt.payload.len() as u64);
                 }
                 TrackKind::Video => {
                     self.metrics.packets_out_video.inc();
-                    self.metrics
-                        .bytes_out_video
-                        .inc_by(pkt.payload.len() as u64);
+                    self.metrics.bytes_out_video.inc_by(pkt.payload.len() as u64);
                 }
             }
             self.dirty.push(sub_id);
         }
         if !forwards.is_empty() {
-            self.metrics
-                .forward_latency
-                .observe(now.saturating_duration_since(pkt.timestamp).as_secs_f64());
+            self.metrics.forward_latency.observe(now.saturating_duration_since(pkt.timestamp).as_secs_f64());
         }
         self.forwards = forwards;
     }
@@ -508,11 +443,7 @@ impl Worker {
                 if let Some(track) = slot.track {
                     slot.active = true;
                     slot.pt = None;
-                    if self
-                        .forwarder
-                        .subscribe(track, (id, *mid), now)
-                        .request_keyframe
-                    {
+                    if self.forwarder.subscribe(track, (id, *mid), now).request_keyframe {
                         keyframes.push(track);
                     }
                 }
@@ -538,13 +469,7 @@ impl Worker {
 
     fn handle_command(&mut self, cmd: WorkerCommand) {
         match cmd {
-            WorkerCommand::CreatePeer {
-                peer,
-                room,
-                kind,
-                offer,
-                reply,
-            } => {
+            WorkerCommand::CreatePeer { peer, room, kind, offer, reply } => {
                 let _ = reply.send(self.create_peer(peer, room, kind, offer));
             }
             WorkerCommand::RemoteOffer { peer, sdp, reply } => {
@@ -568,18 +493,10 @@ impl Worker {
                 }
                 self.drain(peer);
             }
-            WorkerCommand::Subscribe {
-                subscriber,
-                track,
-                stream_id,
-            } => self.subscribe(subscriber, track, stream_id),
+            WorkerCommand::Subscribe { subscriber, track, stream_id } => self.subscribe(subscriber, track, stream_id),
             WorkerCommand::Unsubscribe { subscriber, track } => self.unsubscribe(subscriber, track),
             WorkerCommand::SetMuted { track, muted } => {
-                if self
-                    .forwarder
-                    .set_muted(track, muted, Instant::now())
-                    .request_keyframe
-                {
+                if self.forwarder.set_muted(track, muted, Instant::now()).request_keyframe {
                     self.request_keyframe(track);
                 }
             }
@@ -597,9 +514,9 @@ impl Worker {
     ) -> Result<String, SfuError> {
         let mut peer = Peer::new(id, room, kind, self.candidate, Instant::now());
         let sdp = match (kind, offer) {
-            (PeerKind::Subscribe, _) => peer
-                .make_offer(true)
-                .ok_or_else(|| SfuError::Rejected("nothing to offer".into()))?,
+            (PeerKind::Subscribe, _) => {
+                peer.make_offer(true).ok_or_else(|| SfuError::Rejected("nothing to offer".into()))?
+            }
             (_, Some(offer)) => peer.accept_offer(&offer)?,
             (_, None) => return Err(SfuError::BadSdp("an offer is required".into())),
         };
@@ -621,20 +538,12 @@ impl Worker {
                 if peer.slot_of(track).is_some() || peer.wanted.iter().any(|w| w.track == track) {
                     return;
                 }
-                peer.wanted.push(WantedTrack {
-                    track,
-                    kind,
-                    stream_id,
-                });
+                peer.wanted.push(WantedTrack { track, kind, stream_id });
                 self.offer_if_needed(subscriber);
             }
             PeerKind::Whep => {
                 // Switch the viewer's m-line of this kind to the new source.
-                let Some((mid, old)) = peer
-                    .slots
-                    .iter()
-                    .find(|(_, s)| s.kind == kind)
-                    .map(|(m, s)| (*m, s.track))
+                let Some((mid, old)) = peer.slots.iter().find(|(_, s)| s.kind == kind).map(|(m, s)| (*m, s.track))
                 else {
                     return;
                 };
@@ -682,11 +591,7 @@ impl Worker {
         }
         if let Some(sdp) = peer.make_offer(false) {
             let room = peer.room.clone();
-            (self.events)(WorkerEvent::SubscribeOffer {
-                room,
-                peer: id,
-                sdp,
-            });
+            (self.events)(WorkerEvent::SubscribeOffer { room, peer: id, sdp });
         }
     }
 
@@ -706,19 +611,15 @@ impl Worker {
         for track in peer.published.values() {
             self.forwarder.remove_track(*track);
             self.tracks.remove(track);
+            if let Some(d) = self.speakers.get_mut(&peer.room) {
+                d.remove(*track);
+            }
             METRICS.tracks.dec();
-            (self.events)(WorkerEvent::TrackEnded {
-                room: peer.room.clone(),
-                peer: id,
-                track: *track,
-            });
+            (self.events)(WorkerEvent::TrackEnded { room: peer.room.clone(), peer: id, track: *track });
         }
         METRICS.peers.dec();
         info!(peer = id, room = %peer.room, "peer closed");
-        (self.events)(WorkerEvent::PeerClosed {
-            room: peer.room,
-            peer: id,
-        });
+        (self.events)(WorkerEvent::PeerClosed { room: peer.room, peer: id });
     }
 }
 

@@ -46,23 +46,18 @@ impl JwtKey {
 
     pub fn verify(&self, token: &str, now: u64) -> Result<Claims, JwtError> {
         let mut parts = token.split('.');
-        let (Some(h), Some(b), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(h), Some(b), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
             return Err(JwtError::Malformed);
         };
         let header = B64.decode(h).map_err(|_| JwtError::Malformed)?;
-        let header: serde_json::Value =
-            serde_json::from_slice(&header).map_err(|_| JwtError::Malformed)?;
+        let header: serde_json::Value = serde_json::from_slice(&header).map_err(|_| JwtError::Malformed)?;
         // Only HS256: never let the token choose "none" or another algorithm.
         if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") {
             return Err(JwtError::Malformed);
         }
         let sig = B64.decode(s).map_err(|_| JwtError::Malformed)?;
         let signing_input = &token[..h.len() + 1 + b.len()];
-        self.mac(signing_input.as_bytes())
-            .verify_slice(&sig)
-            .map_err(|_| JwtError::BadSignature)?;
+        self.mac(signing_input.as_bytes()).verify_slice(&sig).map_err(|_| JwtError::BadSignature)?;
         let body = B64.decode(b).map_err(|_| JwtError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&body).map_err(|_| JwtError::Malformed)?;
         if claims.exp <= now {
@@ -77,12 +72,7 @@ mod tests {
     use super::*;
 
     fn claims(exp: u64) -> Claims {
-        Claims {
-            sub: "alice".into(),
-            role: "user".into(),
-            iat: 100,
-            exp,
-        }
+        Claims { sub: "alice".into(), role: "user".into(), iat: 100, exp }
     }
 
     #[test]
@@ -97,28 +87,13 @@ mod tests {
         let k = JwtKey::new(b"secret-key");
         let t = k.sign(&claims(1000));
         assert_eq!(k.verify(&t, 1000), Err(JwtError::Expired));
-        assert_eq!(
-            JwtKey::new(b"other").verify(&t, 500),
-            Err(JwtError::BadSignature)
-        );
+        assert_eq!(JwtKey::new(b"other").verify(&t, 500), Err(JwtError::BadSignature));
         // Change the body to claim admin: signature no longer matches.
         let parts: Vec<&str> = t.split('.').collect();
-        let forged_body = B64.encode(
-            serde_json::to_vec(&Claims {
-                role: "admin".into(),
-                ..claims(1000)
-            })
-            .unwrap(),
-        );
-        assert_eq!(
-            k.verify(&format!("{}.{}.{}", parts[0], forged_body, parts[2]), 500),
-            Err(JwtError::BadSignature)
-        );
+        let forged_body = B64.encode(serde_json::to_vec(&Claims { role: "admin".into(), ..claims(1000) }).unwrap());
+        assert_eq!(k.verify(&format!("{}.{}.{}", parts[0], forged_body, parts[2]), 500), Err(JwtError::BadSignature));
         let none_header = B64.encode(r#"{"alg":"none"}"#);
-        assert_eq!(
-            k.verify(&format!("{}.{}.", none_header, parts[1]), 500),
-            Err(JwtError::Malformed)
-        );
+        assert_eq!(k.verify(&format!("{}.{}.", none_header, parts[1]), 500), Err(JwtError::Malformed));
         assert_eq!(k.verify("garbage", 500), Err(JwtError::Malformed));
         assert_eq!(k.verify("a.b.c", 500), Err(JwtError::Malformed));
     }

@@ -16,29 +16,23 @@ pub use crate::state::AppState;
 pub const MAX_BODY: usize = 64 * 1024;
 
 fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(MAX_BODY)
-        .error_handler(|err, _| {
-            use actix_web::error::JsonPayloadError as E;
-            let e = match &err {
-                E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
-                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    format!("body exceeds {MAX_BODY} bytes"),
-                ),
-                E::ContentType => ApiError::new(
-                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    "unsupported_media_type",
-                    "Content-Type must be application/json",
-                ),
-                other => ApiError::new(
-                    actix_web::http::StatusCode::BAD_REQUEST,
-                    "bad_json",
-                    other.to_string(),
-                ),
-            };
-            e.into()
-        })
+    web::JsonConfig::default().limit(MAX_BODY).error_handler(|err, _| {
+        use actix_web::error::JsonPayloadError as E;
+        let e = match &err {
+            E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
+                actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("body exceeds {MAX_BODY} bytes"),
+            ),
+            E::ContentType => ApiError::new(
+                actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Content-Type must be application/json",
+            ),
+            other => ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "bad_json", other.to_string()),
+        };
+        e.into()
+    })
 }
 
 fn payload_config() -> web::PayloadConfig {
@@ -79,11 +73,7 @@ pub async fn serve(state: web::Data<AppState>, bind: std::net::SocketAddr) -> st
             // Bearer tokens, never cookies: any origin may call the API (WHIP/WHEP players live
             // on other sites), which is what CORS `*` allows.
             .wrap(middleware::DefaultHeaders::new().add(("Access-Control-Allow-Origin", "*")))
-            .wrap(
-                middleware::Logger::new("%a \"%r\" %s %Dms")
-                    .exclude("/healthz")
-                    .exclude("/metrics"),
-            )
+            .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").exclude("/healthz").exclude("/metrics"))
             .configure(configure)
     })
     .workers(2)

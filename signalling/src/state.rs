@@ -30,18 +30,9 @@ pub struct AppState {
 impl AppState {
     /// Append to the audit log; a failure is logged, it never fails the request it records.
     pub fn audit(&self, who: &str, action: &str, target: &str, req: &HttpRequest, ok: bool) {
-        let from = req
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default();
-        let ev = AuditEvent {
-            at_ms: now_millis(),
-            who: who.into(),
-            action: action.into(),
-            target: target.into(),
-            from,
-            ok,
-        };
+        let from = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+        let ev =
+            AuditEvent { at_ms: now_millis(), who: who.into(), action: action.into(), target: target.into(), from, ok };
         if let Err(e) = self.store.audit(&ev) {
             tracing::error!("audit write failed: {e}");
         }
@@ -67,11 +58,7 @@ impl Authed {
 }
 
 fn token_of(req: &HttpRequest) -> Option<String> {
-    if let Some(h) = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(h) = req.headers().get("authorization").and_then(|v| v.to_str().ok()) {
         return h.strip_prefix("Bearer ").map(|t| t.trim().to_string());
     }
     let q = web::Query::<HashMap<String, String>>::from_query(req.query_string()).ok()?;
@@ -91,9 +78,7 @@ impl FromRequest for Authed {
         };
         let claims = match state.jwt.verify(&token, now_secs()) {
             Ok(c) => c,
-            Err(crate::jwt::JwtError::Expired) => {
-                return ready(Err(ApiError::unauthorized("token expired")))
-            }
+            Err(crate::jwt::JwtError::Expired) => return ready(Err(ApiError::unauthorized("token expired"))),
             Err(_) => return ready(Err(ApiError::unauthorized("invalid token"))),
         };
         // The user may have been deleted since the token was issued.
@@ -102,9 +87,6 @@ impl FromRequest for Authed {
             Ok(None) => return ready(Err(ApiError::unauthorized("user no longer exists"))),
             Err(e) => return ready(Err(e.into())),
         };
-        ready(Ok(Authed {
-            user: user.name,
-            role: user.role,
-        }))
+        ready(Ok(Authed { user: user.name, role: user.role }))
     }
 }

@@ -19,21 +19,13 @@ pub struct Server {
 }
 
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A base port with `n` free UDP ports after it.
 pub fn free_udp_ports(n: u16) -> u16 {
     for _ in 0..200 {
-        let base = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let base = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         if base > 65000 {
             continue;
         }
@@ -45,21 +37,14 @@ pub fn free_udp_ports(n: u16) -> u16 {
 }
 
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "yunshi-test-{tag}-{}-{}",
-        std::process::id(),
-        rand_u32()
-    ));
+    let d = std::env::temp_dir().join(format!("yunshi-test-{tag}-{}-{}", std::process::id(), rand_u32()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
 fn rand_u32() -> u32 {
     let mut b = [0u8; 4];
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(&mut b)
-        .unwrap();
+    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut b).unwrap();
     u32::from_le_bytes(b)
 }
 
@@ -87,20 +72,12 @@ impl Server {
             .args(["--workers", "2", "--data"])
             .arg(&data)
             .env("YUNSHI_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env(
-                "RUST_LOG",
-                std::env::var("YUNSHI_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", std::env::var("YUNSHI_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(env.iter().copied())
             .stdout(Stdio::null())
             .spawn()
             .expect("start yunshi");
-        let s = Server {
-            child,
-            http: format!("127.0.0.1:{port}"),
-            udp_port,
-            data,
-        };
+        let s = Server { child, http: format!("127.0.0.1:{port}"), udp_port, data };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok((200, _, _)) = s.try_request("GET", "/healthz", None, None, &[]) {
@@ -112,9 +89,7 @@ impl Server {
     }
 
     pub fn kill9(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-9", &self.child.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-9", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
     }
 
@@ -149,26 +124,17 @@ impl Server {
         s.write_all(body)?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw)?;
-        let split = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| std::io::Error::other("no header end"))?;
+        let split =
+            raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no header end"))?;
         let head = String::from_utf8_lossy(&raw[..split]).to_string();
         let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
+        let status: u16 = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
         let headers: Vec<(String, String)> = lines
             .filter_map(|l| l.split_once(':'))
             .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
             .collect();
         let mut body = raw[split + 4..].to_vec();
-        if headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
-        {
+        if headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")) {
             body = dechunk(&body);
         }
         Ok((status, headers, body))
@@ -182,8 +148,7 @@ impl Server {
         content_type: Option<&str>,
         body: &[u8],
     ) -> (u16, Vec<(String, String)>, Vec<u8>) {
-        self.try_request(method, path, token, content_type, body)
-            .expect("http request")
+        self.try_request(method, path, token, content_type, body).expect("http request")
     }
 
     pub fn json(
@@ -193,19 +158,10 @@ impl Server {
         token: Option<&str>,
         body: Option<serde_json::Value>,
     ) -> (u16, serde_json::Value) {
-        let bytes = body
-            .map(|b| serde_json::to_vec(&b).unwrap())
-            .unwrap_or_default();
-        let ct = if bytes.is_empty() {
-            None
-        } else {
-            Some("application/json")
-        };
+        let bytes = body.map(|b| serde_json::to_vec(&b).unwrap()).unwrap_or_default();
+        let ct = if bytes.is_empty() { None } else { Some("application/json") };
         let (status, _, body) = self.request(method, path, token, ct, &bytes);
-        (
-            status,
-            serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-        )
+        (status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null))
     }
 
     pub fn login(&self, user: &str, password: &str) -> String {
@@ -230,8 +186,7 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
             break;
         };
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap_or("0").trim(), 16)
-            .unwrap_or(0);
+        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap_or("0").trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }

@@ -28,17 +28,13 @@ pub const AUDIO_PAYLOAD: usize = 120;
 pub fn vp8_payload(counter: u64, keyframe: bool) -> Vec<u8> {
     let mut p = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
     p.extend_from_slice(&counter.to_be_bytes());
-    p.extend(
-        (0..VIDEO_PAYLOAD - 10).map(|i| (counter as u8).wrapping_mul(31).wrapping_add(i as u8)),
-    );
+    p.extend((0..VIDEO_PAYLOAD - 10).map(|i| (counter as u8).wrapping_mul(31).wrapping_add(i as u8)));
     p
 }
 
 pub fn opus_payload(counter: u64) -> Vec<u8> {
     let mut p = counter.to_be_bytes().to_vec();
-    p.extend(
-        (0..AUDIO_PAYLOAD - 8).map(|i| (counter as u8).wrapping_mul(17).wrapping_add(i as u8)),
-    );
+    p.extend((0..AUDIO_PAYLOAD - 8).map(|i| (counter as u8).wrapping_mul(17).wrapping_add(i as u8)));
     p
 }
 
@@ -61,15 +57,8 @@ pub fn check_opus(p: &[u8]) -> Option<u64> {
 
 #[derive(Debug, Clone)]
 pub enum Received {
-    Video {
-        counter: u64,
-        keyframe: bool,
-        at: Instant,
-    },
-    Audio {
-        counter: u64,
-        at: Instant,
-    },
+    Video { counter: u64, keyframe: bool, at: Instant },
+    Audio { counter: u64, at: Instant },
     Corrupt,
 }
 
@@ -89,34 +78,17 @@ impl Endpoint {
         let local = socket.local_addr().unwrap();
         let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
-        let dir = if send {
-            Direction::SendOnly
-        } else {
-            Direction::RecvOnly
-        };
+        let dir = if send { Direction::SendOnly } else { Direction::RecvOnly };
         let mut api = rtc.sdp_api();
         let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
         let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
         let (offer, pending) = api.apply().unwrap();
-        (
-            Endpoint {
-                rtc,
-                socket,
-                local,
-                pending: Some(pending),
-                audio_mid,
-                video_mid,
-            },
-            offer.to_sdp_string(),
-        )
+        (Endpoint { rtc, socket, local, pending: Some(pending), audio_mid, video_mid }, offer.to_sdp_string())
     }
 
     pub fn accept_answer(&mut self, sdp: &str) {
         let answer = SdpAnswer::from_sdp_string(sdp).expect("server answer parses");
-        self.rtc
-            .sdp_api()
-            .accept_answer(self.pending.take().unwrap(), answer)
-            .expect("answer accepted");
+        self.rtc.sdp_api().accept_answer(self.pending.take().unwrap(), answer).expect("answer accepted");
     }
 
     /// Drive the endpoint for `duration`: publish if `publish`, and report received packets.
@@ -132,11 +104,7 @@ impl Endpoint {
         std::thread::spawn(move || {
             let (audio_mid, video_mid) = (self.audio_mid, self.video_mid);
             let pt_of = |rtc: &Rtc, codec: Codec| {
-                rtc.codec_config()
-                    .params()
-                    .iter()
-                    .find(|p| p.spec().codec == codec)
-                    .map(|p| p.pt())
+                rtc.codec_config().params().iter().find(|p| p.spec().codec == codec).map(|p| p.pt())
             };
             let start = Instant::now();
             let mut buf = vec![0u8; 2000];
@@ -144,9 +112,7 @@ impl Endpoint {
             let (mut next_audio, mut next_video) = (start, start);
             let (mut audio_n, mut video_n) = (0u64, 0u64);
             let mut want_key = true;
-            self.socket
-                .set_read_timeout(Some(Duration::from_millis(2)))
-                .unwrap();
+            self.socket.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
             while start.elapsed() < duration && !stop.load(Ordering::Relaxed) {
                 // Drain output.
                 let timeout = loop {
@@ -157,18 +123,12 @@ impl Endpoint {
                         }
                         Ok(Output::Event(e)) => match e {
                             Event::Connected => connected = true,
-                            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                                return
-                            }
+                            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return,
                             Event::KeyframeRequest(_) => want_key = true,
                             Event::RtpPacket(p) => {
                                 let at = Instant::now();
                                 let r = if let Some((counter, keyframe)) = check_vp8(&p.payload) {
-                                    Received::Video {
-                                        counter,
-                                        keyframe,
-                                        at,
-                                    }
+                                    Received::Video { counter, keyframe, at }
                                 } else if let Some(counter) = check_opus(&p.payload) {
                                     Received::Audio { counter, at }
                                 } else {
@@ -201,8 +161,7 @@ impl Endpoint {
                     }
                     if now >= next_video {
                         if let Some(pt) = pt_of(&self.rtc, Codec::Vp8) {
-                            let key =
-                                want_key || (keyframe_every > 0 && video_n % keyframe_every == 0);
+                            let key = want_key || (keyframe_every > 0 && video_n % keyframe_every == 0);
                             let mut api = self.rtc.direct_api();
                             if let Some(tx) = api.stream_tx_by_mid(video_mid, None) {
                                 tx.write_rtp(
@@ -232,12 +191,7 @@ impl Endpoint {
                     Ok((n, source)) => match buf[..n].try_into() {
                         Ok(contents) => Input::Receive(
                             Instant::now(),
-                            Receive {
-                                proto: Protocol::Udp,
-                                source,
-                                destination: self.local,
-                                contents,
-                            },
+                            Receive { proto: Protocol::Udp, source, destination: self.local, contents },
                         ),
                         Err(_) => continue,
                     },

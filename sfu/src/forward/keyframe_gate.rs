@@ -11,18 +11,12 @@ pub struct KeyframeGate {
 
 impl KeyframeGate {
     pub fn new(min_interval: Duration) -> Self {
-        Self {
-            min_interval,
-            last: None,
-        }
+        Self { min_interval, last: None }
     }
 
     /// True when a request may go to the publisher now; records it.
     pub fn allow(&mut self, now: Instant) -> bool {
-        if self
-            .last
-            .is_some_and(|t| now.saturating_duration_since(t) < self.min_interval)
-        {
+        if self.last.is_some_and(|t| now.saturating_duration_since(t) < self.min_interval) {
             return false;
         }
         self.last = Some(now);

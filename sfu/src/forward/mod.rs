@@ -83,10 +83,7 @@ pub struct Forwarder<S> {
 
 impl<S: Copy + Eq + Hash> Default for Forwarder<S> {
     fn default() -> Self {
-        Self {
-            tracks: HashMap::new(),
-            detached: HashMap::new(),
-        }
+        Self { tracks: HashMap::new(), detached: HashMap::new() }
     }
 }
 
@@ -140,18 +137,11 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         if t.subs.iter().any(|s| s.to == to) {
             return Outcome::default();
         }
-        let mut rewriter = self
-            .detached
-            .remove(&to)
-            .unwrap_or_else(|| SeqTsRewriter::new(t.clock_rate));
+        let mut rewriter = self.detached.remove(&to).unwrap_or_else(|| SeqTsRewriter::new(t.clock_rate));
         rewriter.set_clock_rate(t.clock_rate);
         rewriter.rebase();
         let video = t.kind == TrackKind::Video;
-        t.subs.push(Subscription {
-            to,
-            rewriter,
-            awaiting_keyframe: video,
-        });
+        t.subs.push(Subscription { to, rewriter, awaiting_keyframe: video });
         let request_keyframe = video && t.gate.allow(now);
         if request_keyframe {
             t.waiting_since_request = Some(now);
@@ -211,9 +201,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         let Some(t) = self.tracks.get_mut(&track) else {
             return Outcome::default();
         };
-        Outcome {
-            request_keyframe: t.kind == TrackKind::Video && t.gate.allow(now),
-        }
+        Outcome { request_keyframe: t.kind == TrackKind::Video && t.gate.allow(now) }
     }
 
     /// Decide the fate of one incoming packet. `out` is cleared and filled; it is reused by the
@@ -253,9 +241,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         }
         let mut outcome = Outcome::default();
         if waiting {
-            let due = t
-                .waiting_since_request
-                .is_none_or(|r| now.saturating_duration_since(r) >= KEYFRAME_RETRY);
+            let due = t.waiting_since_request.is_none_or(|r| now.saturating_duration_since(r) >= KEYFRAME_RETRY);
             if due && t.gate.allow(now) {
                 t.waiting_since_request = Some(now);
                 outcome.request_keyframe = true;
@@ -293,36 +279,10 @@ mod tests {
         assert!(out.is_empty());
         // A second request so soon is merged away.
         assert!(!o.request_keyframe);
-        f.on_packet(
-            1,
-            PacketMeta { seq: 11, ts: 3000 },
-            KEY,
-            t0 + Duration::from_millis(33),
-            &mut out,
-        );
-        assert_eq!(
-            out,
-            vec![Forward {
-                to: 7,
-                seq: 11,
-                ts: 3000
-            }]
-        );
-        f.on_packet(
-            1,
-            PacketMeta { seq: 12, ts: 3000 },
-            DELTA,
-            t0 + Duration::from_millis(34),
-            &mut out,
-        );
-        assert_eq!(
-            out,
-            vec![Forward {
-                to: 7,
-                seq: 12,
-                ts: 3000
-            }]
-        );
+        f.on_packet(1, PacketMeta { seq: 11, ts: 3000 }, KEY, t0 + Duration::from_millis(33), &mut out);
+        assert_eq!(out, vec![Forward { to: 7, seq: 11, ts: 3000 }]);
+        f.on_packet(1, PacketMeta { seq: 12, ts: 3000 }, DELTA, t0 + Duration::from_millis(34), &mut out);
+        assert_eq!(out, vec![Forward { to: 7, seq: 12, ts: 3000 }]);
     }
 
     #[test]
@@ -334,9 +294,7 @@ mod tests {
         let mut requests = 0;
         for i in 0..90u64 {
             let now = t0 + Duration::from_millis(33 * i);
-            if f.on_packet(1, PacketMeta { seq: i, ts: 0 }, DELTA, now, &mut out)
-                .request_keyframe
-            {
+            if f.on_packet(1, PacketMeta { seq: i, ts: 0 }, DELTA, now, &mut out).request_keyframe {
                 requests += 1;
             }
         }
@@ -348,18 +306,11 @@ mod tests {
     fn many_subscribers_merge_keyframe_requests() {
         let t0 = Instant::now();
         let mut f = video_forwarder();
-        let asked: usize = (0..50u32)
-            .map(|s| {
-                f.subscribe(1, s, t0 + Duration::from_millis(s as u64))
-                    .request_keyframe as usize
-            })
-            .sum();
+        let asked: usize =
+            (0..50u32).map(|s| f.subscribe(1, s, t0 + Duration::from_millis(s as u64)).request_keyframe as usize).sum();
         assert_eq!(asked, 1);
         let later: usize = (0..10u64)
-            .map(|i| {
-                f.on_keyframe_request(1, t0 + Duration::from_millis(100 * i))
-                    .request_keyframe as usize
-            })
+            .map(|i| f.on_keyframe_request(1, t0 + Duration::from_millis(100 * i)).request_keyframe as usize)
             .sum();
         // At 0..900 ms: allowed at 300, 600, 900 (0 was taken by the subscribe).
         assert_eq!(later, 3);
@@ -373,28 +324,13 @@ mod tests {
         assert!(!f.subscribe(2, 1, t0).request_keyframe);
         f.subscribe(2, 2, t0);
         let mut out = Vec::new();
-        f.on_packet(
-            2,
-            PacketMeta { seq: 100, ts: 960 },
-            &[1, 2, 3],
-            t0,
-            &mut out,
-        );
+        f.on_packet(2, PacketMeta { seq: 100, ts: 960 }, &[1, 2, 3], t0, &mut out);
         assert_eq!(out.len(), 2);
         f.set_muted(2, true, t0);
         f.on_packet(2, PacketMeta { seq: 101, ts: 1920 }, &[1], t0, &mut out);
         assert!(out.is_empty());
         f.set_muted(2, false, t0 + Duration::from_secs(2));
-        f.on_packet(
-            2,
-            PacketMeta {
-                seq: 200,
-                ts: 96_000,
-            },
-            &[1],
-            t0 + Duration::from_secs(2),
-            &mut out,
-        );
+        f.on_packet(2, PacketMeta { seq: 200, ts: 96_000 }, &[1], t0 + Duration::from_secs(2), &mut out);
         // Rebased after the pause: the gap of 98 packets is not exposed, the clock advanced 2 s.
         assert_eq!(out[0].seq, 101);
         assert_eq!(out[0].ts, 960 + 96_000);
@@ -410,27 +346,9 @@ mod tests {
         f.set_muted(1, true, t0);
         let o = f.set_muted(1, false, t0 + Duration::from_secs(1));
         assert!(o.request_keyframe);
-        f.on_packet(
-            1,
-            PacketMeta {
-                seq: 40,
-                ts: 90_000,
-            },
-            DELTA,
-            t0 + Duration::from_secs(1),
-            &mut out,
-        );
+        f.on_packet(1, PacketMeta { seq: 40, ts: 90_000 }, DELTA, t0 + Duration::from_secs(1), &mut out);
         assert!(out.is_empty());
-        f.on_packet(
-            1,
-            PacketMeta {
-                seq: 41,
-                ts: 93_000,
-            },
-            KEY,
-            t0 + Duration::from_secs(1),
-            &mut out,
-        );
+        f.on_packet(1, PacketMeta { seq: 41, ts: 93_000 }, KEY, t0 + Duration::from_secs(1), &mut out);
         assert_eq!(out[0].seq, 2);
     }
 
@@ -447,13 +365,7 @@ mod tests {
         let last = out[0];
         f.unsubscribe(1, 9);
         f.subscribe(3, 9, t0 + Duration::from_millis(100));
-        f.on_packet(
-            3,
-            PacketMeta { seq: 9000, ts: 5 },
-            KEY,
-            t0 + Duration::from_millis(100),
-            &mut out,
-        );
+        f.on_packet(3, PacketMeta { seq: 9000, ts: 5 }, KEY, t0 + Duration::from_millis(100), &mut out);
         assert_eq!(out[0].seq, last.seq + 1);
         assert_eq!(out[0].ts, last.ts + 9000);
         // Removing a track detaches its subscribers for their next source.
@@ -464,28 +376,12 @@ mod tests {
     #[test]
     fn unknown_track_and_empty_payload_are_harmless() {
         let mut f = video_forwarder();
-        let mut out = vec![Forward {
-            to: 1,
-            seq: 1,
-            ts: 1,
-        }];
-        let o = f.on_packet(
-            42,
-            PacketMeta { seq: 1, ts: 1 },
-            &[],
-            Instant::now(),
-            &mut out,
-        );
+        let mut out = vec![Forward { to: 1, seq: 1, ts: 1 }];
+        let o = f.on_packet(42, PacketMeta { seq: 1, ts: 1 }, &[], Instant::now(), &mut out);
         assert!(out.is_empty());
         assert!(!o.request_keyframe);
         f.subscribe(1, 1, Instant::now());
-        f.on_packet(
-            1,
-            PacketMeta { seq: 1, ts: 1 },
-            &[],
-            Instant::now(),
-            &mut out,
-        );
+        f.on_packet(1, PacketMeta { seq: 1, ts: 1 }, &[], Instant::now(), &mut out);
         assert!(out.is_empty());
     }
 }

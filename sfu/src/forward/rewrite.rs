@@ -27,13 +27,7 @@ struct LastOut {
 
 impl SeqTsRewriter {
     pub fn new(clock_rate: u32) -> Self {
-        Self {
-            clock_rate: clock_rate.max(1),
-            seq_offset: 0,
-            ts_offset: 0,
-            epoch_start: None,
-            last_out: None,
-        }
+        Self { clock_rate: clock_rate.max(1), seq_offset: 0, ts_offset: 0, epoch_start: None, last_out: None }
     }
 
     /// The next packet starts a new source epoch (new source, or after a pause).
@@ -57,9 +51,7 @@ impl SeqTsRewriter {
                     None => (seq & 0x7fff, ts),
                     Some(last) => {
                         let elapsed = now.saturating_duration_since(last.at);
-                        let ticks = (elapsed.as_micros() as u64 * self.clock_rate as u64
-                            / 1_000_000)
-                            .max(1);
+                        let ticks = (elapsed.as_micros() as u64 * self.clock_rate as u64 / 1_000_000).max(1);
                         (last.seq + 1, last.ts.wrapping_add(ticks as u32))
                     }
                 };
@@ -73,11 +65,7 @@ impl SeqTsRewriter {
         let out_seq = seq.wrapping_add(self.seq_offset);
         let out_ts = ts.wrapping_add(self.ts_offset);
         if self.last_out.is_none_or(|l| out_seq > l.seq) {
-            self.last_out = Some(LastOut {
-                seq: out_seq,
-                ts: out_ts,
-                at: now,
-            });
+            self.last_out = Some(LastOut { seq: out_seq, ts: out_ts, at: now });
         }
         Some((out_seq, out_ts))
     }
@@ -106,27 +94,15 @@ mod tests {
         for i in 0..10u64 {
             r.rewrite(100 + i, 3000 * i as u32, t0 + Duration::from_millis(33 * i));
         }
-        let last = r
-            .rewrite(109, 27_000, t0 + Duration::from_millis(297))
-            .unwrap();
+        let last = r.rewrite(109, 27_000, t0 + Duration::from_millis(297)).unwrap();
         r.rebase();
         // New source with unrelated numbering, 100 ms later.
-        let (seq, ts) = r
-            .rewrite(50_000, 999_999, t0 + Duration::from_millis(397))
-            .unwrap();
+        let (seq, ts) = r.rewrite(50_000, 999_999, t0 + Duration::from_millis(397)).unwrap();
         assert_eq!(seq, last.0 + 1);
         assert_eq!(ts, last.1 + 9000);
         // Packets of the new source before its first forwarded one are refused.
-        assert_eq!(
-            r.rewrite(49_999, 999_000, t0 + Duration::from_millis(400)),
-            None
-        );
-        assert_eq!(
-            r.rewrite(50_001, 1_002_999, t0 + Duration::from_millis(430))
-                .unwrap()
-                .0,
-            seq + 1
-        );
+        assert_eq!(r.rewrite(49_999, 999_000, t0 + Duration::from_millis(400)), None);
+        assert_eq!(r.rewrite(50_001, 1_002_999, t0 + Duration::from_millis(430)).unwrap().0, seq + 1);
     }
 
     #[test]

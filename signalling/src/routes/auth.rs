@@ -24,10 +24,7 @@ pub async fn login(
     req: HttpRequest,
     body: web::Json<Login>,
 ) -> Result<HttpResponse, ApiError> {
-    let Login {
-        username,
-        password: pw,
-    } = body.into_inner();
+    let Login { username, password: pw } = body.into_inner();
     let store = state.store.clone();
     let name = username.clone();
     // Argon2 is deliberately slow: keep it off the HTTP worker thread.
@@ -42,19 +39,9 @@ pub async fn login(
         return Err(ApiError::unauthorized("wrong username or password"));
     };
     let now = now_secs();
-    let role = serde_json::to_value(user.role)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
+    let role = serde_json::to_value(user.role).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     let exp = now + TOKEN_TTL_SECS;
-    let token = state.jwt.sign(&Claims {
-        sub: user.name.clone(),
-        role: role.clone(),
-        iat: now,
-        exp,
-    });
+    let token = state.jwt.sign(&Claims { sub: user.name.clone(), role: role.clone(), iat: now, exp });
     state.audit(&user.name, "login", "", &req, true);
-    Ok(HttpResponse::Ok().json(
-        json!({"token": token, "expires_at": exp, "user": {"name": user.name, "role": role}}),
-    ))
+    Ok(HttpResponse::Ok().json(json!({"token": token, "expires_at": exp, "user": {"name": user.name, "role": role}})))
 }

@@ -11,32 +11,24 @@ use crate::state::{AppState, Authed};
 
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok", "rooms": METRICS.rooms.get(), "participants": METRICS.participants.get()}))
+    HttpResponse::Ok()
+        .json(json!({"status": "ok", "rooms": METRICS.rooms.get(), "participants": METRICS.participants.get()}))
 }
 
 #[get("/metrics")]
-pub async fn metrics(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     if !state.metrics_public {
         use actix_web::FromRequest;
         Authed::extract(&req).await?;
     }
     let mut buf = Vec::new();
-    TextEncoder::new()
-        .encode(&METRICS.registry.gather(), &mut buf)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(buf))
+    TextEncoder::new().encode(&METRICS.registry.gather(), &mut buf).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(buf))
 }
 
 #[get("/api/v1/openapi.json")]
 pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(include_str!("../openapi.json"))
+    HttpResponse::Ok().content_type("application/json").body(include_str!("../openapi.json"))
 }
 
 #[get("/api/v1/audit")]

@@ -27,9 +27,7 @@ fn random_id() -> String {
     use rand::Rng;
     const A: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let mut rng = rand::thread_rng();
-    (0..10)
-        .map(|_| A[rng.gen_range(0..A.len())] as char)
-        .collect()
+    (0..10).map(|_| A[rng.gen_range(0..A.len())] as char).collect()
 }
 
 #[post("/api/v1/rooms")]
@@ -46,9 +44,7 @@ pub async fn create(
     }
     let id = match id {
         Some(id) if !valid_name(&id) => {
-            return Err(ApiError::bad_request(
-                "id must be 1–64 characters of letters, digits, '-', '_' or '.'",
-            ))
+            return Err(ApiError::bad_request("id must be 1–64 characters of letters, digits, '-', '_' or '.'"))
         }
         Some(id) => id,
         None => random_id(),
@@ -56,12 +52,7 @@ pub async fn create(
     if state.store.get_room(&id)?.is_some() {
         return Err(ApiError::conflict("a room with this id exists"));
     }
-    let room = RoomRecord {
-        id,
-        name,
-        created_by: who.user.clone(),
-        created_at: now_secs(),
-    };
+    let room = RoomRecord { id, name, created_by: who.user.clone(), created_at: now_secs() };
     state.store.put_room(&room)?;
     state.audit(&who.user, "room.create", &room.id, &req, true);
     Ok(HttpResponse::Created().json(view(&room, 0)))
@@ -72,34 +63,17 @@ pub async fn list(state: web::Data<AppState>, _who: Authed) -> Result<HttpRespon
     let mut rooms = state.store.list_rooms()?;
     rooms.sort_by_key(|r| std::cmp::Reverse(r.created_at));
     let counts = state.node.send(Counts).await.unwrap_or_default();
-    Ok(HttpResponse::Ok().json(
-        rooms
-            .iter()
-            .map(|r| view(r, counts.get(&r.id).copied().unwrap_or(0)))
-            .collect::<Vec<_>>(),
-    ))
+    Ok(HttpResponse::Ok()
+        .json(rooms.iter().map(|r| view(r, counts.get(&r.id).copied().unwrap_or(0))).collect::<Vec<_>>()))
 }
 
 #[get("/api/v1/rooms/{id}")]
-pub async fn get(
-    state: web::Data<AppState>,
-    _who: Authed,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let room = state
-        .store
-        .get_room(&id)?
-        .ok_or_else(|| ApiError::not_found("no such room"))?;
+pub async fn get(state: web::Data<AppState>, _who: Authed, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let room = state.store.get_room(&id)?.ok_or_else(|| ApiError::not_found("no such room"))?;
     let counts = state.node.send(Counts).await.unwrap_or_default();
     let n = counts.get(&room.id).copied().unwrap_or(0);
     let members = if n > 0 {
-        match state
-            .node
-            .send(OpenRoom {
-                id: room.id.clone(),
-            })
-            .await
-        {
+        match state.node.send(OpenRoom { id: room.id.clone() }).await {
             Ok(Some(addr)) => addr.send(Snapshot).await.unwrap_or_default(),
             _ => vec![],
         }
@@ -118,18 +92,12 @@ pub async fn remove(
     req: HttpRequest,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let room = state
-        .store
-        .get_room(&id)?
-        .ok_or_else(|| ApiError::not_found("no such room"))?;
+    let room = state.store.get_room(&id)?.ok_or_else(|| ApiError::not_found("no such room"))?;
     if room.created_by != who.user {
         who.require_admin()?;
     }
     state.store.delete_room(&id)?;
-    state.node.do_send(ShutRoom {
-        id: room.id.clone(),
-        reason: "room deleted".into(),
-    });
+    state.node.do_send(ShutRoom { id: room.id.clone(), reason: "room deleted".into() });
     state.audit(&who.user, "room.delete", &room.id, &req, true);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,12 +10,10 @@ pub async fn serve(req: HttpRequest) -> HttpResponse {
         p => p,
     };
     match WEB_ASSETS.iter().find(|(p, _, _)| *p == path) {
-        Some((_, body, mime)) => HttpResponse::Ok()
-            .content_type(*mime)
-            .insert_header(("Cache-Control", "no-cache"))
-            .body(*body),
-        None => HttpResponse::NotFound()
-            .json(serde_json::json!({"error": "not_found", "message": "no such page"})),
+        Some((_, body, mime)) => {
+            HttpResponse::Ok().content_type(*mime).insert_header(("Cache-Control", "no-cache")).body(*body)
+        }
+        None => HttpResponse::NotFound().json(serde_json::json!({"error": "not_found", "message": "no such page"})),
     }
 }
 

@@ -23,10 +23,7 @@ fn public(u: &User) -> serde_json::Value {
 }
 
 pub fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    (1..=64).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 #[get("/api/v1/users")]
@@ -44,35 +41,18 @@ pub async fn create(
     body: web::Json<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
     who.require_admin()?;
-    let NewUser {
-        name,
-        password: pw,
-        role,
-    } = body.into_inner();
+    let NewUser { name, password: pw, role } = body.into_inner();
     if !valid_name(&name) {
-        return Err(ApiError::bad_request(
-            "name must be 1–64 characters of letters, digits, '-', '_' or '.'",
-        ));
+        return Err(ApiError::bad_request("name must be 1–64 characters of letters, digits, '-', '_' or '.'"));
     }
     if let Err(p) = password::check_strength(&pw) {
-        return Err(ApiError::new(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "weak_password",
-            p.to_string(),
-        ));
+        return Err(ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "weak_password", p.to_string()));
     }
     if state.store.get_user(&name)?.is_some() {
         return Err(ApiError::conflict("a user with this name exists"));
     }
-    let hash = web::block(move || password::hash(&pw))
-        .await
-        .map_err(|_| ApiError::internal("hash worker failed"))?;
-    let user = User {
-        name,
-        password_hash: hash,
-        role: role.unwrap_or(UserRole::User),
-        created_at: now_secs(),
-    };
+    let hash = web::block(move || password::hash(&pw)).await.map_err(|_| ApiError::internal("hash worker failed"))?;
+    let user = User { name, password_hash: hash, role: role.unwrap_or(UserRole::User), created_at: now_secs() };
     state.store.put_user(&user)?;
     state.audit(&who.user, "user.create", &user.name, &req, true);
     Ok(HttpResponse::Created().json(public(&user)))

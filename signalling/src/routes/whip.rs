@@ -39,10 +39,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn preflight() -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header(("Access-Control-Allow-Methods", "POST, DELETE, OPTIONS"))
-        .insert_header((
-            "Access-Control-Allow-Headers",
-            "Authorization, Content-Type",
-        ))
+        .insert_header(("Access-Control-Allow-Headers", "Authorization, Content-Type"))
         .insert_header(("Access-Control-Expose-Headers", "Location"))
         .insert_header(("Access-Control-Max-Age", "600"))
         .finish()
@@ -76,11 +73,7 @@ async fn start(
     body: web::Bytes,
     kind: PeerKind,
 ) -> Result<HttpResponse, ApiError> {
-    let ct = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.starts_with("application/sdp") {
         return Err(ApiError::new(
             actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -89,19 +82,11 @@ async fn start(
         ));
     }
     let offer = std::str::from_utf8(&body)
-        .map_err(|_| {
-            ApiError::new(
-                actix_web::http::StatusCode::BAD_REQUEST,
-                "bad_sdp",
-                "SDP is not UTF-8",
-            )
-        })?
+        .map_err(|_| ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "bad_sdp", "SDP is not UTF-8"))?
         .to_string();
     let room = state
         .node
-        .send(OpenRoom {
-            id: room_id.clone(),
-        })
+        .send(OpenRoom { id: room_id.clone() })
         .await
         .ok()
         .flatten()
@@ -111,19 +96,11 @@ async fn start(
         _ => ("whep", Endpoint::Whep, "(whep)", Role::Attendee),
     };
     let joined = room
-        .send(Join {
-            name: format!("{} {suffix}", who.user),
-            role,
-            endpoint,
-            out: None,
-        })
+        .send(Join { name: format!("{} {suffix}", who.user), role, endpoint, out: None })
         .await
         .map_err(|_| ApiError::internal("room is gone"))?;
     let device = Device::new(joined.member, role, room, joined.room, joined.worker, None).start();
-    let answer = device
-        .send(Negotiate { kind, offer })
-        .await
-        .map_err(|_| ApiError::internal("device is gone"))?;
+    let answer = device.send(Negotiate { kind, offer }).await.map_err(|_| ApiError::internal("device is gone"))?;
     let answer = match answer {
         Ok(a) => a,
         Err(e) => {
@@ -133,11 +110,7 @@ async fn start(
     };
     let session = format!("{:016x}", rand::random::<u64>());
     let location = format!("/{proto}/{room_id}/{session}");
-    state
-        .sessions
-        .lock()
-        .expect("sessions lock")
-        .insert(location.clone(), device);
+    state.sessions.lock().expect("sessions lock").insert(location.clone(), device);
     state.audit(&who.user, &format!("{proto}.start"), &room_id, &req, true);
     Ok(HttpResponse::Created()
         .content_type("application/sdp")
@@ -146,22 +119,14 @@ async fn start(
         .body(answer))
 }
 
-async fn end(
-    state: web::Data<AppState>,
-    who: Authed,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
+async fn end(state: web::Data<AppState>, who: Authed, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let path = req.path().to_string();
     let device = state.sessions.lock().expect("sessions lock").remove(&path);
     let Some(device) = device else {
         return Err(ApiError::not_found("no such session"));
     };
     device.do_send(Stop);
-    let proto = if path.starts_with("/whip/") {
-        "whip"
-    } else {
-        "whep"
-    };
+    let proto = if path.starts_with("/whip/") { "whip" } else { "whep" };
     state.audit(&who.user, &format!("{proto}.stop"), &path, &req, true);
     Ok(HttpResponse::Ok().finish())
 }

@@ -68,18 +68,11 @@ pub async fn conference(
                         break (name, role);
                     }
                     Ok(_) => {
-                        send(
-                            &mut session,
-                            &ServerMessage::error("bad_request", "the first message must be join"),
-                        )
-                        .await;
+                        send(&mut session, &ServerMessage::error("bad_request", "the first message must be join"))
+                            .await;
                     }
                     Err(e) => {
-                        send(
-                            &mut session,
-                            &ServerMessage::error("bad_json", e.to_string()),
-                        )
-                        .await;
+                        send(&mut session, &ServerMessage::error("bad_json", e.to_string())).await;
                     }
                 },
                 Some(Ok(Message::Ping(b))) => {
@@ -89,29 +82,14 @@ pub async fn conference(
                 Some(Ok(_)) => {}
             }
         };
-        let joined = match room
-            .send(Join {
-                name,
-                role,
-                endpoint: Endpoint::Conference,
-                out: Some(out_tx.clone()),
-            })
-            .await
-        {
-            Ok(j) => j,
-            Err(_) => return,
-        };
+        let joined =
+            match room.send(Join { name, role, endpoint: Endpoint::Conference, out: Some(out_tx.clone()) }).await {
+                Ok(j) => j,
+                Err(_) => return,
+            };
         state.audit(&who.user, "room.join", &room_id, &req, true);
         // The Device answers on the same channel the room uses, so the client sees one ordered stream.
-        let device = Device::new(
-            joined.member,
-            role,
-            room.clone(),
-            joined.room,
-            joined.worker,
-            Some(out_tx),
-        )
-        .start();
+        let device = Device::new(joined.member, role, room.clone(), joined.room, joined.worker, Some(out_tx)).start();
         device.do_send(StartSubscribing);
 
         // 2. Pump both directions until either side ends.
