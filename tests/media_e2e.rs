@@ -1,4 +1,4 @@
-//! Media through the real server over UDP: a str0m publisher sends Opus and VP8 with WHIP, two
+//! Media through the real server over UDP: a str0m publisher sends Opus and VP8 (or H.264) with WHIP, two
 //! WHEP viewers receive it intact and in order, and a viewer that joins late gets a keyframe
 //! within 500 ms (the publisher sends keyframes only when asked, so this proves PLI works).
 
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::rtc_client::{Endpoint, Received};
 use common::Server;
+use str0m::format::Codec;
 
 fn post_sdp(server: &Server, path: &str, token: &str, sdp: &str) -> (String, String) {
     let (status, headers, body) = server.request("POST", path, Some(token), Some("application/sdp"), sdp.as_bytes());
@@ -51,7 +52,16 @@ fn assert_in_order(name: &str, v: &[u64], min: usize) {
 }
 
 #[test]
-fn whip_publisher_reaches_two_whep_viewers_and_late_viewer_gets_keyframe() {
+fn vp8_and_opus_reach_two_viewers_and_late_viewer_gets_keyframe() {
+    publisher_to_viewers(Codec::Vp8);
+}
+
+#[test]
+fn h264_and_opus_reach_two_viewers_and_late_viewer_gets_keyframe() {
+    publisher_to_viewers(Codec::H264);
+}
+
+fn publisher_to_viewers(codec: Codec) {
     let server = Server::start("media");
     let token = server.admin_token();
     let (s, _) =
@@ -64,7 +74,7 @@ fn whip_publisher_reaches_two_whep_viewers_and_late_viewer_gets_keyframe() {
     let (pub_location, answer) = post_sdp(&server, "/whip/media", &token, &offer);
     publisher.accept_answer(&answer);
     let (ptx, _prx) = mpsc::channel();
-    let pub_thread = publisher.run(Duration::from_secs(20), true, 0, ptx, stop.clone());
+    let pub_thread = publisher.run(Duration::from_secs(20), Some(codec), 0, ptx, stop.clone());
 
     let mut viewers = Vec::new();
     for _ in 0..2 {
@@ -72,7 +82,7 @@ fn whip_publisher_reaches_two_whep_viewers_and_late_viewer_gets_keyframe() {
         let (_, answer) = post_sdp(&server, "/whep/media", &token, &offer);
         v.accept_answer(&answer);
         let (tx, rx) = mpsc::channel();
-        viewers.push((v.run(Duration::from_secs(20), false, 0, tx, stop.clone()), rx));
+        viewers.push((v.run(Duration::from_secs(20), None, 0, tx, stop.clone()), rx));
     }
     std::thread::sleep(Duration::from_secs(3));
 
@@ -82,7 +92,7 @@ fn whip_publisher_reaches_two_whep_viewers_and_late_viewer_gets_keyframe() {
     let joined_at = Instant::now();
     late.accept_answer(&answer);
     let (ltx, lrx) = mpsc::channel();
-    let late_thread = late.run(Duration::from_secs(20), false, 0, ltx, stop.clone());
+    let late_thread = late.run(Duration::from_secs(20), None, 0, ltx, stop.clone());
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
     pub_thread.join().unwrap();
@@ -101,7 +111,7 @@ fn whip_publisher_reaches_two_whep_viewers_and_late_viewer_gets_keyframe() {
     let (first_at, keyframe) = t.first_video.expect("late viewer got video");
     assert!(keyframe, "late viewer's first video packet is not a keyframe");
     let wait = first_at.duration_since(joined_at);
-    eprintln!("late viewer: first keyframe {} ms after its WHEP answer", wait.as_millis());
+    eprintln!("{codec:?}: late viewer got its first keyframe {} ms after its WHEP answer", wait.as_millis());
     assert!(wait <= Duration::from_millis(500), "keyframe took {} ms", wait.as_millis());
     assert_in_order("late video", &t.video, 40);
 

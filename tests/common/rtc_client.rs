@@ -23,10 +23,21 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 pub const VIDEO_PAYLOAD: usize = 900;
 pub const AUDIO_PAYLOAD: usize = 120;
 
-/// Build a synthetic VP8 payload: descriptor (S=1, PID=0), a frame header byte whose low bit
-/// is the P (inter-frame) flag, then an 8-byte counter and a counter-derived pattern.
-pub fn vp8_payload(counter: u64, keyframe: bool) -> Vec<u8> {
-    let mut p = vec![0x10, if keyframe { 0x00 } else { 0x01 }];
+/// Two leading bytes that make a payload a keyframe or a delta frame of `codec` as far as the
+/// SFU can tell: VP8 descriptor (S=1, PID=0) + frame header P bit; H.264 single NAL unit
+/// header (IDR type 5 or non-IDR slice type 1).
+fn video_prefix(codec: Codec, keyframe: bool) -> [u8; 2] {
+    match (codec, keyframe) {
+        (Codec::H264, true) => [0x65, 0x88],
+        (Codec::H264, false) => [0x41, 0x9a],
+        (_, true) => [0x10, 0x00],
+        (_, false) => [0x10, 0x01],
+    }
+}
+
+/// A synthetic video payload: the codec prefix, an 8-byte counter and a counter-derived pattern.
+pub fn video_payload(codec: Codec, counter: u64, keyframe: bool) -> Vec<u8> {
+    let mut p = video_prefix(codec, keyframe).to_vec();
     p.extend_from_slice(&counter.to_be_bytes());
     p.extend((0..VIDEO_PAYLOAD - 10).map(|i| (counter as u8).wrapping_mul(31).wrapping_add(i as u8)));
     p
@@ -38,13 +49,20 @@ pub fn opus_payload(counter: u64) -> Vec<u8> {
     p
 }
 
-/// Check a received payload; returns its counter if intact.
-pub fn check_vp8(p: &[u8]) -> Option<(u64, bool)> {
-    if p.len() != VIDEO_PAYLOAD || p[0] != 0x10 {
+/// Check a received video payload; returns its counter and keyframe flag if intact.
+pub fn check_video(p: &[u8]) -> Option<(u64, bool)> {
+    if p.len() != VIDEO_PAYLOAD {
         return None;
     }
     let counter = u64::from_be_bytes(p[2..10].try_into().ok()?);
-    (vp8_payload(counter, p[1] & 1 == 0) == p).then_some((counter, p[1] & 1 == 0))
+    for codec in [Codec::Vp8, Codec::H264] {
+        for key in [true, false] {
+            if video_payload(codec, counter, key) == p {
+                return Some((counter, key));
+            }
+        }
+    }
+    None
 }
 
 pub fn check_opus(p: &[u8]) -> Option<u64> {
@@ -96,7 +114,7 @@ impl Endpoint {
     pub fn run(
         mut self,
         duration: Duration,
-        publish: bool,
+        publish: Option<Codec>,
         keyframe_every: u64,
         out: mpsc::Sender<Received>,
         stop: Arc<AtomicBool>,
@@ -127,7 +145,7 @@ impl Endpoint {
                             Event::KeyframeRequest(_) => want_key = true,
                             Event::RtpPacket(p) => {
                                 let at = Instant::now();
-                                let r = if let Some((counter, keyframe)) = check_vp8(&p.payload) {
+                                let r = if let Some((counter, keyframe)) = check_video(&p.payload) {
                                     Received::Video { counter, keyframe, at }
                                 } else if let Some(counter) = check_opus(&p.payload) {
                                     Received::Audio { counter, at }
@@ -142,7 +160,7 @@ impl Endpoint {
                     }
                 };
                 let now = Instant::now();
-                if publish && connected {
+                if let (Some(video_codec), true) = (publish, connected) {
                     if now >= next_audio {
                         if let Some(pt) = pt_of(&self.rtc, Codec::Opus) {
                             let mut api = self.rtc.direct_api();
@@ -160,7 +178,7 @@ impl Endpoint {
                         next_audio += Duration::from_millis(20);
                     }
                     if now >= next_video {
-                        if let Some(pt) = pt_of(&self.rtc, Codec::Vp8) {
+                        if let Some(pt) = pt_of(&self.rtc, video_codec) {
                             let key = want_key || (keyframe_every > 0 && video_n % keyframe_every == 0);
                             let mut api = self.rtc.direct_api();
                             if let Some(tx) = api.stream_tx_by_mid(video_mid, None) {
@@ -170,7 +188,7 @@ impl Endpoint {
                                         (video_n + 1).into(),
                                         (video_n * 3000) as u32,
                                         now,
-                                        vp8_payload(video_n, key),
+                                        video_payload(video_codec, video_n, key),
                                     )
                                     .marker(true)
                                     .nackable(true),
