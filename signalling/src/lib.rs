@@ -73,7 +73,14 @@ pub async fn serve(state: web::Data<AppState>, bind: std::net::SocketAddr) -> st
             // Bearer tokens, never cookies: any origin may call the API (WHIP/WHEP players live
             // on other sites), which is what CORS `*` allows.
             .wrap(middleware::DefaultHeaders::new().add(("Access-Control-Allow-Origin", "*")))
-            .wrap(middleware::Logger::new("%a \"%r\" %s %Dms").exclude("/healthz").exclude("/metrics"))
+            .wrap(
+                // Log the path only: WebSocket URLs carry the token in their query string.
+                middleware::Logger::new("%a %{method}xi %{path}xi %s %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string())
+                    .custom_request_replace("path", |req| req.path().to_string())
+                    .exclude("/healthz")
+                    .exclude("/metrics"),
+            )
             .configure(configure)
     })
     .workers(2)
