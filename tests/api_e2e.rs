@@ -113,6 +113,14 @@ fn bad_input_gets_json_errors_and_server_keeps_serving() {
         .sum();
     assert!(dropped >= 150.0, "only {dropped} garbage datagrams counted:\n{m}");
 
+    // CORS: a WHIP/WHEP player on another origin may call us.
+    let (s, headers, _) = server.request("OPTIONS", "/whip/keep", None, None, b"");
+    assert_eq!(s, 204);
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!(header("access-control-allow-origin"), "*");
+    assert!(header("access-control-allow-headers").contains("Authorization"));
+    assert!(header("access-control-expose-headers").contains("Location"));
+
     // Still serving, store intact.
     let (s, rooms) = server.json("GET", "/api/v1/rooms", Some(&token), None);
     assert_eq!(s, 200);
