@@ -168,7 +168,7 @@ fn store_survives_kill_9() {
     assert_eq!(created["target"], "briefing");
     assert_eq!(created["from"], "127.0.0.1");
     // The admin password from the first start still works; the env var is not re-applied.
-    assert_eq!(server.login("admin", ADMIN_PASSWORD).is_empty(), false);
+    assert!(!server.login("admin", ADMIN_PASSWORD).is_empty());
 }
 
 #[test]

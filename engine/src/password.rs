@@ -56,7 +56,7 @@ pub fn check_strength(password: &str) -> Result<(), PasswordProblem> {
         return Err(PasswordProblem::TooShort);
     }
     let lower = password.to_lowercase();
-    let one_char = lower.chars().all(|c| Some(c) == lower.chars().next());
+    let one_char = lower.chars().all(|c| lower.starts_with(c));
     if one_char || COMMON.contains(&lower.as_str()) {
         return Err(PasswordProblem::TooCommon);
     }

@@ -378,10 +378,12 @@ impl Worker {
             self.request_keyframe(track);
         }
         // Only the extensions that describe the media travel on; transport ones are per leg.
-        let mut exts = ExtensionValues::default();
-        exts.audio_level = pkt.header.ext_vals.audio_level;
-        exts.voice_activity = pkt.header.ext_vals.voice_activity;
-        exts.video_orientation = pkt.header.ext_vals.video_orientation;
+        let exts = ExtensionValues {
+            audio_level: pkt.header.ext_vals.audio_level,
+            voice_activity: pkt.header.ext_vals.voice_activity,
+            video_orientation: pkt.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
 
         for f in &forwards {
             let (sub_id, mid) = f.to;

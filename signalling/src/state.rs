@@ -28,6 +28,12 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The live actor of a stored room, or 404.
+    pub async fn open_room(&self, id: &str) -> Result<Addr<engine::Room>, ApiError> {
+        let room = self.node.send(engine::node::OpenRoom { id: id.to_string() }).await.ok().flatten();
+        room.ok_or_else(|| ApiError::not_found("no such room"))
+    }
+
     /// Append to the audit log; a failure is logged, it never fails the request it records.
     pub fn audit(&self, who: &str, action: &str, target: &str, req: &HttpRequest, ok: bool) {
         let from = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Status, headers (lower-case names) and body of one HTTP response.
+pub type Response = (u16, Vec<(String, String)>, Vec<u8>);
+
 pub const ADMIN_PASSWORD: &str = "test-Admin-pw-2026";
 
 pub struct Server {
@@ -105,7 +108,7 @@ impl Server {
         token: Option<&str>,
         content_type: Option<&str>,
         body: &[u8],
-    ) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    ) -> std::io::Result<Response> {
         let mut s = TcpStream::connect(&self.http)?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut head = format!(
@@ -182,16 +185,15 @@ impl Server {
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap_or("0").trim(), 16).unwrap_or(0);
         if size == 0 {
             break;
         }
-        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
-        b = &b[eol + 2 + size + 2..];
+        // Bounds are checked: a truncated body ends the loop instead of panicking.
+        let Some(chunk) = b.get(eol + 2..eol + 2 + size) else { break };
+        out.extend_from_slice(chunk);
+        b = b.get(eol + 2 + size + 2..).unwrap_or_default();
     }
     out
 }

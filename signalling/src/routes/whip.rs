@@ -6,7 +6,6 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use engine::device::{Device, Negotiate, Stop};
-use engine::node::OpenRoom;
 use engine::protocol::Role;
 use engine::room::{Endpoint, Join};
 use sfu::PeerKind;
@@ -84,13 +83,7 @@ async fn start(
     let offer = std::str::from_utf8(&body)
         .map_err(|_| ApiError::new(actix_web::http::StatusCode::BAD_REQUEST, "bad_sdp", "SDP is not UTF-8"))?
         .to_string();
-    let room = state
-        .node
-        .send(OpenRoom { id: room_id.clone() })
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| ApiError::not_found("no such room"))?;
+    let room = state.open_room(&room_id).await?;
     let (proto, endpoint, suffix, role) = match kind {
         PeerKind::Whip => ("whip", Endpoint::Whip, "(whip)", Role::Speaker),
         _ => ("whep", Endpoint::Whep, "(whep)", Role::Attendee),

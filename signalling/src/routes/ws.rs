@@ -8,7 +8,6 @@ use actix_ws::Message;
 use tokio::sync::mpsc;
 
 use engine::device::{Device, FromClient, StartSubscribing, Stop};
-use engine::node::OpenRoom;
 use engine::protocol::{ClientMessage, Role, ServerMessage};
 use engine::room::{Endpoint, Join};
 
@@ -26,13 +25,7 @@ pub async fn conference(
     id: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let room = state
-        .node
-        .send(OpenRoom { id: id.clone() })
-        .await
-        .ok()
-        .flatten()
-        .ok_or_else(|| ApiError::not_found("no such room"))?;
+    let room = state.open_room(&id).await?;
     let (response, mut session, stream) =
         actix_ws::handle(&req, body).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut stream = stream.max_frame_size(MAX_FRAME);
