@@ -10,7 +10,9 @@ use tracing::debug;
 use sfu::{next_id, PeerId, PeerKind, SfuError, WorkerCommand, WorkerHandle};
 
 use crate::protocol::{ClientMessage, Role, ServerMessage};
-use crate::room::{AttachPeer, Leave, MemberId, Mute, MuteParticipant, PeerPurpose, PeerReady, Room, SetSubscription};
+use crate::room::{
+    AttachPeer, Leave, MemberId, Mute, MuteParticipant, PeerPurpose, PeerReady, Room, SetQuality, SetSubscription,
+};
 
 pub struct Device {
     member: MemberId,
@@ -181,6 +183,15 @@ impl Handler<FromClient> for Device {
             }
             ClientMessage::Subscribe { track_id } => self.set_subscription(track_id, true, ctx),
             ClientMessage::Unsubscribe { track_id } => self.set_subscription(track_id, false, ctx),
+            ClientMessage::SetQuality { track_id, max_height, max_temporal, paused } => {
+                let constraint = sfu::LayerConstraint { max_height, max_temporal, paused: paused.unwrap_or(false) };
+                let fut = self.room.send(SetQuality { member: self.member, track: track_id, constraint });
+                ctx.wait(fut.into_actor(self).map(|r, act, _| {
+                    if let Ok(Err(m)) = r {
+                        act.reply(ServerMessage::error("not_found", m));
+                    }
+                }));
+            }
             ClientMessage::Leave => ctx.stop(),
             ClientMessage::Ping => self.reply(ServerMessage::Pong),
         }

@@ -53,13 +53,39 @@ pub struct RoomInfo {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
-    Join { name: Option<String>, role: Option<Role> },
-    PublishOffer { sdp: String },
-    SubscribeAnswer { sdp: String },
-    Mute { kind: Kind, muted: bool },
-    Subscribe { track_id: String },
-    Unsubscribe { track_id: String },
-    MuteParticipant { participant_id: String, kind: Kind, muted: bool },
+    Join {
+        name: Option<String>,
+        role: Option<Role>,
+    },
+    PublishOffer {
+        sdp: String,
+    },
+    SubscribeAnswer {
+        sdp: String,
+    },
+    Mute {
+        kind: Kind,
+        muted: bool,
+    },
+    Subscribe {
+        track_id: String,
+    },
+    Unsubscribe {
+        track_id: String,
+    },
+    MuteParticipant {
+        participant_id: String,
+        kind: Kind,
+        muted: bool,
+    },
+    /// What a tile shows of one received track: its height in device pixels, a frame-rate
+    /// cap (temporal layer), or nothing at all (hidden).
+    SetQuality {
+        track_id: String,
+        max_height: Option<u16>,
+        max_temporal: Option<u8>,
+        paused: Option<bool>,
+    },
     Leave,
     Ping,
 }
@@ -99,6 +125,17 @@ mod tests {
         let j: ClientMessage = serde_json::from_str(r#"{"type":"join"}"#).unwrap();
         assert_eq!(j, ClientMessage::Join { name: None, role: None });
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"explode"}"#).is_err());
+        let q: ClientMessage =
+            serde_json::from_str(r#"{"type":"set_quality","track_id":"t3","max_height":180}"#).unwrap();
+        assert_eq!(
+            q,
+            ClientMessage::SetQuality {
+                track_id: "t3".into(),
+                max_height: Some(180),
+                max_temporal: None,
+                paused: None
+            }
+        );
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"mute","kind":"smell","muted":true}"#).is_err());
     }
 

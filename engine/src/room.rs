@@ -444,6 +444,26 @@ impl Handler<SetSubscription> for Room {
     }
 }
 
+/// A member's wishes for one track it receives (tile size, frame rate, hidden).
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SetQuality {
+    pub member: MemberId,
+    pub track: String,
+    pub constraint: sfu::LayerConstraint,
+}
+
+impl Handler<SetQuality> for Room {
+    type Result = Result<(), String>;
+    fn handle(&mut self, msg: SetQuality, _: &mut Context<Self>) -> Self::Result {
+        let track = parse_id(&msg.track, 't').filter(|t| self.tracks.contains_key(t)).ok_or("no such track")?;
+        let m = self.members.get(&msg.member).ok_or("not in the room")?;
+        let subscriber = m.subscribe.ok_or("no subscribe connection")?;
+        self.command(WorkerCommand::SetConstraint { subscriber, track, constraint: msg.constraint });
+        Ok(())
+    }
+}
+
 /// An event from the media worker about one of this room's peers.
 #[derive(Message)]
 #[rtype(result = "()")]

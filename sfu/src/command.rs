@@ -77,9 +77,24 @@ pub enum WorkerCommand {
         track: TrackId,
         muted: bool,
     },
+    /// A subscriber's wishes for one track it receives.
+    SetConstraint {
+        subscriber: PeerId,
+        track: TrackId,
+        constraint: LayerConstraint,
+    },
     ClosePeer {
         peer: PeerId,
     },
+}
+
+/// What a subscriber wants of one track: a tile's size, a frame-rate cap, or nothing (hidden).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LayerConstraint {
+    pub max_height: Option<u16>,
+    /// Highest temporal layer (0 = base frame rate only).
+    pub max_temporal: Option<u8>,
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ mod peer;
 pub mod speaker;
 mod worker;
 
-pub use command::{EventSink, PeerKind, SfuError, WorkerCommand, WorkerEvent};
+pub use command::{EventSink, LayerConstraint, PeerKind, SfuError, WorkerCommand, WorkerEvent};
 pub use forward::TrackKind;
 pub use ids::{next_id, PeerId, RoomId, TrackId};
 pub use worker::{spawn_worker, WorkerHandle};

@@ -51,8 +51,8 @@ pub struct Peer {
     pub next_timeout: Instant,
     /// Published tracks by receive m-line.
     pub published: HashMap<Mid, TrackId>,
-    /// Receive SSRC to track, learnt from the first packet of each SSRC.
-    pub ssrc_tracks: HashMap<Ssrc, TrackId>,
+    /// Receive SSRC to (track, simulcast stream index), learnt from each SSRC's first packet.
+    pub ssrc_tracks: HashMap<Ssrc, (TrackId, u8)>,
     /// Send m-lines.
     pub slots: HashMap<Mid, Slot>,
     pub pending_offer: Option<(SdpPendingOffer, Vec<Mid>)>,

@@ -13,15 +13,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Event, IceConnectionState, Input, Output};
 use tracing::{debug, info, warn};
 
 use crate::codec::VideoCodec;
 use crate::command::{EventSink, PeerKind, SfuError, WorkerCommand, WorkerEvent};
-use crate::forward::{Forward, Forwarder, PacketMeta, TrackKind};
+use crate::forward::{Constraint, Forward, Forwarder, PacketMeta, TrackKind};
 use crate::ids::{next_id, PeerId, RoomId, TrackId};
 use crate::metrics::{WorkerMetrics, METRICS};
 use crate::peer::{Peer, Slot, WantedTrack};
@@ -53,6 +53,9 @@ struct TrackSource {
     mid: Mid,
     kind: TrackKind,
     params: Option<PayloadParams>,
+    /// Simulcast RIDs, lowest quality first (their index is the stream index); empty when
+    /// the track is a single stream.
+    rids: Vec<Rid>,
 }
 
 pub struct Worker {
@@ -247,7 +250,11 @@ impl Worker {
             Event::RtpPacket(pkt) => self.forward(id, pkt),
             Event::Connected => self.on_connected(id),
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => self.close_peer(id),
-            Event::MediaAdded(m) => self.on_media_added(id, m.mid, m.kind, m.direction.is_receiving()),
+            Event::MediaAdded(m) => {
+                let rids = m.simulcast.map(|s| if s.recv.is_empty() { s.send } else { s.recv }).unwrap_or_default();
+                let rids = rids.into_iter().map(|l| l.rid).collect();
+                self.on_media_added(id, m.mid, m.kind, m.direction.is_receiving(), rids)
+            }
             Event::KeyframeRequest(req) => self.on_keyframe_request(id, req.mid),
             Event::MediaEgressStats(s) => self.count_nacks(id, s.mid, false, s.nacks),
             Event::MediaIngressStats(s) => self.count_nacks(id, s.mid, true, s.nacks),
@@ -266,7 +273,7 @@ impl Worker {
         (self.events)(WorkerEvent::PeerConnected { room, peer: id });
     }
 
-    fn on_media_added(&mut self, id: PeerId, mid: Mid, kind: MediaKind, receiving: bool) {
+    fn on_media_added(&mut self, id: PeerId, mid: Mid, kind: MediaKind, receiving: bool, rids: Vec<Rid>) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -279,7 +286,8 @@ impl Worker {
             peer.published.insert(mid, track);
             let clock = if kind == TrackKind::Audio { 48_000 } else { 90_000 };
             self.forwarder.add_track(track, kind, clock);
-            self.tracks.insert(track, TrackSource { publisher: id, mid, kind, params: None });
+            self.forwarder.set_layer_count(track, rids.len().max(1) as u8);
+            self.tracks.insert(track, TrackSource { publisher: id, mid, kind, params: None, rids });
             METRICS.tracks.inc();
             let room = peer.room.clone();
             (self.events)(WorkerEvent::TrackPublished { room, peer: id, track, kind });
@@ -294,19 +302,19 @@ impl Worker {
         let Some(track) = self.peers.get(&subscriber).and_then(|p| p.slots.get(&mid)).and_then(|s| s.track) else {
             return;
         };
-        if self.forwarder.on_keyframe_request(track, Instant::now()).request_keyframe {
-            self.request_keyframe(track);
+        if let Some(stream) =
+            self.forwarder.on_keyframe_request(track, (subscriber, mid), Instant::now()).request_keyframe
+        {
+            self.request_keyframe(track, stream);
         }
     }
 
-    fn request_keyframe(&mut self, track: TrackId) {
-        let Some(src) = self.tracks.get(&track) else {
-            return;
-        };
-        let Some(peer) = self.peers.get_mut(&src.publisher) else {
-            return;
-        };
-        if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(src.mid, None) {
+    /// Ask the publisher for a keyframe on one stream of a track (a simulcast RID, or the one).
+    fn request_keyframe(&mut self, track: TrackId, stream: u8) {
+        let Some(src) = self.tracks.get(&track) else { return };
+        let Some(peer) = self.peers.get_mut(&src.publisher) else { return };
+        let rid = src.rids.get(stream as usize).or(src.rids.last()).copied();
+        if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(src.mid, rid) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
             self.metrics.plis_out.inc();
             self.dirty.push(src.publisher);
@@ -334,17 +342,18 @@ impl Worker {
             return;
         };
         let ssrc = pkt.header.ssrc;
-        let track = match peer.ssrc_tracks.get(&ssrc) {
+        let (track, stream) = match peer.ssrc_tracks.get(&ssrc) {
             Some(t) => *t,
             None => {
-                let Some(mid) = peer.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid()) else {
+                let Some((mid, rid)) = peer.rtc.direct_api().stream_rx(&ssrc).map(|s| (s.mid(), s.rid())) else {
                     return;
                 };
-                let Some(&t) = peer.published.get(&mid) else {
-                    return;
-                };
-                peer.ssrc_tracks.insert(ssrc, t);
-                t
+                let Some(&t) = peer.published.get(&mid) else { return };
+                let stream = rid
+                    .and_then(|r| self.tracks.get(&t).and_then(|src| src.rids.iter().position(|x| *x == r)))
+                    .unwrap_or(0) as u8;
+                peer.ssrc_tracks.insert(ssrc, (t, stream));
+                (t, stream)
             }
         };
         let Some(src) = self.tracks.get_mut(&track) else {
@@ -371,12 +380,15 @@ impl Worker {
             }
         }
 
-        let meta = PacketMeta { seq: *pkt.seq_no, ts: pkt.header.timestamp };
+        let meta = PacketMeta { seq: *pkt.seq_no, ts: pkt.header.timestamp, marker: pkt.header.marker, stream };
         let mut forwards = std::mem::take(&mut self.forwards);
         let outcome = self.forwarder.on_packet(track, meta, &pkt.payload, now, &mut forwards);
-        if outcome.request_keyframe {
-            self.request_keyframe(track);
+        if let Some(stream) = outcome.request_keyframe {
+            self.request_keyframe(track, stream);
         }
+        // Parsed once per packet; each subscriber's rewrite is a fixed-size patch applied
+        // while serialising, so the payload is shared, never copied.
+        let vp8 = forwards.iter().any(|f| f.vp8.is_some()).then(|| Vp8Descriptor::parse(&pkt.payload).ok()).flatten();
         // Only the extensions that describe the media travel on; transport ones are per leg.
         let exts = ExtensionValues {
             audio_level: pkt.header.ext_vals.audio_level,
@@ -406,12 +418,23 @@ impl Worker {
             let Some(tx) = api.stream_tx_by_mid(mid, None) else {
                 continue;
             };
-            tx.write_rtp(
-                RtpWrite::new(local_pt, f.seq.into(), f.ts, pkt.timestamp, pkt.payload.clone())
-                    .marker(pkt.header.marker)
-                    .ext_vals(exts.clone())
-                    .nackable(kind == TrackKind::Video),
-            );
+            let mut write = RtpWrite::new(local_pt, f.seq.into(), f.ts, pkt.timestamp, pkt.payload.clone())
+                .marker(f.marker)
+                .ext_vals(exts.clone())
+                .nackable(kind == TrackKind::Video);
+            if let (Some(desc), Some((pid, tl0))) = (vp8, f.vp8) {
+                let mut patch = desc.patch();
+                if desc.picture_id().is_some() {
+                    patch = patch.picture_id(pid);
+                }
+                if desc.tl0_pic_idx().is_some() {
+                    patch = patch.tl0_pic_idx(tl0);
+                }
+                if let Ok(p) = patch.build() {
+                    write = write.vp8_patch(p);
+                }
+            }
+            tx.write_rtp(write);
             match kind {
                 TrackKind::Audio => {
                     self.metrics.packets_out_audio.inc();
@@ -445,14 +468,14 @@ impl Worker {
                 if let Some(track) = slot.track {
                     slot.active = true;
                     slot.pt = None;
-                    if self.forwarder.subscribe(track, (id, *mid), now).request_keyframe {
-                        keyframes.push(track);
+                    if let Some(stream) = self.forwarder.subscribe(track, (id, *mid), now).request_keyframe {
+                        keyframes.push((track, stream));
                     }
                 }
             }
         }
-        for t in keyframes {
-            self.request_keyframe(t);
+        for (t, stream) in keyframes {
+            self.request_keyframe(t, stream);
         }
     }
 
@@ -498,8 +521,21 @@ impl Worker {
             WorkerCommand::Subscribe { subscriber, track, stream_id } => self.subscribe(subscriber, track, stream_id),
             WorkerCommand::Unsubscribe { subscriber, track } => self.unsubscribe(subscriber, track),
             WorkerCommand::SetMuted { track, muted } => {
-                if self.forwarder.set_muted(track, muted, Instant::now()).request_keyframe {
-                    self.request_keyframe(track);
+                if let Some(stream) = self.forwarder.set_muted(track, muted, Instant::now()).request_keyframe {
+                    self.request_keyframe(track, stream);
+                }
+            }
+            WorkerCommand::SetConstraint { subscriber, track, constraint } => {
+                let Some(mid) = self.peers.get(&subscriber).and_then(|p| p.slot_of(track)) else { return };
+                let c = Constraint {
+                    max_height: constraint.max_height.unwrap_or(u16::MAX),
+                    max_temporal: constraint.max_temporal.unwrap_or(u8::MAX),
+                    paused: constraint.paused,
+                };
+                if let Some(stream) =
+                    self.forwarder.set_constraint(track, (subscriber, mid), c, Instant::now()).request_keyframe
+                {
+                    self.request_keyframe(track, stream);
                 }
             }
             WorkerCommand::ClosePeer { peer } => self.close_peer(peer),

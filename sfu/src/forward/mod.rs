@@ -1,18 +1,27 @@
 //! The room forwarder: which packet of which track goes to which subscriber, with what sequence
-//! number and timestamp. Sans-IO: no sockets, no str0m, time is an argument, so every decision
-//! is unit-tested with a driven clock.
+//! number, timestamp and picture id. Sans-IO: no sockets, no str0m, time is an argument, so
+//! every decision is unit-tested with a driven clock.
 //!
 //! Rules it enforces:
-//! - a new subscriber (or one switched to a new source, or resumed) starts on a keyframe, and a
-//!   keyframe is requested from the publisher for it, merged across subscribers by a gate;
+//! - each video subscription follows a layer chosen from its constraints (max height, max
+//!   temporal layer, paused) and what the publisher sends, through a `Selector` strategy
+//!   (simulcast streams, or SVC layers in one stream);
+//! - a new subscriber (or one switched to a new source, or resumed) starts on a keyframe, and
+//!   keyframes are requested from the publisher for it, merged across subscribers per stream;
 //! - a muted track is not forwarded at all;
-//! - output sequence numbers and timestamps are continuous per subscriber (see `rewrite`).
+//! - output sequence numbers, timestamps and VP8 picture ids are continuous per subscriber.
 
 mod keyframe_gate;
+pub mod layers;
 mod rewrite;
+pub mod select;
+mod vp8_munger;
 
 pub use keyframe_gate::KeyframeGate;
+pub use layers::FrameInfo;
 pub use rewrite::SeqTsRewriter;
+pub use select::{Selector, Strategy, Target, Verdict};
+pub use vp8_munger::Vp8Munger;
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -21,10 +30,14 @@ use std::time::{Duration, Instant};
 use crate::codec::{starts_keyframe, VideoCodec};
 use crate::ids::TrackId;
 
-/// At most one keyframe request per publisher track per this interval.
+/// At most one keyframe request per publisher stream per this interval.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
-/// While a subscriber still waits for its first keyframe, ask again this often.
+/// While a subscriber still waits for a keyframe, ask again this often.
 pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
+/// A simulcast stream or SVC layer not seen for this long is treated as switched off.
+pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Simulcast streams / spatial layers we track.
+pub const MAX_LAYERS: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrackKind {
@@ -38,6 +51,9 @@ pub struct PacketMeta {
     /// Extended (rollover-free) sequence number.
     pub seq: u64,
     pub ts: u32,
+    pub marker: bool,
+    /// Simulcast stream index (0 = lowest; 0 for a single stream).
+    pub stream: u8,
 }
 
 /// One packet to write to one subscriber.
@@ -46,20 +62,49 @@ pub struct Forward<S> {
     pub to: S,
     pub seq: u64,
     pub ts: u32,
+    pub marker: bool,
+    /// Rewritten VP8 (picture id, TL0PICIDX), when the packet carries them.
+    pub vp8: Option<(u16, u8)>,
 }
 
 /// What the caller must do besides writing the forwards.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// Ask the publisher of this track for a keyframe now.
-    pub request_keyframe: bool,
+    /// Ask the publisher for a keyframe on this stream (simulcast index; 0 otherwise).
+    pub request_keyframe: Option<u8>,
+}
+
+/// What a subscriber asked for on one track.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Constraint {
+    /// Highest picture height wanted (a 180-px tile never gets 720p). `u16::MAX`: no limit.
+    pub max_height: u16,
+    pub max_temporal: u8,
+    /// Hidden tile: nothing is forwarded.
+    pub paused: bool,
+}
+
+impl Default for Constraint {
+    fn default() -> Self {
+        Self { max_height: u16::MAX, max_temporal: u8::MAX, paused: false }
+    }
 }
 
 #[derive(Debug)]
 struct Subscription<S> {
     to: S,
     rewriter: SeqTsRewriter,
-    awaiting_keyframe: bool,
+    munger: Vp8Munger,
+    selector: Strategy,
+    constraint: Constraint,
+}
+
+/// What the track knows about one simulcast stream or spatial layer.
+#[derive(Debug, Clone, Copy, Default)]
+struct LayerState {
+    last_seen: Option<Instant>,
+    /// (width, height) from the last keyframe.
+    size: Option<(u16, u16)>,
 }
 
 #[derive(Debug)]
@@ -69,16 +114,57 @@ struct Track<S> {
     clock_rate: u32,
     muted: bool,
     subs: Vec<Subscription<S>>,
-    gate: KeyframeGate,
-    /// Last time a keyframe was requested on behalf of waiting subscribers.
-    waiting_since_request: Option<Instant>,
+    layers: [LayerState; MAX_LAYERS],
+    gates: [KeyframeGate; MAX_LAYERS],
+    /// Last keyframe request per stream on behalf of waiting subscribers.
+    asked: [Option<Instant>; MAX_LAYERS],
+    /// Simulcast streams announced in the SDP; until they have had time to show up, an unseen
+    /// one still counts, so subscribers do not start low and climb through every stream.
+    expected_layers: u8,
+    first_packet: Option<Instant>,
 }
 
-/// Rewriter state of subscriptions detached from their track, kept so a later subscription
-/// of the same slot continues the same numbering (WHEP source switch).
+impl<S> Track<S> {
+    fn svc(&self) -> bool {
+        self.codec == Some(VideoCodec::Vp9)
+    }
+
+    fn new_selector(&self) -> Strategy {
+        if self.svc() {
+            Strategy::Svc(Default::default())
+        } else {
+            Strategy::Simulcast(Default::default())
+        }
+    }
+
+    /// The layer a subscription should aim for now.
+    fn want(&self, c: &Constraint, now: Instant) -> Target {
+        let mut chosen = None;
+        let warming_up = self.first_packet.is_none_or(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT);
+        for (i, l) in self.layers.iter().enumerate() {
+            let seen = l.last_seen.is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT);
+            let announced = warming_up && l.last_seen.is_none() && i < self.expected_layers as usize;
+            if !seen && !announced {
+                continue;
+            }
+            let fits = match l.size {
+                Some((_, h)) => h <= c.max_height,
+                None => c.max_height == u16::MAX,
+            };
+            if chosen.is_none() || fits {
+                chosen = Some(i as u8);
+            }
+        }
+        Target { spatial: chosen.unwrap_or(0), temporal: c.max_temporal }
+    }
+}
+
+/// The forwarding state of all tracks on one worker. `S` names a subscriber's slot.
 pub struct Forwarder<S> {
     tracks: HashMap<TrackId, Track<S>>,
-    detached: HashMap<S, SeqTsRewriter>,
+    /// Numbering of slots detached from their track, kept so a later subscription of the same
+    /// slot continues it (WHEP source switch).
+    detached: HashMap<S, (SeqTsRewriter, Vp8Munger)>,
 }
 
 impl<S: Copy + Eq + Hash> Default for Forwarder<S> {
@@ -95,19 +181,30 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             clock_rate,
             muted: false,
             subs: Vec::new(),
-            gate: KeyframeGate::new(KEYFRAME_REQUEST_INTERVAL),
-            waiting_since_request: None,
+            layers: Default::default(),
+            gates: std::array::from_fn(|_| KeyframeGate::new(KEYFRAME_REQUEST_INTERVAL)),
+            asked: [None; MAX_LAYERS],
+            expected_layers: 1,
+            first_packet: None,
         });
+    }
+
+    /// How many simulcast streams the publisher announced (1 when not simulcast).
+    pub fn set_layer_count(&mut self, track: TrackId, n: u8) {
+        if let Some(t) = self.tracks.get_mut(&track) {
+            t.expected_layers = n.clamp(1, MAX_LAYERS as u8);
+        }
     }
 
     /// The codec is learnt from the first packet's payload type.
     pub fn set_codec(&mut self, track: TrackId, codec: Option<VideoCodec>, clock_rate: u32) {
-        if let Some(t) = self.tracks.get_mut(&track) {
-            t.codec = codec;
-            t.clock_rate = clock_rate;
-            for s in &mut t.subs {
-                s.rewriter.set_clock_rate(clock_rate);
-            }
+        let Some(t) = self.tracks.get_mut(&track) else { return };
+        t.codec = codec;
+        t.clock_rate = clock_rate;
+        let fresh = t.new_selector();
+        for s in &mut t.subs {
+            s.rewriter.set_clock_rate(clock_rate);
+            s.selector = fresh.clone();
         }
     }
 
@@ -117,54 +214,55 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
 
     /// Remove a track; its subscribers keep their numbering for whatever they get next.
     pub fn remove_track(&mut self, track: TrackId) -> Vec<S> {
-        let Some(t) = self.tracks.remove(&track) else {
-            return Vec::new();
-        };
+        let Some(t) = self.tracks.remove(&track) else { return Vec::new() };
         t.subs
             .into_iter()
             .map(|s| {
-                self.detached.insert(s.to, s.rewriter);
+                self.detached.insert(s.to, (s.rewriter, s.munger));
                 s.to
             })
             .collect()
     }
 
-    /// Subscribe `to` to `track`. Returns whether a keyframe should be requested now.
+    /// Subscribe `to` to `track`. Video asks for a keyframe at once (merged by the gate).
     pub fn subscribe(&mut self, track: TrackId, to: S, now: Instant) -> Outcome {
-        let Some(t) = self.tracks.get_mut(&track) else {
-            return Outcome::default();
-        };
+        let Some(t) = self.tracks.get_mut(&track) else { return Outcome::default() };
         if t.subs.iter().any(|s| s.to == to) {
             return Outcome::default();
         }
-        let mut rewriter = self.detached.remove(&to).unwrap_or_else(|| SeqTsRewriter::new(t.clock_rate));
+        let (mut rewriter, mut munger) =
+            self.detached.remove(&to).unwrap_or_else(|| (SeqTsRewriter::new(t.clock_rate), Vp8Munger::default()));
         rewriter.set_clock_rate(t.clock_rate);
         rewriter.rebase();
-        let video = t.kind == TrackKind::Video;
-        t.subs.push(Subscription { to, rewriter, awaiting_keyframe: video });
-        let request_keyframe = video && t.gate.allow(now);
-        if request_keyframe {
-            t.waiting_since_request = Some(now);
+        munger.rebase();
+        let constraint = Constraint::default();
+        let want = t.want(&constraint, now);
+        t.subs.push(Subscription { to, rewriter, munger, selector: t.new_selector(), constraint });
+        if t.kind != TrackKind::Video {
+            return Outcome::default();
         }
-        Outcome { request_keyframe }
+        Self::ask(t, want.spatial, now)
     }
 
-    /// Stop forwarding `track` to `to`, keeping the rewriter for the slot's next source.
+    /// Ask the publisher for a keyframe on `stream`, merged by the stream's gate.
+    fn ask(t: &mut Track<S>, stream: u8, now: Instant) -> Outcome {
+        let i = (stream as usize).min(MAX_LAYERS - 1);
+        if t.gates[i].allow(now) {
+            t.asked[i] = Some(now);
+            Outcome { request_keyframe: Some(stream) }
+        } else {
+            Outcome::default()
+        }
+    }
+
+    /// Stop forwarding `track` to `to`, keeping the numbering for the slot's next source.
     pub fn unsubscribe(&mut self, track: TrackId, to: S) {
         if let Some(t) = self.tracks.get_mut(&track) {
             if let Some(i) = t.subs.iter().position(|s| s.to == to) {
                 let s = t.subs.swap_remove(i);
-                self.detached.insert(s.to, s.rewriter);
+                self.detached.insert(s.to, (s.rewriter, s.munger));
             }
         }
-    }
-
-    /// Forget a slot entirely (its peer is gone).
-    pub fn forget(&mut self, to: S) {
-        for t in self.tracks.values_mut() {
-            t.subs.retain(|s| s.to != to);
-        }
-        self.detached.remove(&to);
     }
 
     /// Remove every slot matching `pred` (all slots of a peer that left).
@@ -175,11 +273,35 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         self.detached.retain(|k, _| !pred(k));
     }
 
+    /// A subscriber's wishes for one track. Resuming from pause restarts on a keyframe.
+    pub fn set_constraint(&mut self, track: TrackId, to: S, c: Constraint, now: Instant) -> Outcome {
+        let Some(t) = self.tracks.get_mut(&track) else { return Outcome::default() };
+        let want = t.want(&c, now);
+        let Some(s) = t.subs.iter_mut().find(|s| s.to == to) else { return Outcome::default() };
+        let resumed = s.constraint.paused && !c.paused;
+        s.constraint = c;
+        if resumed {
+            s.selector.reset();
+            s.rewriter.rebase();
+            s.munger.rebase();
+        }
+        if t.kind != TrackKind::Video || c.paused {
+            return Outcome::default();
+        }
+        match s.selector.needs_keyframe(want) {
+            Some(stream) => Self::ask(t, stream, now),
+            None => Outcome::default(),
+        }
+    }
+
+    /// The layer a subscription currently receives (for tests and stats).
+    pub fn current_layer(&self, track: TrackId, to: S) -> Option<Target> {
+        self.tracks.get(&track)?.subs.iter().find(|s| s.to == to)?.selector.current()
+    }
+
     /// Mute stops forwarding; unmute restarts every subscriber on a keyframe.
     pub fn set_muted(&mut self, track: TrackId, muted: bool, now: Instant) -> Outcome {
-        let Some(t) = self.tracks.get_mut(&track) else {
-            return Outcome::default();
-        };
+        let Some(t) = self.tracks.get_mut(&track) else { return Outcome::default() };
         if t.muted == muted {
             return Outcome::default();
         }
@@ -187,21 +309,27 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         if muted {
             return Outcome::default();
         }
-        let video = t.kind == TrackKind::Video;
         for s in &mut t.subs {
             s.rewriter.rebase();
-            s.awaiting_keyframe = video;
+            s.munger.rebase();
+            s.selector.reset();
         }
-        let request_keyframe = video && !t.subs.is_empty() && t.gate.allow(now);
-        Outcome { request_keyframe }
+        if t.kind != TrackKind::Video || t.subs.is_empty() {
+            return Outcome::default();
+        }
+        let want = t.want(&Constraint::default(), now);
+        Self::ask(t, want.spatial, now)
     }
 
-    /// A subscriber lost a picture: forward its PLI/FIR to the publisher, merged by the gate.
-    pub fn on_keyframe_request(&mut self, track: TrackId, now: Instant) -> Outcome {
-        let Some(t) = self.tracks.get_mut(&track) else {
+    /// A subscriber lost a picture: forward its PLI/FIR for the stream it follows.
+    pub fn on_keyframe_request(&mut self, track: TrackId, to: S, now: Instant) -> Outcome {
+        let Some(t) = self.tracks.get_mut(&track) else { return Outcome::default() };
+        if t.kind != TrackKind::Video {
             return Outcome::default();
-        };
-        Outcome { request_keyframe: t.kind == TrackKind::Video && t.gate.allow(now) }
+        }
+        let stream = t.subs.iter().find(|s| s.to == to).and_then(|s| s.selector.current()).map_or(0, |c| c.spatial);
+        let stream = if t.svc() { 0 } else { stream };
+        Self::ask(t, stream, now)
     }
 
     /// Decide the fate of one incoming packet. `out` is cleared and filled; it is reused by the
@@ -215,43 +343,115 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         out: &mut Vec<Forward<S>>,
     ) -> Outcome {
         out.clear();
-        let Some(t) = self.tracks.get_mut(&track) else {
+        let Some(t) = self.tracks.get_mut(&track) else { return Outcome::default() };
+        if t.kind == TrackKind::Audio {
+            if !t.muted {
+                for s in &mut t.subs {
+                    if s.constraint.paused {
+                        continue;
+                    }
+                    if let Some((seq, ts)) = s.rewriter.rewrite(meta.seq, meta.ts, now) {
+                        out.push(Forward { to: s.to, seq, ts, marker: meta.marker, vp8: None });
+                    }
+                }
+            }
             return Outcome::default();
-        };
+        }
+
+        let mut info = match t.codec {
+            Some(VideoCodec::Vp8) => layers::parse_vp8(payload),
+            Some(VideoCodec::Vp9) => layers::parse_vp9(payload),
+            Some(c) => Some(FrameInfo::plain(starts_keyframe(c, payload))),
+            None => None,
+        }
+        .unwrap_or_default();
+        if !t.svc() {
+            info.spatial = meta.stream;
+        }
+        let layer = (info.spatial as usize).min(MAX_LAYERS - 1);
+        t.layers[layer].last_seen = Some(now);
+        t.first_packet.get_or_insert(now);
+        if info.keyframe {
+            if let Some(size) = keyframe_size(t.codec, payload) {
+                t.layers[layer].size = Some(size);
+            }
+        }
         if t.muted || t.subs.is_empty() {
             return Outcome::default();
         }
-        let keyframe = match (t.kind, t.codec) {
-            (TrackKind::Audio, _) => true,
-            (TrackKind::Video, Some(c)) => starts_keyframe(c, payload),
-            (TrackKind::Video, None) => false,
-        };
-        let mut waiting = false;
-        for s in &mut t.subs {
-            if s.awaiting_keyframe {
-                if !keyframe {
-                    waiting = true;
-                    continue;
+
+        let mut waiting_for: Option<u8> = None;
+        for i in 0..t.subs.len() {
+            let want = t.want(&t.subs[i].constraint, now);
+            let s = &mut t.subs[i];
+            if s.constraint.paused {
+                continue;
+            }
+            match s.selector.select(&info, want) {
+                Verdict::Forward { switched, marker } => {
+                    if switched {
+                        s.rewriter.rebase();
+                        s.munger.rebase();
+                    }
+                    if let Some((seq, ts)) = s.rewriter.rewrite(meta.seq, meta.ts, now) {
+                        let vp8 = if t.codec == Some(VideoCodec::Vp8) { s.munger.map(&info) } else { None };
+                        out.push(Forward { to: s.to, seq, ts, marker: marker.unwrap_or(meta.marker), vp8 });
+                    }
                 }
-                s.awaiting_keyframe = false;
+                Verdict::Drop => {
+                    s.rewriter.skip(meta.seq);
+                    s.munger.drop_frame(&info);
+                }
+                Verdict::Ignore => {}
             }
-            if let Some((seq, ts)) = s.rewriter.rewrite(meta.seq, meta.ts, now) {
-                out.push(Forward { to: s.to, seq, ts });
-            }
-        }
-        let mut outcome = Outcome::default();
-        if waiting {
-            let due = t.waiting_since_request.is_none_or(|r| now.saturating_duration_since(r) >= KEYFRAME_RETRY);
-            if due && t.gate.allow(now) {
-                t.waiting_since_request = Some(now);
-                outcome.request_keyframe = true;
+            if let Some(stream) = s.selector.needs_keyframe(want) {
+                waiting_for = Some(waiting_for.map_or(stream, |w| w.max(stream)));
             }
         }
-        outcome
+        let Some(stream) = waiting_for else { return Outcome::default() };
+        let i = (stream as usize).min(MAX_LAYERS - 1);
+        let due = t.asked[i].is_none_or(|r| now.saturating_duration_since(r) >= KEYFRAME_RETRY);
+        if due {
+            Self::ask(t, stream, now)
+        } else {
+            Outcome::default()
+        }
     }
 
     pub fn subscriber_count(&self, track: TrackId) -> usize {
         self.tracks.get(&track).map_or(0, |t| t.subs.len())
+    }
+}
+
+/// Picture size carried by a keyframe: VP8's frame header (RFC 6386 §9.1), VP9's scalability
+/// structure when present (it lists every spatial layer; we take the base layer's there).
+fn keyframe_size(codec: Option<VideoCodec>, payload: &[u8]) -> Option<(u16, u16)> {
+    match codec? {
+        VideoCodec::Vp8 => {
+            let mut i = 1;
+            let b0 = *payload.first()?;
+            if b0 & 0x80 != 0 {
+                let x = *payload.get(1)?;
+                i = 2;
+                if x & 0x80 != 0 {
+                    i += if payload.get(i)? & 0x80 != 0 { 2 } else { 1 };
+                }
+                if x & 0x40 != 0 {
+                    i += 1;
+                }
+                if x & 0x30 != 0 {
+                    i += 1;
+                }
+            }
+            let h = payload.get(i..i + 10)?;
+            if h[3..6] != [0x9d, 0x01, 0x2a] {
+                return None;
+            }
+            let w = u16::from_le_bytes([h[6], h[7]]) & 0x3fff;
+            let ht = u16::from_le_bytes([h[8], h[9]]) & 0x3fff;
+            Some((w, ht))
+        }
+        _ => None,
     }
 }
 
@@ -262,6 +462,10 @@ mod tests {
     const KEY: &[u8] = &[0x10, 0x00]; // VP8, S=1, PID=0, P=0
     const DELTA: &[u8] = &[0x10, 0x01];
 
+    fn meta(seq: u64, ts: u32) -> PacketMeta {
+        PacketMeta { seq, ts, marker: true, stream: 0 }
+    }
+
     fn video_forwarder() -> Forwarder<u32> {
         let mut f = Forwarder::default();
         f.add_track(1, TrackKind::Video, 90_000);
@@ -269,20 +473,30 @@ mod tests {
         f
     }
 
+    fn simulcast_forwarder() -> Forwarder<u32> {
+        let mut f = video_forwarder();
+        f.set_layer_count(1, 3);
+        f
+    }
+
+    fn seqs(out: &[Forward<u32>]) -> Vec<(u32, u64)> {
+        out.iter().map(|f| (f.to, f.seq)).collect()
+    }
+
     #[test]
     fn new_subscriber_waits_for_keyframe_and_requests_one() {
         let t0 = Instant::now();
         let mut f = video_forwarder();
         let mut out = Vec::new();
-        assert!(f.subscribe(1, 7, t0).request_keyframe);
-        let o = f.on_packet(1, PacketMeta { seq: 10, ts: 0 }, DELTA, t0, &mut out);
+        assert_eq!(f.subscribe(1, 7, t0).request_keyframe, Some(0));
+        let o = f.on_packet(1, meta(10, 0), DELTA, t0, &mut out);
         assert!(out.is_empty());
         // A second request so soon is merged away.
-        assert!(!o.request_keyframe);
-        f.on_packet(1, PacketMeta { seq: 11, ts: 3000 }, KEY, t0 + Duration::from_millis(33), &mut out);
-        assert_eq!(out, vec![Forward { to: 7, seq: 11, ts: 3000 }]);
-        f.on_packet(1, PacketMeta { seq: 12, ts: 3000 }, DELTA, t0 + Duration::from_millis(34), &mut out);
-        assert_eq!(out, vec![Forward { to: 7, seq: 12, ts: 3000 }]);
+        assert_eq!(o.request_keyframe, None);
+        f.on_packet(1, meta(11, 3000), KEY, t0 + Duration::from_millis(33), &mut out);
+        assert_eq!(out, vec![Forward { to: 7, seq: 11, ts: 3000, marker: true, vp8: None }]);
+        f.on_packet(1, meta(12, 3000), DELTA, t0 + Duration::from_millis(34), &mut out);
+        assert_eq!(seqs(&out), vec![(7, 12)]);
     }
 
     #[test]
@@ -294,7 +508,7 @@ mod tests {
         let mut requests = 0;
         for i in 0..90u64 {
             let now = t0 + Duration::from_millis(33 * i);
-            if f.on_packet(1, PacketMeta { seq: i, ts: 0 }, DELTA, now, &mut out).request_keyframe {
+            if f.on_packet(1, meta(i, 0), DELTA, now, &mut out).request_keyframe.is_some() {
                 requests += 1;
             }
         }
@@ -306,11 +520,14 @@ mod tests {
     fn many_subscribers_merge_keyframe_requests() {
         let t0 = Instant::now();
         let mut f = video_forwarder();
-        let asked: usize =
-            (0..50u32).map(|s| f.subscribe(1, s, t0 + Duration::from_millis(s as u64)).request_keyframe as usize).sum();
+        let asked: usize = (0..50u32)
+            .map(|s| f.subscribe(1, s, t0 + Duration::from_millis(s as u64)).request_keyframe.is_some() as usize)
+            .sum();
         assert_eq!(asked, 1);
         let later: usize = (0..10u64)
-            .map(|i| f.on_keyframe_request(1, t0 + Duration::from_millis(100 * i)).request_keyframe as usize)
+            .map(|i| {
+                f.on_keyframe_request(1, 3, t0 + Duration::from_millis(100 * i)).request_keyframe.is_some() as usize
+            })
             .sum();
         // At 0..900 ms: allowed at 300, 600, 900 (0 was taken by the subscribe).
         assert_eq!(later, 3);
@@ -321,16 +538,16 @@ mod tests {
         let t0 = Instant::now();
         let mut f: Forwarder<u32> = Forwarder::default();
         f.add_track(2, TrackKind::Audio, 48_000);
-        assert!(!f.subscribe(2, 1, t0).request_keyframe);
+        assert_eq!(f.subscribe(2, 1, t0).request_keyframe, None);
         f.subscribe(2, 2, t0);
         let mut out = Vec::new();
-        f.on_packet(2, PacketMeta { seq: 100, ts: 960 }, &[1, 2, 3], t0, &mut out);
+        f.on_packet(2, meta(100, 960), &[1, 2, 3], t0, &mut out);
         assert_eq!(out.len(), 2);
         f.set_muted(2, true, t0);
-        f.on_packet(2, PacketMeta { seq: 101, ts: 1920 }, &[1], t0, &mut out);
+        f.on_packet(2, meta(101, 1920), &[1], t0, &mut out);
         assert!(out.is_empty());
         f.set_muted(2, false, t0 + Duration::from_secs(2));
-        f.on_packet(2, PacketMeta { seq: 200, ts: 96_000 }, &[1], t0 + Duration::from_secs(2), &mut out);
+        f.on_packet(2, meta(200, 96_000), &[1], t0 + Duration::from_secs(2), &mut out);
         // Rebased after the pause: the gap of 98 packets is not exposed, the clock advanced 2 s.
         assert_eq!(out[0].seq, 101);
         assert_eq!(out[0].ts, 960 + 96_000);
@@ -342,13 +559,13 @@ mod tests {
         let mut f = video_forwarder();
         let mut out = Vec::new();
         f.subscribe(1, 7, t0);
-        f.on_packet(1, PacketMeta { seq: 1, ts: 0 }, KEY, t0, &mut out);
+        f.on_packet(1, meta(1, 0), KEY, t0, &mut out);
         f.set_muted(1, true, t0);
         let o = f.set_muted(1, false, t0 + Duration::from_secs(1));
-        assert!(o.request_keyframe);
-        f.on_packet(1, PacketMeta { seq: 40, ts: 90_000 }, DELTA, t0 + Duration::from_secs(1), &mut out);
+        assert_eq!(o.request_keyframe, Some(0));
+        f.on_packet(1, meta(40, 90_000), DELTA, t0 + Duration::from_secs(1), &mut out);
         assert!(out.is_empty());
-        f.on_packet(1, PacketMeta { seq: 41, ts: 93_000 }, KEY, t0 + Duration::from_secs(1), &mut out);
+        f.on_packet(1, meta(41, 93_000), KEY, t0 + Duration::from_secs(1), &mut out);
         assert_eq!(out[0].seq, 2);
     }
 
@@ -360,12 +577,12 @@ mod tests {
         f.set_codec(3, Some(VideoCodec::Vp8), 90_000);
         let mut out = Vec::new();
         f.subscribe(1, 9, t0);
-        f.on_packet(1, PacketMeta { seq: 500, ts: 1000 }, KEY, t0, &mut out);
-        f.on_packet(1, PacketMeta { seq: 501, ts: 1000 }, DELTA, t0, &mut out);
+        f.on_packet(1, meta(500, 1000), KEY, t0, &mut out);
+        f.on_packet(1, meta(501, 1000), DELTA, t0, &mut out);
         let last = out[0];
         f.unsubscribe(1, 9);
         f.subscribe(3, 9, t0 + Duration::from_millis(100));
-        f.on_packet(3, PacketMeta { seq: 9000, ts: 5 }, KEY, t0 + Duration::from_millis(100), &mut out);
+        f.on_packet(3, meta(9000, 5), KEY, t0 + Duration::from_millis(100), &mut out);
         assert_eq!(out[0].seq, last.seq + 1);
         assert_eq!(out[0].ts, last.ts + 9000);
         // Removing a track detaches its subscribers for their next source.
@@ -376,12 +593,142 @@ mod tests {
     #[test]
     fn unknown_track_and_empty_payload_are_harmless() {
         let mut f = video_forwarder();
-        let mut out = vec![Forward { to: 1, seq: 1, ts: 1 }];
-        let o = f.on_packet(42, PacketMeta { seq: 1, ts: 1 }, &[], Instant::now(), &mut out);
+        let mut out = vec![Forward { to: 1, seq: 1, ts: 1, marker: false, vp8: None }];
+        let o = f.on_packet(42, meta(1, 1), &[], Instant::now(), &mut out);
         assert!(out.is_empty());
-        assert!(!o.request_keyframe);
+        assert_eq!(o.request_keyframe, None);
         f.subscribe(1, 1, Instant::now());
-        f.on_packet(1, PacketMeta { seq: 1, ts: 1 }, &[], Instant::now(), &mut out);
+        f.on_packet(1, meta(1, 1), &[], Instant::now(), &mut out);
         assert!(out.is_empty());
+    }
+
+    /// A VP8 payload of simulcast stream `stream`: descriptor with 15-bit picture id, TL0PICIDX
+    /// and TID; keyframes carry the frame header with the picture size.
+    fn vp8(pid: u16, tl0: u8, tid: u8, key: bool, height: u16) -> Vec<u8> {
+        let mut p = vec![0x90, 0xe0, 0x80 | (pid >> 8) as u8, pid as u8, tl0, (tid << 6) | 0x20];
+        if key {
+            let w = height * 16 / 9;
+            p.extend_from_slice(&[0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a]);
+            p.extend_from_slice(&w.to_le_bytes());
+            p.extend_from_slice(&height.to_le_bytes());
+        } else {
+            p.extend_from_slice(&[0x01, 0x00, 0x00]);
+        }
+        p
+    }
+
+    const HEIGHTS: [u16; 3] = [180, 360, 720];
+
+    /// Feed one frame on each of three simulcast streams, temporal pattern 0,2,1,2; returns
+    /// every forward it produced.
+    fn feed_frame(
+        f: &mut Forwarder<u32>,
+        n: u64,
+        key: bool,
+        now: Instant,
+        out: &mut Vec<Forward<u32>>,
+    ) -> Vec<Forward<u32>> {
+        let mut all = Vec::new();
+        let tid = if key { 0 } else { [0u8, 2, 1, 2][(n % 4) as usize] };
+        for stream in 0..3u8 {
+            let m = PacketMeta { seq: 1000 * stream as u64 + n, ts: 3000 * n as u32, marker: true, stream };
+            let p = vp8(100 * stream as u16 + n as u16, (n / 4) as u8, tid, key, HEIGHTS[stream as usize]);
+            f.on_packet(1, m, &p, now, out);
+            all.extend(out.iter().copied());
+        }
+        all
+    }
+
+    #[test]
+    fn simulcast_constraint_keeps_a_small_tile_on_the_small_stream() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut out = Vec::new();
+        f.subscribe(1, 1, t0); // unconstrained
+        f.subscribe(1, 2, t0);
+        f.set_constraint(1, 2, Constraint { max_height: 180, ..Default::default() }, t0);
+        let mut got: HashMap<u32, Vec<Forward<u32>>> = HashMap::new();
+        for n in 0..40u64 {
+            let now = t0 + Duration::from_millis(33 * n);
+            for fw in feed_frame(&mut f, n, n % 20 == 0, now, &mut out) {
+                got.entry(fw.to).or_default().push(fw);
+            }
+        }
+        assert_eq!(f.current_layer(1, 2).map(|c| c.spatial), Some(0));
+        assert_eq!(f.current_layer(1, 1).map(|c| c.spatial), Some(2));
+        // Each got exactly one stream: 40 frames, one packet each, numbered without gaps.
+        for sub in [1, 2] {
+            let v = &got[&sub];
+            assert_eq!(v.len(), 40, "subscriber {sub}");
+            assert!(v.windows(2).all(|w| w[1].seq == w[0].seq + 1), "subscriber {sub}: gap");
+            let pids: Vec<u16> = v.iter().map(|f| f.vp8.unwrap().0).collect();
+            assert!(pids.windows(2).all(|w| w[1] == w[0] + 1), "subscriber {sub}: picture ids {pids:?}");
+        }
+    }
+
+    #[test]
+    fn simulcast_switches_down_at_the_low_streams_keyframe_and_back_up() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut out = Vec::new();
+        f.subscribe(1, 1, t0);
+        let mut now = t0;
+        for n in 0..20u64 {
+            now = t0 + Duration::from_millis(33 * n);
+            feed_frame(&mut f, n, n == 0, now, &mut out);
+        }
+        assert_eq!(f.current_layer(1, 1).map(|c| c.spatial), Some(2));
+        // Constrain: a keyframe is requested for stream 0; until it comes, stream 2 continues.
+        let o = f.set_constraint(1, 1, Constraint { max_height: 200, ..Default::default() }, now);
+        assert_eq!(o.request_keyframe, Some(0));
+        let before: Vec<_> = feed_frame(&mut f, 20, false, now, &mut out);
+        assert_eq!(before.len(), 1);
+        let last_seq = before[0].seq;
+        let switched = feed_frame(&mut f, 21, true, now + Duration::from_millis(33), &mut out);
+        assert_eq!(switched.len(), 1, "only stream 0's keyframe is forwarded: {switched:?}");
+        assert_eq!(f.current_layer(1, 1).map(|c| c.spatial), Some(0));
+        // Lift the constraint: back up to stream 2 at its next keyframe, numbering continuous.
+        f.set_constraint(1, 1, Constraint::default(), now);
+        let after = feed_frame(&mut f, 22, true, now + Duration::from_millis(66), &mut out);
+        assert_eq!(f.current_layer(1, 1).map(|c| c.spatial), Some(2));
+        // Stream 0's copy of this frame went out before stream 2's keyframe arrived (packets of
+        // the streams interleave); then the switch. Numbering stays gap-free throughout.
+        assert_eq!(after.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![last_seq + 2, last_seq + 3]);
+    }
+
+    #[test]
+    fn temporal_constraint_drops_upper_layers_without_gaps() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut out = Vec::new();
+        f.subscribe(1, 1, t0);
+        f.set_constraint(1, 1, Constraint { max_temporal: 0, ..Default::default() }, t0);
+        let mut got = Vec::new();
+        for n in 0..16u64 {
+            got.extend(feed_frame(&mut f, n, n == 0, t0 + Duration::from_millis(33 * n), &mut out));
+        }
+        // Only TL0 frames (every 4th) of stream 2: 4 packets, consecutive numbers and ids.
+        assert_eq!(got.len(), 4);
+        assert!(got.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+        assert!(got.windows(2).all(|w| w[1].vp8.unwrap().0 == w[0].vp8.unwrap().0 + 1));
+    }
+
+    #[test]
+    fn paused_subscription_gets_nothing_and_resumes_on_keyframe() {
+        let t0 = Instant::now();
+        let mut f = video_forwarder();
+        let mut out = Vec::new();
+        f.subscribe(1, 1, t0);
+        f.on_packet(1, meta(1, 0), KEY, t0, &mut out);
+        assert_eq!(out.len(), 1);
+        f.set_constraint(1, 1, Constraint { paused: true, ..Default::default() }, t0);
+        f.on_packet(1, meta(2, 0), KEY, t0, &mut out);
+        assert!(out.is_empty());
+        let o = f.set_constraint(1, 1, Constraint::default(), t0 + Duration::from_secs(1));
+        assert_eq!(o.request_keyframe, Some(0));
+        f.on_packet(1, meta(30, 90_000), DELTA, t0 + Duration::from_secs(1), &mut out);
+        assert!(out.is_empty());
+        f.on_packet(1, meta(31, 93_000), KEY, t0 + Duration::from_secs(1), &mut out);
+        assert_eq!(seqs(&out), vec![(1, 2)]);
     }
 }

@@ -15,6 +15,11 @@ pub struct SeqTsRewriter {
     /// First input sequence number of the current source epoch: older packets are dropped, they
     /// would collide with numbers already used.
     epoch_start: Option<u64>,
+    /// Highest input sequence number seen in this epoch.
+    highest_in: u64,
+    /// Input numbers at or below the last skipped one map ambiguously once the offset moved;
+    /// late packets from before a skip are refused.
+    skip_floor: Option<u64>,
     last_out: Option<LastOut>,
 }
 
@@ -27,12 +32,31 @@ struct LastOut {
 
 impl SeqTsRewriter {
     pub fn new(clock_rate: u32) -> Self {
-        Self { clock_rate: clock_rate.max(1), seq_offset: 0, ts_offset: 0, epoch_start: None, last_out: None }
+        Self {
+            clock_rate: clock_rate.max(1),
+            seq_offset: 0,
+            ts_offset: 0,
+            epoch_start: None,
+            highest_in: 0,
+            skip_floor: None,
+            last_out: None,
+        }
     }
 
     /// The next packet starts a new source epoch (new source, or after a pause).
     pub fn rebase(&mut self) {
         self.epoch_start = None;
+    }
+
+    /// A packet of the followed stream is deliberately not forwarded (a dropped temporal layer):
+    /// the following packets close the gap so the receiver sees no loss.
+    pub fn skip(&mut self, seq: u64) {
+        if self.epoch_start.is_none() || seq <= self.highest_in {
+            return;
+        }
+        self.highest_in = seq;
+        self.seq_offset = self.seq_offset.wrapping_sub(1);
+        self.skip_floor = Some(seq);
     }
 
     /// Set the clock rate of the source feeding this subscription (it may change on a switch).
@@ -58,10 +82,14 @@ impl SeqTsRewriter {
                 self.seq_offset = out_seq.wrapping_sub(seq);
                 self.ts_offset = out_ts.wrapping_sub(ts);
                 self.epoch_start = Some(seq);
+                self.highest_in = seq;
+                self.skip_floor = None;
             }
             Some(start) if seq < start => return None,
+            Some(_) if self.skip_floor.is_some_and(|f| seq < f) => return None,
             Some(_) => {}
         }
+        self.highest_in = self.highest_in.max(seq);
         let out_seq = seq.wrapping_add(self.seq_offset);
         let out_ts = ts.wrapping_add(self.ts_offset);
         if self.last_out.is_none_or(|l| out_seq > l.seq) {
@@ -103,6 +131,24 @@ mod tests {
         // Packets of the new source before its first forwarded one are refused.
         assert_eq!(r.rewrite(49_999, 999_000, t0 + Duration::from_millis(400)), None);
         assert_eq!(r.rewrite(50_001, 1_002_999, t0 + Duration::from_millis(430)).unwrap().0, seq + 1);
+    }
+
+    #[test]
+    fn skipped_packets_close_the_gap() {
+        let t0 = Instant::now();
+        let mut r = SeqTsRewriter::new(90_000);
+        assert_eq!(r.rewrite(10, 0, t0).unwrap().0, 10);
+        r.skip(11);
+        r.skip(12);
+        assert_eq!(r.rewrite(13, 3000, t0).unwrap().0, 11);
+        // A real loss (14 never arrives) stays visible.
+        assert_eq!(r.rewrite(15, 6000, t0).unwrap().0, 13);
+        // A late packet from before the last skip would collide: refused.
+        assert_eq!(r.rewrite(11, 0, t0), None);
+        // Skips before any output do nothing.
+        let mut fresh = SeqTsRewriter::new(90_000);
+        fresh.skip(5);
+        assert_eq!(fresh.rewrite(6, 0, t0).unwrap().0, 6);
     }
 
     #[test]

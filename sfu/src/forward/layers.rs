@@ -1,0 +1,145 @@
+//! What a video packet says about its layer, read from the codec's payload descriptor:
+//! spatial and temporal ids, switching points, frame boundaries, picture ids. Simulcast
+//! streams are told apart by the worker (RID → spatial index); SVC layers by the descriptor.
+
+/// Layer facts of one packet. For simulcast, `spatial` is the stream's index (lowest first).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// First packet of a keyframe: a receiver may start (or switch streams) here.
+    pub keyframe: bool,
+    pub spatial: u8,
+    pub temporal: u8,
+    /// A receiver may move up to this packet's temporal layer here (VP8 Y bit, VP9 U bit).
+    pub switch_up: bool,
+    /// First packet of a (layer) frame.
+    pub frame_start: bool,
+    /// Last packet of a (layer) frame (VP9 E bit); VP8 and others use the RTP marker.
+    pub frame_end: bool,
+    /// VP8 15-bit picture id and TL0PICIDX, when present.
+    pub picture_id: Option<u16>,
+    pub tl0: Option<u8>,
+}
+
+impl FrameInfo {
+    /// A single-layer packet (audio, or codecs we do not parse for layers).
+    pub fn plain(keyframe: bool) -> Self {
+        Self { keyframe, switch_up: true, frame_start: true, ..Default::default() }
+    }
+}
+
+/// RFC 7741 §4.2.
+pub fn parse_vp8(p: &[u8]) -> Option<FrameInfo> {
+    let b0 = *p.first()?;
+    let mut info = FrameInfo { frame_start: b0 & 0x10 != 0 && b0 & 0x07 == 0, ..Default::default() };
+    let mut i = 1;
+    let mut has_tid = false;
+    if b0 & 0x80 != 0 {
+        let x = *p.get(i)?;
+        i += 1;
+        if x & 0x80 != 0 {
+            let m = *p.get(i)?;
+            if m & 0x80 != 0 {
+                info.picture_id = Some(u16::from_be_bytes([m & 0x7f, *p.get(i + 1)?]));
+                i += 2;
+            } else {
+                // A 7-bit picture id is widened; the rewriter keeps its own 15-bit space.
+                info.picture_id = Some(u16::from(m));
+                i += 1;
+            }
+        }
+        if x & 0x40 != 0 {
+            info.tl0 = Some(*p.get(i)?);
+            i += 1;
+        }
+        if x & 0x30 != 0 {
+            let t = *p.get(i)?;
+            i += 1;
+            if x & 0x20 != 0 {
+                has_tid = true;
+                info.temporal = t >> 6;
+                info.switch_up = t & 0x20 != 0;
+            }
+        }
+    }
+    if !has_tid {
+        info.switch_up = true;
+    }
+    if info.frame_start {
+        // The VP8 frame header's P bit: 0 on keyframes.
+        info.keyframe = p.get(i).is_some_and(|h| h & 0x01 == 0);
+    }
+    if info.keyframe {
+        info.switch_up = true;
+    }
+    Some(info)
+}
+
+/// RFC 9628 §4.2 (non-flexible and flexible modes).
+pub fn parse_vp9(p: &[u8]) -> Option<FrameInfo> {
+    let b0 = *p.first()?;
+    let has_pid = b0 & 0x80 != 0;
+    let inter = b0 & 0x40 != 0;
+    let has_layers = b0 & 0x20 != 0;
+    let begin = b0 & 0x08 != 0;
+    let end = b0 & 0x04 != 0;
+    let mut info = FrameInfo { frame_start: begin, frame_end: end, switch_up: true, ..Default::default() };
+    let mut i = 1;
+    if has_pid {
+        let m = *p.get(i)?;
+        i += if m & 0x80 != 0 { 2 } else { 1 };
+        p.get(i - 1)?;
+    }
+    if has_layers {
+        let l = *p.get(i)?;
+        info.temporal = l >> 5;
+        info.switch_up = l & 0x10 != 0;
+        info.spatial = (l >> 1) & 0x07;
+    }
+    info.keyframe = !inter && begin && info.spatial == 0;
+    if info.keyframe {
+        info.switch_up = true;
+    }
+    Some(info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_temporal_layers_and_picture_ids() {
+        // X, I (15-bit pid 0x0123), L (tl0 7), T (tid 2, Y=1), delta frame.
+        let p = [0x90, 0xe0, 0x81, 0x23, 0x07, 0xa0, 0x01];
+        let info = parse_vp8(&p).unwrap();
+        assert_eq!(info.temporal, 2);
+        assert!(info.switch_up);
+        assert!(!info.keyframe);
+        assert!(info.frame_start);
+        assert_eq!(info.picture_id, Some(0x0123));
+        assert_eq!(info.tl0, Some(7));
+        // Same with Y=0, continuation packet (S=0).
+        let p = [0x80, 0xe0, 0x81, 0x23, 0x07, 0x80, 0x01];
+        let info = parse_vp8(&p).unwrap();
+        assert!(!info.switch_up && !info.frame_start && !info.keyframe);
+        // Keyframe, TID 0.
+        let p = [0x90, 0xe0, 0x80, 0x01, 0x08, 0x00, 0x00];
+        let info = parse_vp8(&p).unwrap();
+        assert!(info.keyframe && info.switch_up && info.temporal == 0);
+        // Truncated descriptors are refused, not misread.
+        assert_eq!(parse_vp8(&[0x90, 0xe0, 0x81]), None);
+        assert_eq!(parse_vp8(&[]), None);
+    }
+
+    #[test]
+    fn vp9_layers() {
+        // I (7-bit pid), L, B, E: layer byte TID=1 U=1 SID=2 D=1; non-flexible: tl0 byte.
+        let p = [0xac, 0x05, (1 << 5) | 0x10 | (2 << 1) | 1, 0x09];
+        let info = parse_vp9(&p).unwrap();
+        assert_eq!((info.spatial, info.temporal), (2, 1));
+        assert!(info.switch_up && info.frame_start && info.frame_end && !info.keyframe);
+        // Keyframe: P=0, B=1, SID=0.
+        let p = [0xa8, 0x05, 0x00, 0x00];
+        assert!(parse_vp9(&p).unwrap().keyframe);
+        assert_eq!(parse_vp9(&[0xa8]), None);
+    }
+}
