@@ -61,6 +61,39 @@ fn h264_and_opus_reach_two_viewers_and_late_viewer_gets_keyframe() {
     publisher_to_viewers(Codec::H264);
 }
 
+#[test]
+fn simulcast_publisher_viewers_get_one_stream_the_highest() {
+    let server = Server::start("simulcast");
+    let token = server.admin_token();
+    let (s, _) =
+        server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "sim", "id": "sim"})));
+    assert_eq!(s, 201);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut publisher, offer) = Endpoint::offer_with(true, true);
+    assert!(offer.contains("a=simulcast:send q;h;f"), "offer: {offer}");
+    let (_, answer) = post_sdp(&server, "/whip/sim", &token, &offer);
+    publisher.accept_answer(&answer);
+    let (ptx, _prx) = mpsc::channel();
+    let pub_thread = publisher.run(Duration::from_secs(20), Some(Codec::Vp8), 0, ptx, stop.clone());
+    let (mut v, offer) = Endpoint::offer(false);
+    let (_, answer) = post_sdp(&server, "/whep/sim", &token, &offer);
+    v.accept_answer(&answer);
+    let (tx, rx) = mpsc::channel();
+    let viewer = v.run(Duration::from_secs(20), None, 0, tx, stop.clone());
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::Relaxed);
+    pub_thread.join().unwrap();
+    viewer.join().unwrap();
+
+    let t = tally(&rx);
+    assert_eq!(t.corrupt, 0);
+    assert!(t.first_video.expect("video arrived").1, "started on a delta frame");
+    let streams: std::collections::BTreeSet<u8> = t.video.iter().map(|c| common::rtc_client::stream_of(*c)).collect();
+    assert_eq!(streams.into_iter().collect::<Vec<_>>(), vec![2], "viewer must get only the highest stream");
+    let frames: Vec<u64> = t.video.iter().map(|c| c & 0xffff_ffff).collect();
+    assert_in_order("simulcast video", &frames, 80);
+}
+
 fn publisher_to_viewers(codec: Codec) {
     let server = Server::start("media");
     let token = server.admin_token();

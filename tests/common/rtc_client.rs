@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid};
+use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -87,11 +87,27 @@ pub struct Endpoint {
     pending: Option<SdpPendingOffer>,
     audio_mid: Mid,
     video_mid: Mid,
+    /// Simulcast RIDs, lowest first; empty for a single stream.
+    rids: Vec<Rid>,
+}
+
+/// RIDs a simulcast publisher uses, lowest quality first (as browsers list them).
+pub const SIMULCAST_RIDS: [&str; 3] = ["q", "h", "f"];
+
+/// Stream index carried in the top byte of a video counter, so a viewer can tell which
+/// simulcast stream a packet came from.
+pub fn stream_of(counter: u64) -> u8 {
+    (counter >> 56) as u8
 }
 
 impl Endpoint {
     /// Offer sendonly (publisher) or recvonly (viewer) audio + video.
     pub fn offer(send: bool) -> (Endpoint, String) {
+        Self::offer_with(send, false)
+    }
+
+    /// `simulcast`: publish video as three RID streams.
+    pub fn offer_with(send: bool, simulcast: bool) -> (Endpoint, String) {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let local = socket.local_addr().unwrap();
         let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
@@ -99,9 +115,17 @@ impl Endpoint {
         let dir = if send { Direction::SendOnly } else { Direction::RecvOnly };
         let mut api = rtc.sdp_api();
         let audio_mid = api.add_media(MediaKind::Audio, dir, None, None, None);
-        let video_mid = api.add_media(MediaKind::Video, dir, None, None, None);
+        let sim = simulcast.then(|| {
+            let mut s = Simulcast::new();
+            for rid in SIMULCAST_RIDS {
+                s.add_send_layer(SimulcastLayer::new(rid));
+            }
+            s
+        });
+        let video_mid = api.add_media(MediaKind::Video, dir, None, None, sim);
         let (offer, pending) = api.apply().unwrap();
-        (Endpoint { rtc, socket, local, pending: Some(pending), audio_mid, video_mid }, offer.to_sdp_string())
+        let rids = if simulcast { SIMULCAST_RIDS.iter().map(|r| Rid::from(*r)).collect() } else { vec![] };
+        (Endpoint { rtc, socket, local, pending: Some(pending), audio_mid, video_mid, rids }, offer.to_sdp_string())
     }
 
     pub fn accept_answer(&mut self, sdp: &str) {
@@ -129,7 +153,9 @@ impl Endpoint {
             let mut connected = false;
             let (mut next_audio, mut next_video) = (start, start);
             let (mut audio_n, mut video_n) = (0u64, 0u64);
-            let mut want_key = true;
+            let streams: Vec<Option<Rid>> =
+                if self.rids.is_empty() { vec![None] } else { self.rids.iter().copied().map(Some).collect() };
+            let mut want_key = vec![true; streams.len()];
             self.socket.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
             while start.elapsed() < duration && !stop.load(Ordering::Relaxed) {
                 // Drain output.
@@ -142,7 +168,10 @@ impl Endpoint {
                         Ok(Output::Event(e)) => match e {
                             Event::Connected => connected = true,
                             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return,
-                            Event::KeyframeRequest(_) => want_key = true,
+                            Event::KeyframeRequest(r) => {
+                                let i = streams.iter().position(|s| *s == r.rid).unwrap_or(0);
+                                want_key[i] = true;
+                            }
                             Event::RtpPacket(p) => {
                                 let at = Instant::now();
                                 let r = if let Some((counter, keyframe)) = check_video(&p.payload) {
@@ -179,23 +208,26 @@ impl Endpoint {
                     }
                     if now >= next_video {
                         if let Some(pt) = pt_of(&self.rtc, video_codec) {
-                            let key = want_key || (keyframe_every > 0 && video_n % keyframe_every == 0);
                             let mut api = self.rtc.direct_api();
-                            if let Some(tx) = api.stream_tx_by_mid(video_mid, None) {
+                            for (i, rid) in streams.iter().enumerate() {
+                                let key = want_key[i] || (keyframe_every > 0 && video_n % keyframe_every == 0);
+                                let Some(tx) = api.stream_tx_by_mid(video_mid, *rid) else { continue };
+                                // Each stream numbers its packets itself, like a real encoder.
+                                let counter = ((i as u64) << 56) | video_n;
                                 tx.write_rtp(
                                     RtpWrite::new(
                                         pt,
                                         (video_n + 1).into(),
                                         (video_n * 3000) as u32,
                                         now,
-                                        video_payload(video_codec, video_n, key),
+                                        video_payload(video_codec, counter, key),
                                     )
                                     .marker(true)
                                     .nackable(true),
                                 );
-                                video_n += 1;
-                                want_key = false;
+                                want_key[i] = false;
                             }
+                            video_n += 1;
                         }
                         next_video += Duration::from_millis(33);
                     }
