@@ -44,6 +44,9 @@ pub struct Cli {
     /// Serve /metrics without a token.
     #[arg(long, env = "YUNSHI_METRICS_PUBLIC")]
     pub metrics_public: Option<bool>,
+    /// Share each receiver's estimated bandwidth among its videos (experimental).
+    #[arg(long, env = "YUNSHI_ALLOCATE_BANDWIDTH")]
+    pub allocate_bandwidth: Option<bool>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -58,6 +61,7 @@ struct File {
     jwt_key: Option<String>,
     log: Option<String>,
     metrics_public: Option<bool>,
+    allocate_bandwidth: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +75,7 @@ pub struct Config {
     pub jwt_key: Option<String>,
     pub log: String,
     pub metrics_public: bool,
+    pub allocate_bandwidth: bool,
 }
 
 impl Config {
@@ -93,6 +98,7 @@ impl Config {
             jwt_key: cli.jwt_key.or(file.jwt_key).filter(|k| !k.is_empty()),
             log: cli.log.or(file.log).unwrap_or_else(|| "info".into()),
             metrics_public: cli.metrics_public.or(file.metrics_public).unwrap_or(true),
+            allocate_bandwidth: cli.allocate_bandwidth.or(file.allocate_bandwidth).unwrap_or(false),
         })
     }
 }

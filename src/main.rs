@@ -41,8 +41,13 @@ async fn run(cfg: config::Config) -> Result<(), String> {
     ensure_admin(store.as_ref())?;
     let jwt = JwtKey::new(&jwt_secret(&cfg, store.as_ref())?);
 
-    let media =
-        MediaConfig { bind_ip: cfg.media_bind, udp_port: cfg.udp_port, public_ip: cfg.public_ip, workers: cfg.workers };
+    let media = MediaConfig {
+        bind_ip: cfg.media_bind,
+        udp_port: cfg.udp_port,
+        public_ip: cfg.public_ip,
+        workers: cfg.workers,
+        allocate_bandwidth: cfg.allocate_bandwidth,
+    };
     let node = Node::start(store.clone(), &media).map_err(|e| format!("media: {e}"))?;
     let state = web::Data::new(AppState {
         store,

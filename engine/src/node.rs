@@ -22,6 +22,8 @@ pub struct MediaConfig {
     /// Address put in ICE candidates.
     pub public_ip: IpAddr,
     pub workers: usize,
+    /// Share receivers' bandwidth estimates among their video (see docs/architecture.md).
+    pub allocate_bandwidth: bool,
 }
 
 pub struct Node {
@@ -44,7 +46,9 @@ impl Node {
                 let port = media.udp_port.checked_add(i as u16).unwrap_or(0);
                 let bind = SocketAddr::new(media.bind_ip, port);
                 let candidate = SocketAddr::new(media.public_ip, port);
-                match sfu::spawn_worker(i, bind, candidate, sink.clone()) {
+                let config =
+                    sfu::WorkerConfig { index: i, bind, candidate, allocate_bandwidth: media.allocate_bandwidth };
+                match sfu::spawn_worker(config, sink.clone()) {
                     Ok(w) => workers.push(w),
                     Err(e) => err = Some(std::io::Error::new(e.kind(), format!("UDP {bind}: {e}"))),
                 }

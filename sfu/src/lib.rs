@@ -3,6 +3,7 @@
 //! This crate knows nothing of HTTP, actors or storage. The control plane drives it with
 //! [`WorkerCommand`]s and hears back through [`WorkerEvent`]s.
 
+pub mod allocate;
 pub mod codec;
 pub mod command;
 pub mod forward;
@@ -15,7 +16,7 @@ mod worker;
 pub use command::{EventSink, LayerConstraint, PeerKind, SfuError, WorkerCommand, WorkerEvent};
 pub use forward::TrackKind;
 pub use ids::{next_id, PeerId, RoomId, TrackId};
-pub use worker::{spawn_worker, WorkerHandle};
+pub use worker::{spawn_worker, WorkerConfig, WorkerHandle};
 
 /// Install the process-wide crypto provider str0m uses for DTLS and SRTP. Call once at start.
 pub fn init_crypto() {

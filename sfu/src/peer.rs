@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::PayloadParams;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
@@ -60,15 +61,23 @@ pub struct Peer {
     pub unwanted: Vec<Mid>,
     /// Cumulative NACK counters from str0m's stats, to report deltas.
     pub nacks_seen: HashMap<(Mid, bool), u64>,
+    /// Latest send-side bandwidth estimate towards this peer (bits/s).
+    pub estimate_bps: Option<u64>,
 }
 
 /// How often str0m reports per-media statistics (NACK/PLI counters for /metrics).
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// Starting estimate for a receiver's downlink, before TWCC feedback says more.
+const INITIAL_ESTIMATE_KBPS: u64 = 1_500;
 
 impl Peer {
-    pub fn new(id: PeerId, room: RoomId, kind: PeerKind, candidate: SocketAddr, now: Instant) -> Self {
-        let mut rtc =
-            Rtc::builder().set_ice_lite(true).set_rtp_mode(true).set_stats_interval(Some(STATS_INTERVAL)).build(now);
+    pub fn new(id: PeerId, room: RoomId, kind: PeerKind, candidate: SocketAddr, bwe: bool, now: Instant) -> Self {
+        let mut config = Rtc::builder().set_ice_lite(true).set_rtp_mode(true).set_stats_interval(Some(STATS_INTERVAL));
+        if bwe && !kind.publishes() {
+            // Receivers get a send-side estimate (TWCC) that the allocator shares among tracks.
+            config = config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
+        }
+        let mut rtc = config.build(now);
         // The address is a valid host candidate by construction (we bound it).
         if let Ok(c) = Candidate::host(candidate, "udp") {
             rtc.add_local_candidate(c);
@@ -89,6 +98,7 @@ impl Peer {
             wanted: Vec::new(),
             unwanted: Vec::new(),
             nacks_seen: HashMap::new(),
+            estimate_bps: None,
         }
     }
 

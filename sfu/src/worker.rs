@@ -19,6 +19,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Event, IceConnectionState, Input, Output};
 use tracing::{debug, info, warn};
 
+use crate::allocate::{allocate, Grant};
 use crate::codec::VideoCodec;
 use crate::command::{EventSink, PeerKind, SfuError, WorkerCommand, WorkerEvent};
 use crate::forward::{Constraint, Forward, Forwarder, PacketMeta, TrackKind};
@@ -26,12 +27,19 @@ use crate::ids::{next_id, PeerId, RoomId, TrackId};
 use crate::metrics::{WorkerMetrics, METRICS};
 use crate::peer::{Peer, Slot, WantedTrack};
 use crate::speaker::SpeakerDetector;
+use str0m::bwe::{Bitrate, BweKind};
 
 /// Upper bound on how long a command waits while the socket is idle.
 const IDLE_WAKE: Duration = Duration::from_millis(5);
 const RECV_BUF: usize = 2048;
 /// How often rooms' active speakers are re-evaluated.
 const SPEAKER_POLL: Duration = Duration::from_millis(200);
+/// How often every receiver's bandwidth is re-shared (layer rates drift between estimates).
+const ALLOCATE_EVERY: Duration = Duration::from_millis(500);
+/// Bitrate reserved per received audio track before video is allocated.
+const AUDIO_RESERVE_BPS: u64 = 48_000;
+/// Priority bonus for the active speaker's video.
+const SPEAKER_PRIORITY: u32 = 1 << 20;
 
 /// A handle the control plane keeps for each worker.
 #[derive(Clone)]
@@ -75,15 +83,26 @@ pub struct Worker {
     metrics: WorkerMetrics,
     speakers: HashMap<RoomId, SpeakerDetector>,
     next_speaker_poll: Instant,
+    /// Publisher peer of each room's active speaker, for allocation priority.
+    speaker_peer: HashMap<RoomId, PeerId>,
+    next_allocation: Instant,
+    allocate_bandwidth: bool,
 }
 
-/// Bind `bind` and start a worker thread whose ICE candidate is `candidate`.
-pub fn spawn_worker(
-    index: usize,
-    bind: SocketAddr,
-    candidate: SocketAddr,
-    events: EventSink,
-) -> std::io::Result<WorkerHandle> {
+/// How a worker is set up.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerConfig {
+    pub index: usize,
+    pub bind: SocketAddr,
+    /// Our ICE host candidate (the address clients reach).
+    pub candidate: SocketAddr,
+    /// Share each receiver's send-side bandwidth estimate among its video (TWCC BWE).
+    pub allocate_bandwidth: bool,
+}
+
+/// Bind and start a worker thread.
+pub fn spawn_worker(config: WorkerConfig, events: EventSink) -> std::io::Result<WorkerHandle> {
+    let WorkerConfig { index, bind, candidate, allocate_bandwidth } = config;
     let socket = UdpSocket::bind(bind)?;
     let (tx, rx) = crossbeam_channel::unbounded();
     let worker = Worker {
@@ -101,6 +120,9 @@ pub fn spawn_worker(
         metrics: WorkerMetrics::new(),
         speakers: HashMap::new(),
         next_speaker_poll: Instant::now(),
+        speaker_peer: HashMap::new(),
+        next_allocation: Instant::now(),
+        allocate_bandwidth,
     };
     std::thread::Builder::new().name(format!("media-{index}")).spawn(move || worker.run())?;
     info!(index, %bind, %candidate, "media worker started");
@@ -111,28 +133,56 @@ impl Worker {
     fn run(mut self) {
         let mut buf = vec![0u8; RECV_BUF];
         loop {
-            if !self.handle_commands() {
-                info!("media worker stopping: control plane gone");
-                return;
-            }
-            let now = Instant::now();
-            self.handle_timeouts(now);
-            if now >= self.next_speaker_poll {
-                self.poll_speakers(now);
-            }
-            let wait = self
-                .timeouts
-                .peek()
-                .map(|Reverse((t, _))| t.saturating_duration_since(now))
-                .unwrap_or(IDLE_WAKE)
-                .clamp(Duration::from_micros(500), IDLE_WAKE);
-            let _ = self.socket.set_read_timeout(Some(wait));
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, source)) => self.handle_datagram(&buf[..n], source),
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => warn!("udp recv failed: {e}"),
+            // A bug must not take every room on this thread down with it: a panic while
+            // handling one step is logged and counted, and the loop goes on.
+            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(&mut buf)));
+            match step {
+                Ok(true) => {}
+                Ok(false) => {
+                    info!("media worker stopping: control plane gone");
+                    return;
+                }
+                Err(_) => {
+                    tracing::error!("media worker recovered from a panic");
+                    METRICS.dropped.with_label_values(&["worker_panic"]).inc();
+                    self.dirty.clear();
+                }
             }
         }
+    }
+
+    /// One turn of the loop: commands, timers, then at most one datagram.
+    fn step(&mut self, buf: &mut [u8]) -> bool {
+        if !self.handle_commands() {
+            return false;
+        }
+        let now = Instant::now();
+        self.handle_timeouts(now);
+        if now >= self.next_speaker_poll {
+            self.poll_speakers(now);
+        }
+        if now >= self.next_allocation {
+            self.next_allocation = now + ALLOCATE_EVERY;
+            let receivers: Vec<PeerId> =
+                self.peers.values().filter(|p| p.estimate_bps.is_some()).map(|p| p.id).collect();
+            for id in receivers {
+                self.allocate(id, now);
+            }
+            self.drain_dirty();
+        }
+        let wait = self
+            .timeouts
+            .peek()
+            .map(|Reverse((t, _))| t.saturating_duration_since(now))
+            .unwrap_or(IDLE_WAKE)
+            .clamp(Duration::from_micros(500), IDLE_WAKE);
+        let _ = self.socket.set_read_timeout(Some(wait));
+        match self.socket.recv_from(buf) {
+            Ok((n, source)) => self.handle_datagram(&buf[..n], source),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => warn!("udp recv failed: {e}"),
+        }
+        true
     }
 
     // ---------------------------------------------------------------- input
@@ -238,6 +288,9 @@ impl Worker {
         self.next_speaker_poll = now + SPEAKER_POLL;
         for (room, detector) in &mut self.speakers {
             if let Some(track) = detector.poll(now) {
+                if let Some(src) = self.tracks.get(&track) {
+                    self.speaker_peer.insert(room.clone(), src.publisher);
+                }
                 (self.events)(WorkerEvent::ActiveSpeaker { room: room.clone(), track });
             }
         }
@@ -257,6 +310,13 @@ impl Worker {
             }
             Event::KeyframeRequest(req) => self.on_keyframe_request(id, req.mid),
             Event::MediaEgressStats(s) => self.count_nacks(id, s.mid, false, s.nacks),
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, can_probe }) => {
+                debug!(peer = id, estimate = estimate.as_u64(), can_probe, "estimate");
+                if let Some(p) = self.peers.get_mut(&id) {
+                    p.estimate_bps = Some(estimate.as_u64());
+                }
+                self.allocate(id, Instant::now());
+            }
             Event::MediaIngressStats(s) => self.count_nacks(id, s.mid, true, s.nacks),
             Event::Closed => self.close_peer(id),
             _ => {}
@@ -318,6 +378,50 @@ impl Worker {
             rx.request_keyframe(KeyframeRequestKind::Pli);
             self.metrics.plis_out.inc();
             self.dirty.push(src.publisher);
+        }
+    }
+
+    /// Share a receiver's estimate among the video it receives, and tell str0m's BWE how much
+    /// we would like to send so it probes for it.
+    fn allocate(&mut self, id: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get(&id) else { return };
+        let Some(estimate) = peer.estimate_bps else { return };
+        let speaker = self.speaker_peer.get(&peer.room).copied();
+        let mut slots = Vec::new();
+        let mut demands = Vec::new();
+        let mut audio = 0u64;
+        for (mid, slot) in &peer.slots {
+            let (Some(track), true) = (slot.track, slot.active) else { continue };
+            if slot.kind == TrackKind::Audio {
+                audio += AUDIO_RESERVE_BPS;
+                continue;
+            }
+            let publisher = self.tracks.get(&track).map(|t| t.publisher);
+            let bonus = if publisher.is_some() && publisher == speaker { SPEAKER_PRIORITY } else { 0 };
+            // Bigger tiles first after the speaker; the constraint's height is in the demand.
+            let Some(mut d) = self.forwarder.demand(track, (id, *mid), bonus, now) else { continue };
+            d.priority += u32::from(d.max_layer);
+            slots.push((track, *mid));
+            demands.push(d);
+        }
+        let (grants, desired) = allocate(estimate, audio, &demands);
+        debug!(peer = id, estimate, audio, ?demands, ?grants, desired, "allocation");
+        let mut keyframes = Vec::new();
+        let mut granted = audio;
+        for ((track, mid), (grant, d)) in slots.iter().zip(grants.iter().zip(&demands)) {
+            if let Grant::Layer(l) = grant {
+                granted += d.rates.get(*l as usize).copied().unwrap_or(0);
+            }
+            if let Some(stream) = self.forwarder.set_grant(*track, (id, *mid), *grant, now).request_keyframe {
+                keyframes.push((*track, stream));
+            }
+        }
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.rtc.bwe().set_bitrate(Bitrate::bps(granted.min(desired)), Bitrate::bps(desired.max(granted)));
+            self.dirty.push(id);
+        }
+        for (track, stream) in keyframes {
+            self.request_keyframe(track, stream);
         }
     }
 
@@ -550,7 +654,7 @@ impl Worker {
         kind: PeerKind,
         offer: Option<String>,
     ) -> Result<String, SfuError> {
-        let mut peer = Peer::new(id, room, kind, self.candidate, Instant::now());
+        let mut peer = Peer::new(id, room, kind, self.candidate, self.allocate_bandwidth, Instant::now());
         let sdp = match (kind, offer) {
             (PeerKind::Subscribe, _) => {
                 peer.make_offer(true).ok_or_else(|| SfuError::Rejected("nothing to offer".into()))?

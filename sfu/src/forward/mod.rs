@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
+use crate::allocate::{Demand, Grant, LayerRates};
 use crate::codec::{starts_keyframe, VideoCodec};
 use crate::ids::TrackId;
 
@@ -38,6 +39,8 @@ pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
 pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Simulcast streams / spatial layers we track.
 pub const MAX_LAYERS: usize = 4;
+/// Window over which layer bitrates are measured.
+const RATE_WINDOW: Duration = Duration::from_millis(500);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TrackKind {
@@ -97,6 +100,20 @@ struct Subscription<S> {
     munger: Vp8Munger,
     selector: Strategy,
     constraint: Constraint,
+    /// What bandwidth allocation allows (None until the subscriber has an estimate).
+    grant: Option<Grant>,
+}
+
+impl<S> Subscription<S> {
+    fn paused(&self) -> bool {
+        self.constraint.paused || self.grant == Some(Grant::Paused)
+    }
+
+    fn restart(&mut self) {
+        self.selector.reset();
+        self.rewriter.rebase();
+        self.munger.rebase();
+    }
 }
 
 /// What the track knows about one simulcast stream or spatial layer.
@@ -105,6 +122,9 @@ struct LayerState {
     last_seen: Option<Instant>,
     /// (width, height) from the last keyframe.
     size: Option<(u16, u16)>,
+    window_bytes: u64,
+    /// Smoothed bitrate of this layer alone, bits/s.
+    rate_bps: u64,
 }
 
 #[derive(Debug)]
@@ -122,6 +142,7 @@ struct Track<S> {
     /// one still counts, so subscribers do not start low and climb through every stream.
     expected_layers: u8,
     first_packet: Option<Instant>,
+    window_start: Option<Instant>,
 }
 
 impl<S> Track<S> {
@@ -135,6 +156,46 @@ impl<S> Track<S> {
         } else {
             Strategy::Simulcast(Default::default())
         }
+    }
+
+    /// The layer a subscription should aim for: its constraint, capped by its grant.
+    fn want_for(&self, s: &Subscription<S>, now: Instant) -> Target {
+        let mut t = self.want(&s.constraint, now);
+        if let Some(Grant::Layer(cap)) = s.grant {
+            t.spatial = t.spatial.min(cap);
+        }
+        t
+    }
+
+    /// Bitrate of each layer as a receiver pays for it: a simulcast stream alone, an SVC layer
+    /// with the layers below it.
+    fn rates(&self) -> LayerRates {
+        let mut r = [0u64; MAX_LAYERS];
+        let mut below = 0;
+        for (i, l) in self.layers.iter().enumerate() {
+            if l.rate_bps == 0 {
+                continue;
+            }
+            r[i] = l.rate_bps + if self.svc() { below } else { 0 };
+            below = r[i];
+        }
+        r
+    }
+
+    fn measure(&mut self, layer: usize, bytes: usize, now: Instant) {
+        self.layers[layer].window_bytes += bytes as u64;
+        let start = *self.window_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed < RATE_WINDOW {
+            return;
+        }
+        for l in &mut self.layers {
+            let bps = l.window_bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64;
+            // Smooth over ~2 windows; a layer that stopped decays towards zero.
+            l.rate_bps = if l.rate_bps == 0 { bps } else { (l.rate_bps + bps) / 2 };
+            l.window_bytes = 0;
+        }
+        self.window_start = Some(now);
     }
 
     /// The layer a subscription should aim for now.
@@ -186,6 +247,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             asked: [None; MAX_LAYERS],
             expected_layers: 1,
             first_packet: None,
+            window_start: None,
         });
     }
 
@@ -237,7 +299,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         munger.rebase();
         let constraint = Constraint::default();
         let want = t.want(&constraint, now);
-        t.subs.push(Subscription { to, rewriter, munger, selector: t.new_selector(), constraint });
+        t.subs.push(Subscription { to, rewriter, munger, selector: t.new_selector(), constraint, grant: None });
         if t.kind != TrackKind::Video {
             return Outcome::default();
         }
@@ -276,16 +338,21 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
     /// A subscriber's wishes for one track. Resuming from pause restarts on a keyframe.
     pub fn set_constraint(&mut self, track: TrackId, to: S, c: Constraint, now: Instant) -> Outcome {
         let Some(t) = self.tracks.get_mut(&track) else { return Outcome::default() };
-        let want = t.want(&c, now);
-        let Some(s) = t.subs.iter_mut().find(|s| s.to == to) else { return Outcome::default() };
-        let resumed = s.constraint.paused && !c.paused;
-        s.constraint = c;
-        if resumed {
-            s.selector.reset();
-            s.rewriter.rebase();
-            s.munger.rebase();
+        let Some(i) = t.subs.iter().position(|s| s.to == to) else { return Outcome::default() };
+        let was_paused = t.subs[i].paused();
+        t.subs[i].constraint = c;
+        Self::after_change(t, i, was_paused, now)
+    }
+
+    /// After a subscription's constraint or grant changed: restart it if it resumes, and ask
+    /// for the keyframe its new layer needs.
+    fn after_change(t: &mut Track<S>, i: usize, was_paused: bool, now: Instant) -> Outcome {
+        let want = t.want_for(&t.subs[i], now);
+        let s = &mut t.subs[i];
+        if was_paused && !s.paused() {
+            s.restart();
         }
-        if t.kind != TrackKind::Video || c.paused {
+        if t.kind != TrackKind::Video || s.paused() {
             return Outcome::default();
         }
         match s.selector.needs_keyframe(want) {
@@ -371,6 +438,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         let layer = (info.spatial as usize).min(MAX_LAYERS - 1);
         t.layers[layer].last_seen = Some(now);
         t.first_packet.get_or_insert(now);
+        t.measure(layer, payload.len(), now);
         if info.keyframe {
             if let Some(size) = keyframe_size(t.codec, payload) {
                 t.layers[layer].size = Some(size);
@@ -382,9 +450,9 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
 
         let mut waiting_for: Option<u8> = None;
         for i in 0..t.subs.len() {
-            let want = t.want(&t.subs[i].constraint, now);
+            let want = t.want_for(&t.subs[i], now);
             let s = &mut t.subs[i];
-            if s.constraint.paused {
+            if s.paused() {
                 continue;
             }
             match s.selector.select(&info, want) {
@@ -416,6 +484,42 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         } else {
             Outcome::default()
         }
+    }
+
+    /// What a video subscription would like, for the bandwidth allocator. `None` for audio or
+    /// unknown slots.
+    pub fn demand(&self, track: TrackId, to: S, priority: u32, now: Instant) -> Option<Demand> {
+        let t = self.tracks.get(&track)?;
+        if t.kind != TrackKind::Video {
+            return None;
+        }
+        let s = t.subs.iter().find(|s| s.to == to)?;
+        if s.constraint.paused {
+            return None;
+        }
+        let max_layer = t.want(&s.constraint, now).spatial;
+        let current = match s.grant {
+            Some(Grant::Layer(l)) => Some(l),
+            _ => None,
+        };
+        Some(Demand { priority, max_layer, rates: t.rates(), current })
+    }
+
+    /// Apply the allocator's decision to one subscription.
+    pub fn set_grant(&mut self, track: TrackId, to: S, grant: Grant, now: Instant) -> Outcome {
+        let Some(t) = self.tracks.get_mut(&track) else { return Outcome::default() };
+        let Some(i) = t.subs.iter().position(|s| s.to == to) else { return Outcome::default() };
+        if t.subs[i].grant == Some(grant) {
+            return Outcome::default();
+        }
+        let was_paused = t.subs[i].paused();
+        t.subs[i].grant = Some(grant);
+        Self::after_change(t, i, was_paused, now)
+    }
+
+    /// Measured bitrate per layer of a track (bits/s).
+    pub fn layer_rates(&self, track: TrackId) -> Option<LayerRates> {
+        self.tracks.get(&track).map(|t| t.rates())
     }
 
     pub fn subscriber_count(&self, track: TrackId) -> usize {
@@ -711,6 +815,36 @@ mod tests {
         assert_eq!(got.len(), 4);
         assert!(got.windows(2).all(|w| w[1].seq == w[0].seq + 1));
         assert!(got.windows(2).all(|w| w[1].vp8.unwrap().0 == w[0].vp8.unwrap().0 + 1));
+    }
+
+    #[test]
+    fn grant_caps_the_layer_and_pausing_for_bandwidth_stops_video() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut out = Vec::new();
+        f.subscribe(1, 1, t0);
+        for n in 0..40u64 {
+            feed_frame(&mut f, n, n % 10 == 0, t0 + Duration::from_millis(33 * n), &mut out);
+        }
+        let now = t0 + Duration::from_millis(33 * 40);
+        let rates = f.layer_rates(1).unwrap();
+        assert!(rates[0] > 0 && rates[1] > 0 && rates[2] > 0, "rates {rates:?}");
+        let d = f.demand(1, 1, 5, now).unwrap();
+        assert_eq!(d.max_layer, 2);
+        f.set_grant(1, 1, Grant::Layer(1), now);
+        for n in 40..60u64 {
+            feed_frame(&mut f, n, n % 10 == 0, t0 + Duration::from_millis(33 * n), &mut out);
+        }
+        assert_eq!(f.current_layer(1, 1).map(|c| c.spatial), Some(1));
+        f.set_grant(1, 1, Grant::Paused, now);
+        let got = feed_frame(&mut f, 60, true, now, &mut out);
+        assert!(got.is_empty());
+        // Resumed: starts again on a keyframe, numbering continues.
+        let o = f.set_grant(1, 1, Grant::Layer(2), now);
+        assert_eq!(o.request_keyframe, Some(2));
+        let got = feed_frame(&mut f, 61, true, now, &mut out);
+        assert_eq!(got.len(), 1);
+        assert_eq!(f.current_layer(1, 1).map(|c| c.spatial), Some(2));
     }
 
     #[test]

@@ -1,0 +1,170 @@
+//! Bandwidth allocation for one subscriber: the send-side estimate of its connection is shared
+//! among the video tracks it receives, by priority (active speaker first, then bigger tiles).
+//!
+//! Audio is reserved first and never starved. Every video first gets its lowest layer if it
+//! fits, otherwise it is paused (video goes before audio suffers); then, in priority order,
+//! each is raised as far as its constraint and the remaining budget allow. Moving up needs 15%
+//! headroom and holding a layer does not, so a steady estimate gives a steady choice.
+
+/// Per-layer bitrates of a track as received from the publisher (bits/s; 0 = not sent).
+/// For SVC the rate of layer i includes the layers below it.
+pub type LayerRates = [u64; crate::forward::MAX_LAYERS];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Demand {
+    /// Higher is served first.
+    pub priority: u32,
+    /// Highest layer the subscriber's constraint allows (tile size).
+    pub max_layer: u8,
+    pub rates: LayerRates,
+    /// Layer granted last time, for hysteresis.
+    pub current: Option<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// Forward up to this layer.
+    Layer(u8),
+    /// Not enough bandwidth even for the lowest layer: forward no video.
+    Paused,
+}
+
+/// Headroom a layer must leave before we move up to it.
+const UP_HEADROOM: f64 = 1.15;
+/// A layer already granted is kept until the estimate falls this far below its cost: estimates
+/// wobble by ±20 % around a steady link, and each switch up costs a keyframe.
+const HOLD_TOLERANCE: f64 = 0.8;
+/// We ask the estimator to probe this far above what the best layers need, so the estimate
+/// is not pinned to exactly the rate we send (where any wobble would look like too little).
+const PROBE_HEADROOM: f64 = 1.5;
+
+/// Share `estimate_bps` (minus `audio_bps`) among `demands`. Returns one grant per demand, in
+/// the same order, and the bitrate this subscriber would like (for BWE probing).
+pub fn allocate(estimate_bps: u64, audio_bps: u64, demands: &[Demand]) -> (Vec<Grant>, u64) {
+    let mut order: Vec<usize> = (0..demands.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(demands[i].priority));
+    let mut remaining = estimate_bps.saturating_sub(audio_bps) as f64;
+    let mut grants = vec![Grant::Paused; demands.len()];
+    let mut chosen: Vec<Option<usize>> = vec![None; demands.len()];
+
+    let layers = |d: &Demand| -> Vec<usize> {
+        (0..d.rates.len()).filter(|&l| d.rates[l] > 0 && l <= d.max_layer as usize).collect()
+    };
+
+    // Pass 1: the lowest layer for everyone, in priority order.
+    for &i in &order {
+        let d = &demands[i];
+        let Some(&low) = layers(d).first() else {
+            // Nothing measured yet (the track just started): no basis to cap it.
+            grants[i] = Grant::Layer(d.max_layer);
+            continue;
+        };
+        let cost = d.rates[low] as f64;
+        let headroom = if d.current.is_some() { HOLD_TOLERANCE } else { UP_HEADROOM };
+        if cost * headroom <= remaining {
+            remaining -= cost;
+            chosen[i] = Some(low);
+            grants[i] = Grant::Layer(low as u8);
+        }
+    }
+    // Pass 2: raise in priority order.
+    for &i in &order {
+        let d = &demands[i];
+        let Some(base) = chosen[i] else { continue };
+        let mut at = base;
+        for l in layers(d).into_iter().filter(|&l| l > base) {
+            // Measured rates need not grow with the layer (a stream the publisher is starving
+            // can be cheaper than the one below): a cheaper layer costs nothing extra.
+            let extra = d.rates[l].saturating_sub(d.rates[at]) as f64;
+            let holding = d.current.is_some_and(|c| c as usize >= l);
+            let headroom = if holding { HOLD_TOLERANCE } else { UP_HEADROOM };
+            if d.rates[l] as f64 * headroom - d.rates[at] as f64 <= remaining.max(0.0) {
+                remaining -= extra;
+                at = l;
+            } else {
+                break;
+            }
+        }
+        chosen[i] = Some(at);
+        grants[i] = Grant::Layer(at as u8);
+    }
+    let video: u64 = demands.iter().map(|d| layers(d).last().map_or(0, |&l| d.rates[l])).sum();
+    (grants, audio_bps + (video as f64 * PROBE_HEADROOM) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIMULCAST: LayerRates = [150_000, 500_000, 1_500_000, 0];
+
+    fn demand(priority: u32, max_layer: u8) -> Demand {
+        Demand { priority, max_layer, rates: SIMULCAST, current: None }
+    }
+
+    #[test]
+    fn plenty_of_bandwidth_gives_each_its_constraint() {
+        let (g, desired) = allocate(10_000_000, 64_000, &[demand(1, 2), demand(1, 0)]);
+        assert_eq!(g, vec![Grant::Layer(2), Grant::Layer(0)]);
+        assert_eq!(desired, 64_000 + (1_650_000.0 * PROBE_HEADROOM) as u64);
+    }
+
+    #[test]
+    fn speaker_gets_served_first() {
+        // 1 Mbps after audio: both get q (300k), then the speaker (priority 10) moves up to h
+        // (+350k); 350k are left, less than the other's step to h with headroom.
+        let (g, _) = allocate(1_064_000, 64_000, &[demand(1, 2), demand(10, 2)]);
+        assert_eq!(g, vec![Grant::Layer(0), Grant::Layer(1)]);
+    }
+
+    #[test]
+    fn video_pauses_before_audio_starves() {
+        let (g, _) = allocate(200_000, 100_000, &[demand(2, 2), demand(1, 2)]);
+        // 100k left for video: not even one 150k layer fits.
+        assert_eq!(g, vec![Grant::Paused, Grant::Paused]);
+        let (g, _) = allocate(300_000, 100_000, &[demand(2, 2), demand(1, 2)]);
+        assert_eq!(g, vec![Grant::Layer(0), Grant::Paused]);
+    }
+
+    #[test]
+    fn hysteresis_holds_a_layer_that_just_fits() {
+        // 1.55 Mbps: moving up to f (1.5M) needs 15% headroom: refused from q...
+        let mut d = demand(1, 2);
+        let (g, _) = allocate(1_550_000, 0, &[d]);
+        assert_eq!(g, vec![Grant::Layer(1)]);
+        // ...but a subscriber already on f keeps it, even when the estimate dips below its cost,
+        d.current = Some(2);
+        let (g, _) = allocate(1_550_000, 0, &[d]);
+        assert_eq!(g, vec![Grant::Layer(2)]);
+        let (g, _) = allocate(1_250_000, 0, &[d]);
+        assert_eq!(g, vec![Grant::Layer(2)]);
+        // until it falls clearly below.
+        let (g, _) = allocate(1_100_000, 0, &[d]);
+        assert_eq!(g, vec![Grant::Layer(1)]);
+        // Steady estimate, repeated: no oscillation.
+        let mut cur = None;
+        for _ in 0..20 {
+            let (g, _) = allocate(1_550_000, 0, &[Demand { current: cur, ..demand(1, 2) }]);
+            let Grant::Layer(l) = g[0] else { panic!() };
+            if let Some(c) = cur {
+                assert_eq!(c, l);
+            }
+            cur = Some(l);
+        }
+    }
+
+    #[test]
+    fn non_monotonic_rates_do_not_break_allocation() {
+        let d = Demand { priority: 1, max_layer: 2, rates: [400_000, 100_000, 900_000, 0], current: Some(2) };
+        let (g, _) = allocate(2_000_000, 0, &[d]);
+        assert_eq!(g, vec![Grant::Layer(2)]);
+        let (g, _) = allocate(450_000, 0, &[d]);
+        assert_eq!(g, vec![Grant::Layer(1)]);
+    }
+
+    #[test]
+    fn unmeasured_tracks_are_not_capped() {
+        let d = Demand { priority: 1, max_layer: 2, rates: [0; 4], current: None };
+        assert_eq!(allocate(0, 0, &[d]).0, vec![Grant::Layer(2)]);
+    }
+}
