@@ -24,10 +24,12 @@ struct Tally {
     audio: Vec<u64>,
     corrupt: usize,
     first_video: Option<(Instant, bool)>,
+    red_audio: usize,
+    red_blocks: usize,
 }
 
 fn tally(rx: &mpsc::Receiver<Received>) -> Tally {
-    let mut t = Tally { video: vec![], audio: vec![], corrupt: 0, first_video: None };
+    let mut t = Tally { video: vec![], audio: vec![], corrupt: 0, first_video: None, red_audio: 0, red_blocks: 0 };
     while let Ok(r) = rx.try_recv() {
         match r {
             Received::Video { counter, keyframe, at } => {
@@ -37,6 +39,11 @@ fn tally(rx: &mpsc::Receiver<Received>) -> Tally {
                 t.video.push(counter);
             }
             Received::Audio { counter, .. } => t.audio.push(counter),
+            Received::RedAudio { counter, redundant } => {
+                t.red_audio += 1;
+                t.red_blocks += redundant;
+                t.audio.push(counter);
+            }
             Received::Corrupt => t.corrupt += 1,
         }
     }
@@ -92,6 +99,46 @@ fn simulcast_publisher_viewers_get_one_stream_the_highest() {
     assert_eq!(streams.into_iter().collect::<Vec<_>>(), vec![2], "viewer must get only the highest stream");
     let frames: Vec<u64> = t.video.iter().map(|c| c & 0xffff_ffff).collect();
     assert_in_order("simulcast video", &frames, 80);
+}
+
+#[test]
+fn red_audio_passes_to_red_viewers_and_is_stripped_for_others() {
+    let server = Server::start("red");
+    let token = server.admin_token();
+    let (s, _) =
+        server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "red", "id": "red"})));
+    assert_eq!(s, 201);
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut publisher, offer) = Endpoint::offer_opts(true, false, true);
+    assert!(offer.contains("red/48000/2"), "publisher offers RED: {offer}");
+    let (_, answer) = post_sdp(&server, "/whip/red", &token, &offer);
+    assert!(answer.contains("red/48000/2"), "server accepts RED: {answer}");
+    publisher.accept_answer(&answer);
+    let (ptx, _prx) = mpsc::channel();
+    let pub_thread = publisher.run(Duration::from_secs(20), Some(Codec::Vp8), 0, ptx, stop.clone());
+    let mut viewers = Vec::new();
+    for red in [true, false] {
+        let (mut v, offer) = Endpoint::offer_opts(false, false, red);
+        let (_, answer) = post_sdp(&server, "/whep/red", &token, &offer);
+        v.accept_answer(&answer);
+        let (tx, rx) = mpsc::channel();
+        viewers.push((red, v.run(Duration::from_secs(20), None, 0, tx, stop.clone()), rx));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    pub_thread.join().unwrap();
+    for (red, h, rx) in viewers {
+        h.join().unwrap();
+        let t = tally(&rx);
+        assert_eq!(t.corrupt, 0, "red viewer: {red}");
+        assert_in_order(&format!("audio (red viewer: {red})"), &t.audio, 100);
+        if red {
+            assert_eq!(t.red_audio, t.audio.len(), "a RED viewer gets RED");
+            assert!(t.red_blocks >= t.red_audio - 1, "with the redundant block");
+        } else {
+            assert_eq!(t.red_audio, 0, "RED is stripped for a viewer without it");
+        }
+    }
 }
 
 fn publisher_to_viewers(codec: Codec) {

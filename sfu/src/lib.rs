@@ -10,6 +10,7 @@ pub mod forward;
 pub mod ids;
 pub mod metrics;
 mod peer;
+pub mod red;
 pub mod speaker;
 mod worker;
 

@@ -28,8 +28,9 @@ pub struct Slot {
     pub negotiated: bool,
     /// Registered with the forwarder (needs `negotiated` and a connected transport).
     pub active: bool,
-    /// Our payload type for the source's codec, found once per source.
-    pub pt: Option<(Pt, Pt)>,
+    /// Our payload types for the source's codec (and its RED, when negotiated), found once
+    /// per source.
+    pub pt: Option<(Pt, Option<Pt>)>,
 }
 
 /// A subscription waiting for the next offer.
@@ -72,7 +73,12 @@ const INITIAL_ESTIMATE_KBPS: u64 = 1_500;
 
 impl Peer {
     pub fn new(id: PeerId, room: RoomId, kind: PeerKind, candidate: SocketAddr, bwe: bool, now: Instant) -> Self {
-        let mut config = Rtc::builder().set_ice_lite(true).set_rtp_mode(true).set_stats_interval(Some(STATS_INTERVAL));
+        // Opus with RFC 2198 RED: browsers send redundant audio when it is negotiated.
+        let mut config = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_stats_interval(Some(STATS_INTERVAL))
+            .enable_opus(true, true);
         if bwe && !kind.publishes() {
             // Receivers get a send-side estimate (TWCC) that the allocator shares among tracks.
             config = config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
@@ -173,10 +179,10 @@ impl Peer {
         Some(offer.to_sdp_string())
     }
 
-    /// Our payload type (and its RTX) for the codec the source uses.
-    pub fn local_pt_for(&self, source: PayloadParams) -> Option<(Pt, Pt)> {
+    /// Our payload type (and RED's, if this peer negotiated it) for the codec the source uses.
+    pub fn local_pt_for(&self, source: PayloadParams) -> Option<(Pt, Option<Pt>)> {
         let p = self.rtc.codec_config().match_params(source)?;
-        Some((p.pt(), p.resend().unwrap_or(p.pt())))
+        Some((p.pt(), p.red()))
     }
 
     /// Find the slot currently fed by `track`.

@@ -9,6 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
@@ -26,6 +27,7 @@ use crate::forward::{Constraint, Forward, Forwarder, PacketMeta, TrackKind};
 use crate::ids::{next_id, PeerId, RoomId, TrackId};
 use crate::metrics::{WorkerMetrics, METRICS};
 use crate::peer::{Peer, Slot, WantedTrack};
+use crate::red;
 use crate::speaker::SpeakerDetector;
 use str0m::bwe::{Bitrate, BweKind};
 
@@ -464,8 +466,8 @@ impl Worker {
             return;
         };
         let pt = pkt.header.payload_type;
-        if src.params.is_none_or(|p| p.pt() != pt) {
-            let params = peer.rtc.codec_config().params().iter().find(|p| p.pt() == pt).copied();
+        if src.params.is_none_or(|p| p.pt() != pt && p.red() != Some(pt)) {
+            let params = peer.rtc.codec_config().params().iter().find(|p| p.pt() == pt || p.red() == Some(pt)).copied();
             let codec = params.and_then(|p| video_codec(p.spec().codec));
             let clock = params.map_or(90_000, |p| p.spec().clock_rate.get());
             src.params = params;
@@ -501,13 +503,15 @@ impl Worker {
             ..Default::default()
         };
 
+        let is_red = params.red() == Some(pt) && params.pt() != pt;
+        let mut primary: Option<Option<Arc<[u8]>>> = None;
         for f in &forwards {
             let (sub_id, mid) = f.to;
             let Some(sub) = self.peers.get_mut(&sub_id) else {
                 continue;
             };
-            let local_pt = match sub.slots.get(&mid).and_then(|s| s.pt) {
-                Some((p, _)) => p,
+            let (local_pt, local_red) = match sub.slots.get(&mid).and_then(|s| s.pt) {
+                Some(p) => p,
                 None => {
                     let Some(found) = sub.local_pt_for(params) else {
                         continue;
@@ -515,14 +519,27 @@ impl Worker {
                     if let Some(slot) = sub.slots.get_mut(&mid) {
                         slot.pt = Some(found);
                     }
-                    found.0
+                    found
                 }
+            };
+            // RED goes on as RED to receivers that negotiated it; the others get the primary
+            // frame, cut out once per packet and shared by all of them.
+            let (out_pt, payload) = match (is_red, local_red) {
+                (true, Some(red)) => (red, pkt.payload.clone()),
+                (true, None) => {
+                    if primary.is_none() {
+                        primary = Some(red::primary(&pkt.payload).map(|(_, r)| Arc::from(&pkt.payload[r])));
+                    }
+                    let Some(Some(p)) = &primary else { continue };
+                    (local_pt, p.clone())
+                }
+                (false, _) => (local_pt, pkt.payload.clone()),
             };
             let mut api = sub.rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(mid, None) else {
                 continue;
             };
-            let mut write = RtpWrite::new(local_pt, f.seq.into(), f.ts, pkt.timestamp, pkt.payload.clone())
+            let mut write = RtpWrite::new(out_pt, f.seq.into(), f.ts, pkt.timestamp, payload)
                 .marker(f.marker)
                 .ext_vals(exts.clone())
                 .nackable(kind == TrackKind::Video);

@@ -75,8 +75,20 @@ pub fn check_opus(p: &[u8]) -> Option<u64> {
 
 #[derive(Debug, Clone)]
 pub enum Received {
-    Video { counter: u64, keyframe: bool, at: Instant },
-    Audio { counter: u64, at: Instant },
+    Video {
+        counter: u64,
+        keyframe: bool,
+        at: Instant,
+    },
+    Audio {
+        counter: u64,
+        at: Instant,
+    },
+    /// An audio packet that arrived as RED; `counter` is its primary frame's.
+    RedAudio {
+        counter: u64,
+        redundant: usize,
+    },
     Corrupt,
 }
 
@@ -108,9 +120,15 @@ impl Endpoint {
 
     /// `simulcast`: publish video as three RID streams.
     pub fn offer_with(send: bool, simulcast: bool) -> (Endpoint, String) {
+        Self::offer_opts(send, simulcast, false)
+    }
+
+    /// `red`: negotiate Opus with RFC 2198 redundancy (a publisher then sends every frame
+    /// with a copy of the previous one, as Chrome does).
+    pub fn offer_opts(send: bool, simulcast: bool, red: bool) -> (Endpoint, String) {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let local = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
+        let mut rtc = Rtc::builder().set_rtp_mode(true).enable_opus(true, red).build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
         let dir = if send { Direction::SendOnly } else { Direction::RecvOnly };
         let mut api = rtc.sdp_api();
@@ -174,7 +192,18 @@ impl Endpoint {
                             }
                             Event::RtpPacket(p) => {
                                 let at = Instant::now();
-                                let r = if let Some((counter, keyframe)) = check_video(&p.payload) {
+                                let red_pt = self.rtc.codec_config().params().iter().find_map(|c| c.red());
+                                let r = if Some(p.header.payload_type) == red_pt {
+                                    match sfu::red::parse(&p.payload) {
+                                        Some((blocks, n)) => {
+                                            match blocks[n - 1].clone().and_then(|b| check_opus(&p.payload[b.range])) {
+                                                Some(counter) => Received::RedAudio { counter, redundant: n - 1 },
+                                                None => Received::Corrupt,
+                                            }
+                                        }
+                                        None => Received::Corrupt,
+                                    }
+                                } else if let Some((counter, keyframe)) = check_video(&p.payload) {
                                     Received::Video { counter, keyframe, at }
                                 } else if let Some(counter) = check_opus(&p.payload) {
                                     Received::Audio { counter, at }
@@ -192,14 +221,30 @@ impl Endpoint {
                 if let (Some(video_codec), true) = (publish, connected) {
                     if now >= next_audio {
                         if let Some(pt) = pt_of(&self.rtc, Codec::Opus) {
+                            let red_pt = self.rtc.codec_config().params().iter().find_map(|c| c.red());
+                            let payload = match red_pt {
+                                // RED: this frame plus a copy of the previous one.
+                                Some(_) if audio_n > 0 => {
+                                    let prev = opus_payload(audio_n - 1);
+                                    let mut out = Vec::new();
+                                    sfu::red::pack(*pt, &opus_payload(audio_n), &[(960, &prev)], &mut out);
+                                    out
+                                }
+                                Some(_) => {
+                                    let mut out = Vec::new();
+                                    sfu::red::pack(*pt, &opus_payload(audio_n), &[], &mut out);
+                                    out
+                                }
+                                None => opus_payload(audio_n),
+                            };
                             let mut api = self.rtc.direct_api();
                             if let Some(tx) = api.stream_tx_by_mid(audio_mid, None) {
                                 tx.write_rtp(RtpWrite::new(
-                                    pt,
+                                    red_pt.unwrap_or(pt),
                                     (audio_n + 1).into(),
                                     (audio_n * 960) as u32,
                                     now,
-                                    opus_payload(audio_n),
+                                    payload,
                                 ));
                                 audio_n += 1;
                             }

@@ -1,0 +1,139 @@
+//! RFC 2198 redundant audio (RED), as browsers send Opus with it: a RED payload carries the
+//! current frame plus copies of earlier ones, so a receiver survives losing the packets that
+//! carried those. We pass RED through to receivers that negotiated it, take the primary frame
+//! out for those that did not, and can pack more history for receivers on lossy links.
+
+use std::ops::Range;
+
+/// One block of a RED payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedBlock {
+    pub pt: u8,
+    /// How much earlier than the packet's timestamp this block's frame is (0 for the primary).
+    pub ts_offset: u16,
+    pub range: Range<usize>,
+}
+
+/// The most blocks we read or write (browsers send 1–2; we add up to this many).
+pub const MAX_BLOCKS: usize = 8;
+
+/// Parse a RED payload. Returns the blocks, oldest first, primary last; `None` if malformed.
+pub fn parse(payload: &[u8]) -> Option<([Option<RedBlock>; MAX_BLOCKS], usize)> {
+    let mut blocks: [Option<RedBlock>; MAX_BLOCKS] = Default::default();
+    let mut n = 0;
+    let mut i = 0;
+    let mut lens = [0usize; MAX_BLOCKS];
+    // Headers: 4 bytes each (F=1), then a 1-byte header for the primary (F=0).
+    loop {
+        let h = *payload.get(i)?;
+        if h & 0x80 == 0 {
+            if n >= MAX_BLOCKS {
+                return None;
+            }
+            blocks[n] = Some(RedBlock { pt: h & 0x7f, ts_offset: 0, range: 0..0 });
+            i += 1;
+            n += 1;
+            break;
+        }
+        if n + 1 >= MAX_BLOCKS {
+            return None;
+        }
+        let b = payload.get(i..i + 4)?;
+        let ts_offset = (u16::from(b[1]) << 6) | u16::from(b[2] >> 2);
+        lens[n] = (usize::from(b[2] & 0x03) << 8) | usize::from(b[3]);
+        blocks[n] = Some(RedBlock { pt: h & 0x7f, ts_offset, range: 0..0 });
+        i += 4;
+        n += 1;
+    }
+    for (k, block) in blocks.iter_mut().take(n).enumerate() {
+        let b = block.as_mut()?;
+        let len = if k == n - 1 { payload.len().checked_sub(i)? } else { lens[k] };
+        if i + len > payload.len() {
+            return None;
+        }
+        b.range = i..i + len;
+        i += len;
+    }
+    Some((blocks, n))
+}
+
+/// The primary (newest) frame of a RED payload: what a receiver without RED gets.
+pub fn primary(payload: &[u8]) -> Option<(u8, Range<usize>)> {
+    let (blocks, n) = parse(payload)?;
+    let b = blocks[n - 1].clone()?;
+    Some((b.pt, b.range))
+}
+
+/// Pack `primary` with `history` (oldest first: timestamp offset and frame) into a RED payload.
+pub fn pack(pt: u8, primary: &[u8], history: &[(u16, &[u8])], out: &mut Vec<u8>) {
+    out.clear();
+    let history = &history[history.len().saturating_sub(MAX_BLOCKS - 1)..];
+    for (offset, frame) in history {
+        // 14-bit offset and 10-bit length: frames that do not fit are left out.
+        if *offset >= 1 << 14 || frame.len() >= 1 << 10 {
+            continue;
+        }
+        out.push(0x80 | pt);
+        out.push((offset >> 6) as u8);
+        out.push((((offset & 0x3f) << 2) as u8) | (frame.len() >> 8) as u8);
+        out.push(frame.len() as u8);
+    }
+    out.push(pt);
+    for (offset, frame) in history {
+        if *offset < 1 << 14 && frame.len() < 1 << 10 {
+            out.extend_from_slice(frame);
+        }
+    }
+    out.extend_from_slice(primary);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_and_parse_at_every_depth() {
+        let frames: Vec<Vec<u8>> = (0..MAX_BLOCKS).map(|i| vec![i as u8; 20 + i * 3]).collect();
+        let mut out = Vec::new();
+        for depth in 0..MAX_BLOCKS {
+            let history: Vec<(u16, &[u8])> =
+                (0..depth).map(|k| (((depth - k) * 960) as u16, frames[k].as_slice())).collect();
+            let primary_frame = &frames[depth];
+            pack(111, primary_frame, &history, &mut out);
+            let (blocks, n) = parse(&out).unwrap();
+            assert_eq!(n, depth + 1);
+            for k in 0..depth {
+                let b = blocks[k].clone().unwrap();
+                assert_eq!(&out[b.range.clone()], frames[k].as_slice());
+                assert_eq!(b.ts_offset as usize, (depth - k) * 960);
+                assert_eq!(b.pt, 111);
+            }
+            let (pt, range) = primary(&out).unwrap();
+            assert_eq!((pt, &out[range]), (111, primary_frame.as_slice()));
+        }
+    }
+
+    #[test]
+    fn browser_style_payload() {
+        // Chrome: one redundant block (offset 960, 3 bytes) + primary.
+        let p = [0x80 | 111, 0x0f, 0x00, 0x03, 111, 9, 9, 9, 1, 2, 3, 4];
+        let (pt, range) = primary(&p).unwrap();
+        assert_eq!(pt, 111);
+        assert_eq!(&p[range], &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn malformed_payloads_are_refused() {
+        assert_eq!(primary(&[]), None);
+        // Header says 200 bytes of redundancy, payload has 3.
+        assert_eq!(primary(&[0x80 | 111, 0x0f, 0x00, 200, 111, 1, 2, 3]), None);
+        // Truncated header.
+        assert_eq!(primary(&[0x80 | 111, 0x0f]), None);
+        // Too many blocks.
+        let mut many = vec![0xef, 0, 0, 0].repeat(MAX_BLOCKS);
+        many.push(111);
+        assert_eq!(primary(&many), None);
+        // Only a primary header: empty primary is fine.
+        assert_eq!(primary(&[111]).map(|(p, r)| (p, r.len())), Some((111, 0)));
+    }
+}
