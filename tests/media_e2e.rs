@@ -39,7 +39,7 @@ fn tally(rx: &mpsc::Receiver<Received>) -> Tally {
                 t.video.push(counter);
             }
             Received::Audio { counter, .. } => t.audio.push(counter),
-            Received::RedAudio { counter, redundant } => {
+            Received::RedAudio { counter, redundant, .. } => {
                 t.red_audio += 1;
                 t.red_blocks += redundant;
                 t.audio.push(counter);

@@ -31,6 +31,10 @@ pub struct Slot {
     /// Our payload types for the source's codec (and its RED, when negotiated), found once
     /// per source.
     pub pt: Option<(Pt, Option<Pt>)>,
+    /// Audio: earlier frames repeated in each RED payload, from this receiver's measured loss.
+    pub red_depth: usize,
+    /// When `red_depth` last changed.
+    pub red_changed: Option<Instant>,
 }
 
 /// A subscription waiting for the next offer.
@@ -64,6 +68,8 @@ pub struct Peer {
     pub nacks_seen: HashMap<(Mid, bool), u64>,
     /// Latest send-side bandwidth estimate towards this peer (bits/s).
     pub estimate_bps: Option<u64>,
+    /// Smoothed downlink loss from this peer's receiver reports (0..1).
+    pub loss_ewma: f32,
 }
 
 /// How often str0m reports per-media statistics (NACK/PLI counters for /metrics).
@@ -105,6 +111,7 @@ impl Peer {
             unwanted: Vec::new(),
             nacks_seen: HashMap::new(),
             estimate_bps: None,
+            loss_ewma: 0.0,
         }
     }
 
@@ -117,7 +124,7 @@ impl Peer {
             // str0m announces the m-lines (MediaAdded) only once connected; a viewer's slots are
             // known from the answer already, so the room can bind sources right away.
             for (mid, kind) in send_sections(&answer) {
-                self.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None });
+                self.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None, red_depth: 0, red_changed: None });
             }
         }
         Ok(answer)
@@ -172,7 +179,7 @@ impl Peer {
         let mut mids = Vec::with_capacity(added.len());
         for (mid, w) in added {
             self.slots
-                .insert(mid, Slot { kind: w.kind, track: Some(w.track), negotiated: false, active: false, pt: None });
+                .insert(mid, Slot { kind: w.kind, track: Some(w.track), negotiated: false, active: false, pt: None, red_depth: 0, red_changed: None });
             mids.push(mid);
         }
         self.pending_offer = Some((pending, mids));

@@ -14,8 +14,9 @@ pub struct RedBlock {
     pub range: Range<usize>,
 }
 
-/// The most blocks we read or write (browsers send 1–2; we add up to this many).
-pub const MAX_BLOCKS: usize = 8;
+/// The most blocks we read or write: browsers send 1–2; at 80 % loss a frame needs ~10 copies
+/// for a 90 % chance that one arrives.
+pub const MAX_BLOCKS: usize = 12;
 
 /// Parse a RED payload. Returns the blocks, oldest first, primary last; `None` if malformed.
 pub fn parse(payload: &[u8]) -> Option<([Option<RedBlock>; MAX_BLOCKS], usize)> {
@@ -130,10 +131,83 @@ mod tests {
         // Truncated header.
         assert_eq!(primary(&[0x80 | 111, 0x0f]), None);
         // Too many blocks.
-        let mut many = vec![0xef, 0, 0, 0].repeat(MAX_BLOCKS);
+        let mut many = [0xef, 0, 0, 0].repeat(MAX_BLOCKS);
         many.push(111);
         assert_eq!(primary(&many), None);
         // Only a primary header: empty primary is fine.
         assert_eq!(primary(&[111]).map(|(p, r)| (p, r.len())), Some((111, 0)));
+    }
+}
+
+/// How many earlier frames to repeat for a receiver that loses `loss` (0..1) of its packets:
+/// enough that a frame is lost only if all its copies are, with probability ≤ 5 %.
+pub fn depth_for_loss(loss: f32) -> usize {
+    const TARGET: f32 = 0.05;
+    if !(loss > 0.01) {
+        return 0;
+    }
+    let loss = loss.min(0.95);
+    let copies = (TARGET.ln() / loss.ln()).ceil() as usize;
+    copies.saturating_sub(1).clamp(1, MAX_BLOCKS - 1)
+}
+
+/// The last frames of one audio track, to repeat in RED payloads for lossy receivers.
+#[derive(Debug, Default)]
+pub struct RedHistory {
+    /// (RTP timestamp, frame), oldest first.
+    frames: std::collections::VecDeque<(u32, std::sync::Arc<[u8]>)>,
+}
+
+impl RedHistory {
+    pub fn push(&mut self, ts: u32, frame: std::sync::Arc<[u8]>) {
+        if self.frames.len() == MAX_BLOCKS {
+            self.frames.pop_front();
+        }
+        self.frames.push_back((ts, frame));
+    }
+
+    /// RED payload: the frame at `ts` (the newest pushed) with up to `depth` earlier ones.
+    pub fn pack(&self, pt: u8, depth: usize, out: &mut Vec<u8>) -> bool {
+        let Some((ts, primary)) = self.frames.back() else { return false };
+        let n = self.frames.len();
+        let earlier = self.frames.iter().take(n - 1).skip((n - 1).saturating_sub(depth));
+        let history: Vec<(u16, &[u8])> =
+            earlier.filter_map(|(t, f)| u16::try_from(ts.wrapping_sub(*t)).ok().map(|o| (o, &f[..]))).collect();
+        pack(pt, primary, &history, out);
+        true
+    }
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn depth_grows_with_loss() {
+        assert_eq!(depth_for_loss(0.0), 0);
+        assert_eq!(depth_for_loss(f32::NAN), 0);
+        assert_eq!(depth_for_loss(0.05), 1);
+        assert_eq!(depth_for_loss(0.2), 1);
+        assert_eq!(depth_for_loss(0.3), 2);
+        assert_eq!(depth_for_loss(0.5), 4);
+        // 80 %: 14 copies would be needed; capped at what a payload carries.
+        assert_eq!(depth_for_loss(0.8), MAX_BLOCKS - 1);
+        assert!(depth_for_loss(1.0) <= MAX_BLOCKS - 1);
+    }
+
+    #[test]
+    fn history_packs_the_newest_frames() {
+        let mut h = RedHistory::default();
+        for i in 0..20u32 {
+            h.push(i * 960, Arc::from(vec![i as u8; 10]));
+        }
+        let mut out = Vec::new();
+        assert!(h.pack(111, 3, &mut out));
+        let (blocks, n) = parse(&out).unwrap();
+        assert_eq!(n, 4);
+        let frames: Vec<u8> = (0..n).map(|k| out[blocks[k].clone().unwrap().range][0]).collect();
+        assert_eq!(frames, vec![16, 17, 18, 19]);
+        assert_eq!(blocks[0].clone().unwrap().ts_offset, 3 * 960);
     }
 }

@@ -40,6 +40,8 @@ const SPEAKER_POLL: Duration = Duration::from_millis(200);
 const ALLOCATE_EVERY: Duration = Duration::from_millis(500);
 /// Bitrate reserved per received audio track before video is allocated.
 const AUDIO_RESERVE_BPS: u64 = 48_000;
+/// Audio redundancy steps down at most this often once loss falls.
+const RED_DECAY: Duration = Duration::from_secs(5);
 /// Priority bonus for the active speaker's video.
 const SPEAKER_PRIORITY: u32 = 1 << 20;
 
@@ -66,6 +68,8 @@ struct TrackSource {
     /// Simulcast RIDs, lowest quality first (their index is the stream index); empty when
     /// the track is a single stream.
     rids: Vec<Rid>,
+    /// Audio: the last frames, for receivers that need more redundancy than the publisher sends.
+    red_history: red::RedHistory,
 }
 
 pub struct Worker {
@@ -311,7 +315,10 @@ impl Worker {
                 self.on_media_added(id, m.mid, m.kind, m.direction.is_receiving(), rids)
             }
             Event::KeyframeRequest(req) => self.on_keyframe_request(id, req.mid),
-            Event::MediaEgressStats(s) => self.count_nacks(id, s.mid, false, s.nacks),
+            Event::MediaEgressStats(s) => {
+                self.count_nacks(id, s.mid, false, s.nacks);
+                self.adapt_red(id, s.mid, s.loss);
+            }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, can_probe }) => {
                 debug!(peer = id, estimate = estimate.as_u64(), can_probe, "estimate");
                 if let Some(p) = self.peers.get_mut(&id) {
@@ -349,13 +356,13 @@ impl Worker {
             let clock = if kind == TrackKind::Audio { 48_000 } else { 90_000 };
             self.forwarder.add_track(track, kind, clock);
             self.forwarder.set_layer_count(track, rids.len().max(1) as u8);
-            self.tracks.insert(track, TrackSource { publisher: id, mid, kind, params: None, rids });
+            self.tracks.insert(track, TrackSource { publisher: id, mid, kind, params: None, rids, red_history: Default::default() });
             METRICS.tracks.inc();
             let room = peer.room.clone();
             (self.events)(WorkerEvent::TrackPublished { room, peer: id, track, kind });
         } else if !receiving && peer.kind == PeerKind::Whep {
             // A WHEP viewer's m-line: negotiated by its offer, fed by whatever the room chooses.
-            peer.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None });
+            peer.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None, red_depth: 0, red_changed: None });
         }
     }
 
@@ -424,6 +431,38 @@ impl Worker {
         }
         for (track, stream) in keyframes {
             self.request_keyframe(track, stream);
+        }
+    }
+
+    /// Receiver-reported loss sets how many earlier frames ride along in each RED packet. Loss
+    /// is a property of the path, so reports on any m-line count (video's come every second,
+    /// audio's only every five). One second's count is noisy at these packet rates: redundancy
+    /// goes up at once, and down only one step per `RED_DECAY` while the smoothed loss allows.
+    fn adapt_red(&mut self, id: PeerId, mid: Mid, loss: Option<f32>) {
+        // No receiver report in this stats interval: nothing new to act on.
+        let Some(loss) = loss.filter(|l| l.is_finite()) else { return };
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        if !peer.slots.contains_key(&mid) {
+            return;
+        }
+        let now = Instant::now();
+        peer.loss_ewma = if peer.loss_ewma == 0.0 { loss } else { 0.8 * peer.loss_ewma + 0.2 * loss };
+        let up = red::depth_for_loss(loss);
+        let floor = red::depth_for_loss(peer.loss_ewma);
+        for slot in peer.slots.values_mut().filter(|s| s.kind == TrackKind::Audio) {
+            let depth = if up > slot.red_depth {
+                slot.red_changed = Some(now);
+                up
+            } else if slot.red_depth > floor && slot.red_changed.is_none_or(|t| now.duration_since(t) >= RED_DECAY) {
+                slot.red_changed = Some(now);
+                slot.red_depth - 1
+            } else {
+                slot.red_depth
+            };
+            if depth != slot.red_depth {
+                debug!(peer = id, loss, smoothed = peer.loss_ewma, depth, "audio redundancy");
+            }
+            slot.red_depth = depth;
         }
     }
 
@@ -505,6 +544,23 @@ impl Worker {
 
         let is_red = params.red() == Some(pt) && params.pt() != pt;
         let mut primary: Option<Option<Arc<[u8]>>> = None;
+        if kind == TrackKind::Audio && !forwards.is_empty() {
+            // Keep the frame for receivers that need deeper redundancy than the publisher's.
+            let frame = if is_red {
+                red::primary(&pkt.payload).map(|(_, r)| Arc::<[u8]>::from(&pkt.payload[r]))
+            } else {
+                Some(pkt.payload.clone())
+            };
+            if let (Some(f), Some(src)) = (frame.clone(), self.tracks.get_mut(&track)) {
+                src.red_history.push(pkt.header.timestamp, f);
+            }
+            if is_red {
+                primary = Some(frame);
+            }
+        }
+        // RED payloads packed for this packet, by depth: one per depth, shared by receivers.
+        let mut packed: [Option<Arc<[u8]>>; red::MAX_BLOCKS] = Default::default();
+        let mut scratch = Vec::new();
         for f in &forwards {
             let (sub_id, mid) = f.to;
             let Some(sub) = self.peers.get_mut(&sub_id) else {
@@ -524,7 +580,23 @@ impl Worker {
             };
             // RED goes on as RED to receivers that negotiated it; the others get the primary
             // frame, cut out once per packet and shared by all of them.
+            let depth = sub.slots.get(&mid).map_or(0, |s| s.red_depth);
             let (out_pt, payload) = match (is_red, local_red) {
+                (_, Some(red)) if depth > 1 || (depth == 1 && !is_red) => {
+                    let d = depth.min(red::MAX_BLOCKS - 1);
+                    if packed[d].is_none() {
+                        if let Some(src) = self.tracks.get(&track) {
+                            if src.red_history.pack(*local_pt, d, &mut scratch) {
+                                packed[d] = Some(Arc::from(&scratch[..]));
+                            }
+                        }
+                    }
+                    match (&packed[d], is_red) {
+                        (Some(p), _) => (red, p.clone()),
+                        (None, true) => (red, pkt.payload.clone()),
+                        (None, false) => (local_pt, pkt.payload.clone()),
+                    }
+                }
                 (true, Some(red)) => (red, pkt.payload.clone()),
                 (true, None) => {
                     if primary.is_none() {

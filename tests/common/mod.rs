@@ -206,3 +206,4 @@ impl Drop for Server {
     }
 }
 pub mod rtc_client;
+pub mod relay;

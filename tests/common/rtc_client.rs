@@ -84,10 +84,12 @@ pub enum Received {
         counter: u64,
         at: Instant,
     },
-    /// An audio packet that arrived as RED; `counter` is its primary frame's.
+    /// An audio packet that arrived as RED; `counter` is its primary frame's, `earlier` the
+    /// counters of the redundant copies it carried.
     RedAudio {
         counter: u64,
         redundant: usize,
+        earlier: Vec<u64>,
     },
     Corrupt,
 }
@@ -196,9 +198,17 @@ impl Endpoint {
                                 let r = if Some(p.header.payload_type) == red_pt {
                                     match sfu::red::parse(&p.payload) {
                                         Some((blocks, n)) => {
-                                            match blocks[n - 1].clone().and_then(|b| check_opus(&p.payload[b.range])) {
-                                                Some(counter) => Received::RedAudio { counter, redundant: n - 1 },
-                                                None => Received::Corrupt,
+                                            let frames: Vec<Option<u64>> = blocks[..n]
+                                                .iter()
+                                                .map(|b| b.clone().and_then(|b| check_opus(&p.payload[b.range])))
+                                                .collect();
+                                            match (frames.iter().all(|f| f.is_some()), frames[n - 1]) {
+                                                (true, Some(counter)) => Received::RedAudio {
+                                                    counter,
+                                                    redundant: n - 1,
+                                                    earlier: frames[..n - 1].iter().flatten().copied().collect(),
+                                                },
+                                                _ => Received::Corrupt,
                                             }
                                         }
                                         None => Received::Corrupt,
