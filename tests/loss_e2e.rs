@@ -51,7 +51,8 @@ fn frames(rx: &mpsc::Receiver<Received>) -> BTreeSet<u64> {
 fn adaptive_red_recovers_audio_at_40_percent_downlink_loss() {
     let server = Server::start("loss");
     let token = server.admin_token();
-    let (s, _) = server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "loss", "id": "loss"})));
+    let (s, _) =
+        server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "loss", "id": "loss"})));
     assert_eq!(s, 201);
     let stop = Arc::new(AtomicBool::new(false));
     let (mut publisher, offer) = Endpoint::offer_opts(true, false, true);
@@ -90,7 +91,12 @@ fn adaptive_red_recovers_audio_at_40_percent_downlink_loss() {
         let got = frames(rx);
         let (lo, hi) = (*got.iter().next().unwrap(), *got.iter().next_back().unwrap());
         let share = got.len() as f64 / (hi - lo + 1) as f64;
-        eprintln!("40% downlink loss, red={red}: {} of {} frames playable ({:.1} %)", got.len(), hi - lo + 1, share * 100.0);
+        eprintln!(
+            "40% downlink loss, red={red}: {} of {} frames playable ({:.1} %)",
+            got.len(),
+            hi - lo + 1,
+            share * 100.0
+        );
         results.push((*red, share));
     }
     stop.store(true, Ordering::Relaxed);

@@ -1,7 +1,8 @@
 // Yunshi web client, entry point: the three views (login, room list, room) and how the
 // user moves between them. The protocol is in docs/api.md; the pieces live in
 //   api.js (session, REST) · media.js (camera, microphone) · conference.js (socket and
-//   peer connections) · tiles.js (remote video grid) · yunshi.js (window.yunshi for tests)
+//   peer connections) · simulcast.js (what we send) · quality.js (what we ask to receive)
+//   · tiles.js (remote video grid) · yunshi.js (window.yunshi for tests)
 
 import { $, el, setText } from './dom.js';
 import { api, ApiError, clearSession, currentSession, login, setUnauthorizedHandler } from './api.js';

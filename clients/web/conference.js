@@ -1,12 +1,16 @@
 // One stay in a room: the conference WebSocket and the two peer connections (docs/api.md).
 //
-//   - publish:   we offer our camera/microphone (sendonly), the server answers;
+//   - publish:   we offer our camera/microphone (sendonly; the camera as VP8 simulcast,
+//                simulcast.js), the server answers;
 //   - subscribe: the server offers the other participants' tracks, we answer, and it
 //                renegotiates on the same connection whenever tracks come or go.
 // Each connection has a single offerer, so negotiations never collide; all received
 // messages still go through one promise queue so that two renegotiations never interleave.
 // A Conference is used once: after close() (or a lost connection) a new one is made.
 
+import { captureSettings } from './media.js';
+import { QualityWatcher } from './quality.js';
+import { addVideoTransceiver, restoreSingleLayer } from './simulcast.js';
 import { recordEvent, yunshi } from './yunshi.js';
 
 const PING_INTERVAL_MS = 15000;
@@ -45,6 +49,8 @@ export class Conference {
     this.joined = false;
     this.pcPublish = null;
     this.pcSubscribe = null;
+    this.videoTransceiver = null;   // of the publish connection
+    this.quality = new QualityWatcher((msg) => this.send(msg));
   }
 
   open() {
@@ -105,6 +111,7 @@ export class Conference {
     }
     this.pcPublish?.close();
     this.pcSubscribe?.close();
+    this.quality.dispose();
     if (yunshi.pcPublish === this.pcPublish) yunshi.pcPublish = null;
     if (yunshi.pcSubscribe === this.pcSubscribe) yunshi.pcSubscribe = null;
     if (yunshi.participantId === this.participantId) yunshi.participantId = null;
@@ -121,8 +128,9 @@ export class Conference {
     switch (msg.type) {
       case 'joined': return this.onJoined(msg);
       case 'publish_answer':
-        if (this.pcPublish) await this.pcPublish.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
-        return;
+        if (!this.pcPublish) return;
+        await this.pcPublish.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        return restoreSingleLayer(this.videoTransceiver);
       case 'subscribe_offer': return this.onSubscribeOffer(msg);
       case 'participant_joined': return this.addParticipant(msg.participant);
       case 'participant_left': return this.removeParticipant(msg.participant_id);
@@ -160,7 +168,11 @@ export class Conference {
     yunshi.pcPublish = pc;
     this.watchConnection(pc, 'publish');
     for (const track of this.stream.getTracks()) {
-      pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+      if (track.kind === 'video') {
+        this.videoTransceiver = addVideoTransceiver(pc, track, this.stream, captureSettings().layers);
+      } else {
+        pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
+      }
     }
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
@@ -195,8 +207,10 @@ export class Conference {
     if (!participantId || participantId === '-' || this.isSelf(participantId)) return;
     const trackId = fromSdp?.trackId || event.track.id;
     this.remoteTracks.set(trackId, { participantId, track: event.track });
-    this.tiles.ensure(participantId, this.participants.get(participantId)?.name);
+    const tile = this.tiles.ensure(participantId, this.participants.get(participantId)?.name);
     this.tiles.addTrack(participantId, event.track, event.streams[0]);
+    // Tells the server at once what the tile shows: it knows the track from its own offer.
+    if (event.track.kind === 'video') this.quality.watch(trackId, participantId, tile.video);
   }
 
   watchConnection(pc, label) {
@@ -224,7 +238,9 @@ export class Conference {
     if (this.isSelf(participantId)) return;
     this.participants.delete(participantId);
     for (const [trackId, entry] of this.remoteTracks) {
-      if (entry.participantId === participantId) this.remoteTracks.delete(trackId);
+      if (entry.participantId !== participantId) continue;
+      this.remoteTracks.delete(trackId);
+      this.quality.unwatch(trackId);
     }
     this.tiles.remove(participantId);
     this.hooks.onParticipants();
@@ -244,6 +260,7 @@ export class Conference {
     const entry = this.remoteTracks.get(trackId);
     if (entry) {
       this.remoteTracks.delete(trackId);
+      this.quality.unwatch(trackId);
       this.tiles.removeTrack(entry.participantId, entry.track);
     }
   }

@@ -6,6 +6,14 @@
 //   events                  {t, type, dir: 'send'|'recv'} for each signalling message, and
 //                           {t, type: 'first_frame', participant} when a remote video's
 //                           first frame is rendered; t is performance.now()
+//   quality                 {<server track id>: {participantId, track_id, max_height?,
+//                           paused, max_temporal?}}: the last set_quality sent per video
+//   setMaxHeight(participantId, height, maxTemporal?)
+//                           pins what we ask of that participant's video, overriding the
+//                           tile's size (null height unpins); see quality.js
+//
+// Before joining, sessionStorage['yunshi.capture'] = JSON {width, height, layers} chooses
+// the camera resolution and the number of simulcast layers (see media.js).
 
 const MAX_EVENTS = 5000;
 
@@ -15,6 +23,8 @@ export const yunshi = {
   participantId: null,
   localStream: null,
   events: [],
+  quality: {},
+  setMaxHeight: null,   // set by quality.js
 };
 window.yunshi = yunshi;
 

@@ -16,7 +16,7 @@ use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc};
 
 use crate::command::{PeerKind, SfuError};
-use crate::forward::TrackKind;
+use crate::forward::{Constraint, TrackKind};
 use crate::ids::{PeerId, RoomId, TrackId};
 
 /// A send m-line of this peer and what feeds it.
@@ -70,6 +70,9 @@ pub struct Peer {
     pub estimate_bps: Option<u64>,
     /// Smoothed downlink loss from this peer's receiver reports (0..1).
     pub loss_ewma: f32,
+    /// What the receiver asked for per track (tile size, frame rate, hidden). Kept here, not
+    /// only in the forwarder, because a client may ask before the track's m-line is live.
+    pub constraints: HashMap<TrackId, Constraint>,
 }
 
 /// How often str0m reports per-media statistics (NACK/PLI counters for /metrics).
@@ -112,6 +115,7 @@ impl Peer {
             nacks_seen: HashMap::new(),
             estimate_bps: None,
             loss_ewma: 0.0,
+            constraints: HashMap::new(),
         }
     }
 
@@ -124,7 +128,15 @@ impl Peer {
             // str0m announces the m-lines (MediaAdded) only once connected; a viewer's slots are
             // known from the answer already, so the room can bind sources right away.
             for (mid, kind) in send_sections(&answer) {
-                self.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None, red_depth: 0, red_changed: None });
+                self.slots.entry(mid).or_insert(Slot {
+                    kind,
+                    track: None,
+                    negotiated: true,
+                    active: false,
+                    pt: None,
+                    red_depth: 0,
+                    red_changed: None,
+                });
             }
         }
         Ok(answer)
@@ -178,8 +190,18 @@ impl Peer {
         let (offer, pending) = api.apply()?;
         let mut mids = Vec::with_capacity(added.len());
         for (mid, w) in added {
-            self.slots
-                .insert(mid, Slot { kind: w.kind, track: Some(w.track), negotiated: false, active: false, pt: None, red_depth: 0, red_changed: None });
+            self.slots.insert(
+                mid,
+                Slot {
+                    kind: w.kind,
+                    track: Some(w.track),
+                    negotiated: false,
+                    active: false,
+                    pt: None,
+                    red_depth: 0,
+                    red_changed: None,
+                },
+            );
             mids.push(mid);
         }
         self.pending_offer = Some((pending, mids));

@@ -356,13 +356,24 @@ impl Worker {
             let clock = if kind == TrackKind::Audio { 48_000 } else { 90_000 };
             self.forwarder.add_track(track, kind, clock);
             self.forwarder.set_layer_count(track, rids.len().max(1) as u8);
-            self.tracks.insert(track, TrackSource { publisher: id, mid, kind, params: None, rids, red_history: Default::default() });
+            self.tracks.insert(
+                track,
+                TrackSource { publisher: id, mid, kind, params: None, rids, red_history: Default::default() },
+            );
             METRICS.tracks.inc();
             let room = peer.room.clone();
             (self.events)(WorkerEvent::TrackPublished { room, peer: id, track, kind });
         } else if !receiving && peer.kind == PeerKind::Whep {
             // A WHEP viewer's m-line: negotiated by its offer, fed by whatever the room chooses.
-            peer.slots.entry(mid).or_insert(Slot { kind, track: None, negotiated: true, active: false, pt: None, red_depth: 0, red_changed: None });
+            peer.slots.entry(mid).or_insert(Slot {
+                kind,
+                track: None,
+                negotiated: true,
+                active: false,
+                pt: None,
+                red_depth: 0,
+                red_changed: None,
+            });
         }
     }
 
@@ -661,7 +672,11 @@ impl Worker {
                 if let Some(track) = slot.track {
                     slot.active = true;
                     slot.pt = None;
-                    if let Some(stream) = self.forwarder.subscribe(track, (id, *mid), now).request_keyframe {
+                    let mut outcome = self.forwarder.subscribe(track, (id, *mid), now);
+                    if let Some(c) = peer.constraints.get(&track) {
+                        outcome = self.forwarder.set_constraint(track, (id, *mid), *c, now);
+                    }
+                    if let Some(stream) = outcome.request_keyframe {
                         keyframes.push((track, stream));
                     }
                 }
@@ -719,11 +734,16 @@ impl Worker {
                 }
             }
             WorkerCommand::SetConstraint { subscriber, track, constraint } => {
-                let Some(mid) = self.peers.get(&subscriber).and_then(|p| p.slot_of(track)) else { return };
                 let c = Constraint {
                     max_height: constraint.max_height.unwrap_or(u16::MAX),
                     max_temporal: constraint.max_temporal.unwrap_or(u8::MAX),
                     paused: constraint.paused,
+                };
+                let Some(peer) = self.peers.get_mut(&subscriber) else { return };
+                peer.constraints.insert(track, c);
+                // Live already: apply now. Otherwise `activate_slots` applies it when it is.
+                let Some(mid) = peer.slot_of(track).filter(|m| peer.slots.get(m).is_some_and(|s| s.active)) else {
+                    return;
                 };
                 if let Some(stream) =
                     self.forwarder.set_constraint(track, (subscriber, mid), c, Instant::now()).request_keyframe

@@ -205,5 +205,5 @@ impl Drop for Server {
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }
-pub mod rtc_client;
 pub mod relay;
+pub mod rtc_client;

@@ -3,6 +3,7 @@
 //
 //   const browser = await launchChromium();            // media allowed
 //   const browser = await launchChromium({ media: 'denied' });
+//   const browser = await launchChromium({ capture: { width: 640, height: 360, layers: 2 } });
 //   const page = await browser.newPage(); ... await browser.close();
 
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -28,7 +29,10 @@ const COMMON_FLAGS = [
 // media: 'fake'   — a fake camera and microphone, permission granted without a prompt;
 //        'denied' — the devices exist but every permission prompt is refused, as when a
 //                   user clicks "Block".
-export async function launchChromium({ media = 'fake' } = {}) {
+// capture: {width, height, layers} for the web client's camera and simulcast (see
+//        clients/web/media.js); defaults to the YUNSHI_CAPTURE variable (the same JSON),
+//        else the client's own default (1280×720, 3 layers).
+export async function launchChromium({ media = 'fake', capture = captureFromEnv() } = {}) {
   const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'yunshi-chromium-'));
   const args = [...COMMON_FLAGS, '--use-fake-device-for-media-stream'];
   if (media === 'fake') args.push('--use-fake-ui-for-media-stream');
@@ -46,6 +50,7 @@ export async function launchChromium({ media = 'fake' } = {}) {
     viewport: { width: 1000, height: 700 },
   });
   if (process.env.YUNSHI_WEB_DIR) await serveWebFromDisk(context, process.env.YUNSHI_WEB_DIR);
+  if (capture) await setCapture(context, capture);
   const consoleErrors = [];
 
   return {
@@ -65,6 +70,26 @@ export async function launchChromium({ media = 'fake' } = {}) {
       await rm(userDataDir, { recursive: true, force: true });
     },
   };
+}
+
+function captureFromEnv() {
+  const text = process.env.YUNSHI_CAPTURE;
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`YUNSHI_CAPTURE is not JSON: ${text}`);
+  }
+}
+
+// The client reads sessionStorage['yunshi.capture'] when it opens the camera; an init
+// script puts it there in every page before the client's code runs.
+async function setCapture(context, capture) {
+  await context.addInitScript((value) => {
+    try {
+      sessionStorage.setItem('yunshi.capture', value);
+    } catch { /* about:blank and other opaque origins have no storage */ }
+  }, JSON.stringify(capture));
 }
 
 const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.css': 'text/css' };

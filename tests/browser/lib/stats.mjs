@@ -22,7 +22,8 @@ export async function inboundStats(page, pcPath) {
       if (s.kind === 'video') {
         total.framesDecoded += s.framesDecoded || 0;
         total.video.push({ mid: s.mid, trackIdentifier: s.trackIdentifier, framesDecoded: s.framesDecoded || 0,
-          packetsReceived: s.packetsReceived || 0, frameWidth: s.frameWidth, frameHeight: s.frameHeight });
+          packetsReceived: s.packetsReceived || 0, frameWidth: s.frameWidth, frameHeight: s.frameHeight,
+          codec: report.get(s.codecId)?.mimeType });
       } else if (s.kind === 'audio') {
         total.totalSamplesReceived += s.totalSamplesReceived || 0;
         total.concealedSamples += s.concealedSamples || 0;
@@ -32,6 +33,24 @@ export async function inboundStats(page, pcPath) {
       }
     }
     return total;
+  }, pcPath);
+}
+
+// The video streams a connection sends, one per simulcast layer: [{rid, bytesSent,
+// frameWidth, frameHeight, framesEncoded, qualityLimitationReason, active}], by rid.
+export async function outboundVideoStats(page, pcPath) {
+  return page.evaluate(async (pcPath) => {
+    const pc = pcPath.split('.').reduce((obj, key) => obj?.[key], window);
+    if (!pc || pc.connectionState === 'closed') return [];
+    const streams = [];
+    for (const s of (await pc.getStats()).values()) {
+      if (s.type !== 'outbound-rtp' || s.kind !== 'video') continue;
+      streams.push({ rid: s.rid, ssrc: s.ssrc, bytesSent: s.bytesSent || 0, frameWidth: s.frameWidth,
+        frameHeight: s.frameHeight, framesEncoded: s.framesEncoded || 0, active: s.active,
+        qualityLimitationReason: s.qualityLimitationReason, encoderImplementation: s.encoderImplementation,
+        scalabilityMode: s.scalabilityMode });
+    }
+    return streams.sort((a, b) => String(a.rid).localeCompare(String(b.rid)));
   }, pcPath);
 }
 

@@ -1,0 +1,72 @@
+// The camera's sending side: VP8 simulcast, so that the server can give each viewer the
+// stream that fits its tile (set_quality, see quality.js) without asking us to re-encode.
+
+// Lowest layer first: that order is what the server and Chrome expect of a=simulcast.
+const ENCODINGS = {
+  1: [{ maxBitrate: 1_500_000 }],
+  2: [
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: 'f', maxBitrate: 1_500_000 },
+  ],
+  3: [
+    { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: 'f', maxBitrate: 1_500_000 },
+  ],
+};
+
+// Three temporal layers per stream let the server lower a stream's frame rate too
+// (max_temporal) by dropping frames nothing else refers to.
+const SCALABILITY_MODE = 'L1T3';
+
+// Adds a sendonly transceiver for the camera track with `layers` (1..3) simulcast streams.
+export function addVideoTransceiver(pc, track, stream, layers) {
+  const encodings = ENCODINGS[layers] || ENCODINGS[3];
+  const init = (extra) => ({
+    direction: 'sendonly',
+    streams: [stream],
+    sendEncodings: encodings.map((encoding) => ({ ...encoding, ...extra })),
+  });
+  let transceiver;
+  try {
+    transceiver = pc.addTransceiver(track, init({ scalabilityMode: SCALABILITY_MODE }));
+  } catch (err) {
+    // Browsers without scalabilityMode support (or not for this codec) refuse the whole
+    // call; simulcast without temporal layers is still worth having.
+    console.info(`scalabilityMode ${SCALABILITY_MODE} refused (${err.name}); simulcast without it`);
+    transceiver = pc.addTransceiver(track, init({}));
+  }
+  preferVp8(transceiver);
+  return transceiver;
+}
+
+// VP8 first: every browser simulcasts it, and the server's layer switching knows its
+// picture ids and key frames. The other codecs stay, in their order, as fallbacks.
+function preferVp8(transceiver) {
+  if (typeof transceiver.setCodecPreferences !== 'function') return;
+  const codecs = RTCRtpReceiver.getCapabilities?.('video')?.codecs || [];
+  const isVp8 = (codec) => codec.mimeType.toLowerCase() === 'video/vp8';
+  if (!codecs.some(isVp8)) return;
+  try {
+    transceiver.setCodecPreferences([...codecs.filter(isVp8), ...codecs.filter((c) => !isVp8(c))]);
+  } catch (err) {
+    console.info('setCodecPreferences failed; the browser picks the codec', err);
+  }
+}
+
+// A server that does not accept simulcast leaves the sender with only the first encoding,
+// which is the quarter-resolution one: send it at full size instead.
+export async function restoreSingleLayer(transceiver) {
+  const sender = transceiver?.sender;
+  if (!sender) return;
+  const params = sender.getParameters();
+  const [only] = params.encodings || [];
+  if (params.encodings?.length !== 1 || (only.scaleResolutionDownBy ?? 1) <= 1) return;
+  only.scaleResolutionDownBy = 1;
+  only.maxBitrate = ENCODINGS[1][0].maxBitrate;
+  try {
+    await sender.setParameters(params);
+  } catch (err) {
+    console.warn('could not restore the single video layer to full size', err);
+  }
+}
