@@ -143,7 +143,8 @@ mod tests {
 /// enough that a frame is lost only if all its copies are, with probability ≤ 5 %.
 pub fn depth_for_loss(loss: f32) -> usize {
     const TARGET: f32 = 0.05;
-    if !(loss > 0.01) {
+    // NaN (no data) and negligible loss both mean: no redundancy.
+    if loss.is_nan() || loss <= 0.01 {
         return 0;
     }
     let loss = loss.min(0.95);
@@ -193,7 +194,7 @@ mod depth_tests {
         assert_eq!(depth_for_loss(0.5), 4);
         // 80 %: 14 copies would be needed; capped at what a payload carries.
         assert_eq!(depth_for_loss(0.8), MAX_BLOCKS - 1);
-        assert!(depth_for_loss(1.0) <= MAX_BLOCKS - 1);
+        assert!(depth_for_loss(1.0) < MAX_BLOCKS);
     }
 
     #[test]
