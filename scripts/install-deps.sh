@@ -14,8 +14,11 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "insta
 # Building: str0m's crypto (aws-lc) builds with the C compiler; pkg-config for -sys crates.
 pkg_installed pkg-config || need_apt+=(pkg-config)
 if [ "$what" = "test" ]; then
-  # Browser tests use Debian's Chromium (never a downloaded browser build).
+  # Browser tests use Debian's Chromium (never a downloaded browser build); loss tests put it
+  # in a network namespace (iproute2) and drop packets with nftables.
   have chromium || need_apt+=(chromium)
+  have nft || need_apt+=(nftables)
+  have ip || need_apt+=(iproute2)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then
