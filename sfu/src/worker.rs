@@ -672,11 +672,14 @@ impl Worker {
                 if let Some(track) = slot.track {
                     slot.active = true;
                     slot.pt = None;
-                    let mut outcome = self.forwarder.subscribe(track, (id, *mid), now);
-                    if let Some(c) = peer.constraints.get(&track) {
-                        outcome = self.forwarder.set_constraint(track, (id, *mid), *c, now);
-                    }
-                    if let Some(stream) = outcome.request_keyframe {
+                    // Both may ask for a keyframe; the gate lets only the first through, so
+                    // keep whichever asked (the constraint's stream is the better guess).
+                    let first = self.forwarder.subscribe(track, (id, *mid), now).request_keyframe;
+                    let constrained = peer
+                        .constraints
+                        .get(&track)
+                        .and_then(|c| self.forwarder.set_constraint(track, (id, *mid), *c, now).request_keyframe);
+                    if let Some(stream) = constrained.or(first) {
                         keyframes.push((track, stream));
                     }
                 }
