@@ -11,6 +11,8 @@ use crate::error::ApiError;
 use crate::jwt::Claims;
 use crate::state::{AppState, TOKEN_TTL_SECS};
 
+static DUMMY_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| password::hash("no such user here"));
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Login {
@@ -25,15 +27,12 @@ pub async fn login(
     body: web::Json<Login>,
 ) -> Result<HttpResponse, ApiError> {
     let Login { username, password: pw } = body.into_inner();
-    let store = state.store.clone();
-    let name = username.clone();
-    // Argon2 is deliberately slow: keep it off the HTTP worker thread.
-    let user = web::block(move || -> Result<_, ApiError> {
-        let user = store.get_user(&name)?;
-        Ok(user.filter(|u| password::verify(&pw, &u.password_hash)))
-    })
-    .await
-    .map_err(|_| ApiError::internal("login worker failed"))??;
+    let user = state.store.get_user(&username)?;
+    // An unknown user costs the same Argon2 work as a wrong password, so response time does
+    // not tell which names exist.
+    let phc = user.as_ref().map_or_else(|| DUMMY_HASH.clone(), |u| u.password_hash.clone());
+    let ok = password::verify_async(pw, phc).await;
+    let user = user.filter(|_| ok);
     let Some(user) = user else {
         state.audit(&username, "login", "", &req, false);
         return Err(ApiError::unauthorized("wrong username or password"));

@@ -51,7 +51,7 @@ pub async fn create(
     if state.store.get_user(&name)?.is_some() {
         return Err(ApiError::conflict("a user with this name exists"));
     }
-    let hash = web::block(move || password::hash(&pw)).await.map_err(|_| ApiError::internal("hash worker failed"))?;
+    let hash = password::hash_async(pw).await.ok_or_else(|| ApiError::internal("password worker failed"))?;
     let user = User { name, password_hash: hash, role: role.unwrap_or(UserRole::User), created_at: now_secs() };
     state.store.put_user(&user)?;
     state.audit(&who.user, "user.create", &user.name, &req, true);
