@@ -4,7 +4,7 @@ CARGO ?= cargo
 HTTP ?= 127.0.0.1:8080
 DATA ?= data
 
-.PHONY: run test deps-run deps-test build build-release test-rust test-browser bench-join bench-call fmt clippy
+.PHONY: run test deps-run deps-test build build-release test-rust test-browser bench-join bench-call bench-loss fmt clippy
 
 run: deps-run build-release
 	@echo "yunshi: starting; open http://$(HTTP) once it says it is up (Ctrl-C stops it)"
@@ -40,6 +40,11 @@ bench-join: deps-test build-release
 bench-call: deps-test build-release
 	cd tests/browser && YUNSHI_BIN=$(CURDIR)/target/release/yunshi node bench-call.mjs 2
 	cd tests/browser && YUNSHI_BIN=$(CURDIR)/target/release/yunshi node bench-call.mjs 6
+
+# Loss sweeps in Chromium with real kernel packet loss (nftables in a network namespace; root).
+# BENCH_SECONDS=60 per point by default (about 19 minutes in all).
+bench-loss: deps-test build-release
+	cd tests/browser && YUNSHI_BIN=$(CURDIR)/target/release/yunshi node bench-loss/run.mjs
 
 fmt:
 	$(CARGO) fmt --all

@@ -32,9 +32,15 @@ const COMMON_FLAGS = [
 // capture: {width, height, layers} for the web client's camera and simulcast (see
 //        clients/web/media.js); defaults to the YUNSHI_CAPTURE variable (the same JSON),
 //        else the client's own default (1280×720, 3 layers).
-export async function launchChromium({ media = 'fake', capture = captureFromEnv() } = {}) {
+// executablePath: what Playwright starts instead of CHROMIUM, e.g. a wrapper script that runs
+//        it in a network namespace (lib/netns.mjs).
+// secureOrigins: origins other than loopback (e.g. 'http://198.18.0.1:8080') that Chromium
+//        treats as secure, so that getUserMedia works on them over plain HTTP.
+export async function launchChromium({ media = 'fake', capture = captureFromEnv(), executablePath = CHROMIUM,
+  secureOrigins = [] } = {}) {
   const userDataDir = await mkdtemp(path.join(os.tmpdir(), 'yunshi-chromium-'));
   const args = [...COMMON_FLAGS, '--use-fake-device-for-media-stream'];
+  if (secureOrigins.length) args.push(`--unsafely-treat-insecure-origin-as-secure=${secureOrigins.join(',')}`);
   if (media === 'fake') args.push('--use-fake-ui-for-media-stream');
   else if (media === 'denied') args.push('--deny-permission-prompts');
   else throw new Error(`unknown media mode ${media}`);
@@ -43,7 +49,7 @@ export async function launchChromium({ media = 'fake', capture = captureFromEnv(
   if (process.env.YUNSHI_WEB_DIR) args.push('--disable-features=LocalNetworkAccessChecks');
 
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
+    executablePath,
     headless: true,
     args,
     permissions: media === 'fake' ? ['camera', 'microphone'] : [],
@@ -98,7 +104,7 @@ const MIME = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/jav
 // the client's files from that folder instead, so a change to the client can be tried
 // against an existing server binary without rebuilding it. Off by default.
 async function serveWebFromDisk(context, dir) {
-  await context.route(/^http:\/\/127\.0\.0\.1:\d+\/([\w.-]*\.(html|js|mjs|css))?(\?.*)?$/, async (route) => {
+  await context.route(/^http:\/\/(?:127\.0\.0\.1|198\.1[89]\.\d+\.\d+):\d+\/([\w.-]*\.(html|js|mjs|css))?(\?.*)?$/, async (route) => {
     const name = new URL(route.request().url()).pathname.slice(1) || 'index.html';
     try {
       const body = await readFile(path.join(dir, name));

@@ -30,11 +30,11 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => process.exit(130));
 }
 
-function freeTcpPort() {
+function freeTcpPort(host = '127.0.0.1') {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.listen(0, host, () => {
       const { port } = srv.address();
       srv.close(() => resolve(port));
     });
@@ -78,21 +78,26 @@ async function waitHealthy(url, child, deadline) {
   throw new Error(`yunshi did not become healthy within ${STARTUP_TIMEOUT_MS / 1000} s: ${lastError?.message}`);
 }
 
-export async function startServer({ workers = os.availableParallelism() } = {}) {
+// host: the address HTTP listens on (and the url's host); publicIp: the address in ICE
+// candidates (default: host); mediaBind: the address the media UDP sockets bind to (default:
+// the server's own default). The defaults keep everything on loopback.
+export async function startServer({ workers = os.availableParallelism(), host = '127.0.0.1', publicIp = host,
+  mediaBind } = {}) {
   if (!existsSync(YUNSHI_BIN)) {
     throw new Error(`server binary not found at ${YUNSHI_BIN} (build it, or set YUNSHI_BIN)`);
   }
-  const httpPort = await freeTcpPort();
+  const httpPort = await freeTcpPort(host);
   // A little headroom above the workers in case the server binds one more socket.
   const udpPort = await freeUdpRange(workers + 2);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'yunshi-test-'));
   const adminPassword = randomBytes(18).toString('base64url');
-  const url = `http://127.0.0.1:${httpPort}`;
+  const url = `http://${host}:${httpPort}`;
 
   const child = spawn(YUNSHI_BIN, [
-    '--http', `127.0.0.1:${httpPort}`,
+    '--http', `${host}:${httpPort}`,
     '--udp-port', String(udpPort),
-    '--public-ip', '127.0.0.1',
+    '--public-ip', publicIp,
+    ...(mediaBind ? ['--media-bind', mediaBind] : []),
     '--data', dataDir,
   ], {
     env: { ...process.env, YUNSHI_ADMIN_PASSWORD: adminPassword, RUST_LOG: process.env.RUST_LOG || 'info' },
@@ -148,6 +153,8 @@ export async function startServer({ workers = os.availableParallelism() } = {}) 
     pid: child.pid,
     httpPort,
     udpPort,
+    // The UDP ports the media workers may use: [first, last].
+    udpPorts: [udpPort, udpPort + workers + 1],
     dataDir,
     logs: () => log,
     stop,
