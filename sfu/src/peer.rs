@@ -37,6 +37,12 @@ pub struct Slot {
     pub red_changed: Option<Instant>,
 }
 
+impl Slot {
+    pub fn new(kind: TrackKind, track: Option<TrackId>, negotiated: bool) -> Self {
+        Self { kind, track, negotiated, active: false, pt: None, red_depth: 0, red_changed: None }
+    }
+}
+
 /// A subscription waiting for the next offer.
 #[derive(Debug)]
 pub struct WantedTrack {
@@ -128,15 +134,7 @@ impl Peer {
             // str0m announces the m-lines (MediaAdded) only once connected; a viewer's slots are
             // known from the answer already, so the room can bind sources right away.
             for (mid, kind) in send_sections(&answer) {
-                self.slots.entry(mid).or_insert(Slot {
-                    kind,
-                    track: None,
-                    negotiated: true,
-                    active: false,
-                    pt: None,
-                    red_depth: 0,
-                    red_changed: None,
-                });
+                self.slots.entry(mid).or_insert(Slot::new(kind, None, true));
             }
         }
         Ok(answer)
@@ -190,18 +188,7 @@ impl Peer {
         let (offer, pending) = api.apply()?;
         let mut mids = Vec::with_capacity(added.len());
         for (mid, w) in added {
-            self.slots.insert(
-                mid,
-                Slot {
-                    kind: w.kind,
-                    track: Some(w.track),
-                    negotiated: false,
-                    active: false,
-                    pt: None,
-                    red_depth: 0,
-                    red_changed: None,
-                },
-            );
+            self.slots.insert(mid, Slot::new(w.kind, Some(w.track), false));
             mids.push(mid);
         }
         self.pending_offer = Some((pending, mids));

@@ -365,15 +365,7 @@ impl Worker {
             (self.events)(WorkerEvent::TrackPublished { room, peer: id, track, kind });
         } else if !receiving && peer.kind == PeerKind::Whep {
             // A WHEP viewer's m-line: negotiated by its offer, fed by whatever the room chooses.
-            peer.slots.entry(mid).or_insert(Slot {
-                kind,
-                track: None,
-                negotiated: true,
-                active: false,
-                pt: None,
-                red_depth: 0,
-                red_changed: None,
-            });
+            peer.slots.entry(mid).or_insert(Slot::new(kind, None, true));
         }
     }
 
