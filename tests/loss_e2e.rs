@@ -14,12 +14,6 @@ use common::rtc_client::{Endpoint, Received};
 use common::Server;
 use str0m::format::Codec;
 
-fn post_sdp(server: &Server, path: &str, token: &str, sdp: &str) -> String {
-    let (status, _, body) = server.request("POST", path, Some(token), Some("application/sdp"), sdp.as_bytes());
-    assert_eq!(status, 201, "{path}: {}", String::from_utf8_lossy(&body));
-    String::from_utf8(body).unwrap()
-}
-
 /// Distinct audio frames a viewer could play (primary or any redundant copy).
 fn frames(rx: &mpsc::Receiver<Received>) -> BTreeSet<u64> {
     let mut got = BTreeSet::new();
@@ -56,7 +50,7 @@ fn adaptive_red_recovers_audio_at_40_percent_downlink_loss() {
     assert_eq!(s, 201);
     let stop = Arc::new(AtomicBool::new(false));
     let (mut publisher, offer) = Endpoint::offer_opts(true, false, true);
-    let answer = post_sdp(&server, "/whip/loss", &token, &offer);
+    let answer = server.post_sdp("/whip/loss", &token, &offer).1;
     publisher.accept_answer(&answer);
     let (ptx, _prx) = mpsc::channel();
     let pub_thread = publisher.run(Duration::from_secs(30), Some(Codec::Vp8), 30, ptx, stop.clone());
@@ -65,7 +59,7 @@ fn adaptive_red_recovers_audio_at_40_percent_downlink_loss() {
     let mut viewers = Vec::new();
     for red in [true, false] {
         let (mut v, offer) = Endpoint::offer_opts(false, false, red);
-        let answer = post_sdp(&server, "/whep/loss", &token, &offer);
+        let answer = server.post_sdp("/whep/loss", &token, &offer).1;
         let port = (0..2u16)
             .map(|i| server.udp_port + i)
             .find(|p| answer.contains(&format!(" {p} typ")))

@@ -12,13 +12,6 @@ use common::rtc_client::{Endpoint, Received};
 use common::Server;
 use str0m::format::Codec;
 
-fn post_sdp(server: &Server, path: &str, token: &str, sdp: &str) -> (String, String) {
-    let (status, headers, body) = server.request("POST", path, Some(token), Some("application/sdp"), sdp.as_bytes());
-    assert_eq!(status, 201, "{path}: {}", String::from_utf8_lossy(&body));
-    let location = headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.clone()).expect("Location header");
-    (location, String::from_utf8(body).unwrap())
-}
-
 struct Tally {
     video: Vec<u64>,
     audio: Vec<u64>,
@@ -78,12 +71,12 @@ fn simulcast_publisher_viewers_get_one_stream_the_highest() {
     let stop = Arc::new(AtomicBool::new(false));
     let (mut publisher, offer) = Endpoint::offer_with(true, true);
     assert!(offer.contains("a=simulcast:send q;h;f"), "offer: {offer}");
-    let (_, answer) = post_sdp(&server, "/whip/sim", &token, &offer);
+    let (_, answer) = server.post_sdp("/whip/sim", &token, &offer);
     publisher.accept_answer(&answer);
     let (ptx, _prx) = mpsc::channel();
     let pub_thread = publisher.run(Duration::from_secs(20), Some(Codec::Vp8), 0, ptx, stop.clone());
     let (mut v, offer) = Endpoint::offer(false);
-    let (_, answer) = post_sdp(&server, "/whep/sim", &token, &offer);
+    let (_, answer) = server.post_sdp("/whep/sim", &token, &offer);
     v.accept_answer(&answer);
     let (tx, rx) = mpsc::channel();
     let viewer = v.run(Duration::from_secs(20), None, 0, tx, stop.clone());
@@ -111,7 +104,7 @@ fn red_audio_passes_to_red_viewers_and_is_stripped_for_others() {
     let stop = Arc::new(AtomicBool::new(false));
     let (mut publisher, offer) = Endpoint::offer_opts(true, false, true);
     assert!(offer.contains("red/48000/2"), "publisher offers RED: {offer}");
-    let (_, answer) = post_sdp(&server, "/whip/red", &token, &offer);
+    let (_, answer) = server.post_sdp("/whip/red", &token, &offer);
     assert!(answer.contains("red/48000/2"), "server accepts RED: {answer}");
     publisher.accept_answer(&answer);
     let (ptx, _prx) = mpsc::channel();
@@ -119,7 +112,7 @@ fn red_audio_passes_to_red_viewers_and_is_stripped_for_others() {
     let mut viewers = Vec::new();
     for red in [true, false] {
         let (mut v, offer) = Endpoint::offer_opts(false, false, red);
-        let (_, answer) = post_sdp(&server, "/whep/red", &token, &offer);
+        let (_, answer) = server.post_sdp("/whep/red", &token, &offer);
         v.accept_answer(&answer);
         let (tx, rx) = mpsc::channel();
         viewers.push((red, v.run(Duration::from_secs(20), None, 0, tx, stop.clone()), rx));
@@ -151,7 +144,7 @@ fn publisher_to_viewers(codec: Codec) {
 
     // Publisher: keyframes only on request (keyframe_every = 0 after the first).
     let (mut publisher, offer) = Endpoint::offer(true);
-    let (pub_location, answer) = post_sdp(&server, "/whip/media", &token, &offer);
+    let (pub_location, answer) = server.post_sdp("/whip/media", &token, &offer);
     publisher.accept_answer(&answer);
     let (ptx, _prx) = mpsc::channel();
     let pub_thread = publisher.run(Duration::from_secs(20), Some(codec), 0, ptx, stop.clone());
@@ -159,7 +152,7 @@ fn publisher_to_viewers(codec: Codec) {
     let mut viewers = Vec::new();
     for _ in 0..2 {
         let (mut v, offer) = Endpoint::offer(false);
-        let (_, answer) = post_sdp(&server, "/whep/media", &token, &offer);
+        let (_, answer) = server.post_sdp("/whep/media", &token, &offer);
         v.accept_answer(&answer);
         let (tx, rx) = mpsc::channel();
         viewers.push((v.run(Duration::from_secs(20), None, 0, tx, stop.clone()), rx));
@@ -168,7 +161,7 @@ fn publisher_to_viewers(codec: Codec) {
 
     // Late viewer: time from its WHEP answer to the first video packet.
     let (mut late, offer) = Endpoint::offer(false);
-    let (_, answer) = post_sdp(&server, "/whep/media", &token, &offer);
+    let (_, answer) = server.post_sdp("/whep/media", &token, &offer);
     let joined_at = Instant::now();
     late.accept_answer(&answer);
     let (ltx, lrx) = mpsc::channel();

@@ -178,6 +178,14 @@ impl Server {
         v["token"].as_str().unwrap().to_string()
     }
 
+    /// WHIP/WHEP: POST an SDP offer, expect `201`; returns (Location, answer).
+    pub fn post_sdp(&self, path: &str, token: &str, sdp: &str) -> (String, String) {
+        let (status, headers, body) = self.request("POST", path, Some(token), Some("application/sdp"), sdp.as_bytes());
+        assert_eq!(status, 201, "{path}: {}", String::from_utf8_lossy(&body));
+        let location = headers.iter().find(|(k, _)| k == "location").map(|(_, v)| v.clone()).expect("Location header");
+        (location, String::from_utf8(body).unwrap())
+    }
+
     pub fn admin_token(&self) -> String {
         self.login("admin", ADMIN_PASSWORD)
     }
