@@ -76,6 +76,8 @@ pub struct Peer {
     pub estimate_bps: Option<u64>,
     /// Smoothed downlink loss from this peer's receiver reports (0..1).
     pub loss_ewma: f32,
+    /// Downlink loss comes from transport-wide feedback (set once the first figure arrives).
+    pub twcc_loss: bool,
     /// What the receiver asked for per track (tile size, frame rate, hidden). Kept here, not
     /// only in the forwarder, because a client may ask before the track's m-line is live.
     pub constraints: HashMap<TrackId, Constraint>,
@@ -121,6 +123,7 @@ impl Peer {
             nacks_seen: HashMap::new(),
             estimate_bps: None,
             loss_ewma: 0.0,
+            twcc_loss: false,
             constraints: HashMap::new(),
         }
     }

@@ -40,6 +40,13 @@ const SPEAKER_POLL: Duration = Duration::from_millis(200);
 const ALLOCATE_EVERY: Duration = Duration::from_millis(500);
 /// Bitrate reserved per received audio track before video is allocated.
 const AUDIO_RESERVE_BPS: u64 = 48_000;
+/// Retransmission budget for forwarded video. str0m's default stops answering NACKs once
+/// resends pass 15 % of a stream's bytes, which random loss of 15 % already reaches: a viewer at
+/// 20 % loss then waits for the next keyframe. Half the bytes lets repair keep up to ≈ 50 % loss
+/// (resends of resends included) and still bounds the cost on a broken path.
+const RTX_RATIO_CAP: f32 = 0.5;
+const RTX_CACHE_PACKETS: usize = 1024;
+const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
 /// Audio redundancy steps down at most this often once loss falls.
 const RED_DECAY: Duration = Duration::from_secs(5);
 /// Priority bonus for the active speaker's video.
@@ -317,7 +324,23 @@ impl Worker {
             Event::KeyframeRequest(req) => self.on_keyframe_request(id, req.mid),
             Event::MediaEgressStats(s) => {
                 self.count_nacks(id, s.mid, false, s.nacks);
-                self.adapt_red(id, s.mid, s.loss);
+                // Audio is never retransmitted, so its receiver reports count the path's loss.
+                // Video's count what is still missing after retransmission: use them only
+                // while no transport-wide feedback gives a better figure.
+                let audio =
+                    self.peers.get(&id).and_then(|p| p.slots.get(&s.mid)).is_some_and(|s| s.kind == TrackKind::Audio);
+                if audio || !self.peers.get(&id).is_some_and(|p| p.twcc_loss) {
+                    self.adapt_red(id, s.loss);
+                }
+            }
+            Event::PeerStats(s) => {
+                debug!(peer = id, egress = ?s.egress_loss_fraction, ingress = ?s.ingress_loss_fraction, rtt = ?s.rtt, "peer stats");
+                if let Some(loss) = s.egress_loss_fraction {
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.twcc_loss = true;
+                    }
+                    self.adapt_red(id, Some(loss));
+                }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, can_probe }) => {
                 debug!(peer = id, estimate = estimate.as_u64(), can_probe, "estimate");
@@ -437,17 +460,17 @@ impl Worker {
         }
     }
 
-    /// Receiver-reported loss sets how many earlier frames ride along in each RED packet. Loss
-    /// is a property of the path, so reports on any m-line count (video's come every second,
-    /// audio's only every five). One second's count is noisy at these packet rates: redundancy
-    /// goes up at once, and down only one step per `RED_DECAY` while the smoothed loss allows.
-    fn adapt_red(&mut self, id: PeerId, mid: Mid, loss: Option<f32>) {
-        // No receiver report in this stats interval: nothing new to act on.
+    /// The measured downlink loss sets how many earlier frames ride along in each RED packet.
+    /// Two measures feed it: transport-wide feedback (TWCC, every second, before any repair;
+    /// str0m's figure runs somewhat low at high loss) and the audio receiver reports (exact,
+    /// but only every five seconds). Without TWCC, video's receiver reports stand in, though
+    /// they understate the path's loss once retransmission repairs it. One second's count is noisy at these
+    /// packet rates: redundancy goes up at once, and down only one step per `RED_DECAY` while
+    /// the smoothed loss allows.
+    fn adapt_red(&mut self, id: PeerId, loss: Option<f32>) {
+        // No report in this stats interval: nothing new to act on.
         let Some(loss) = loss.filter(|l| l.is_finite()) else { return };
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        if !peer.slots.contains_key(&mid) {
-            return;
-        }
         let now = Instant::now();
         peer.loss_ewma = if peer.loss_ewma == 0.0 { loss } else { 0.8 * peer.loss_ewma + 0.2 * loss };
         let up = red::depth_for_loss(loss);
@@ -659,11 +682,15 @@ impl Worker {
             return;
         }
         let mut keyframes = Vec::new();
+        let mut video = Vec::new();
         for (mid, slot) in peer.slots.iter_mut() {
             if slot.negotiated && !slot.active {
                 if let Some(track) = slot.track {
                     slot.active = true;
                     slot.pt = None;
+                    if slot.kind == TrackKind::Video {
+                        video.push(*mid);
+                    }
                     // Both may ask for a keyframe; the gate lets only the first through, so
                     // keep whichever asked (the constraint's stream is the better guess).
                     let first = self.forwarder.subscribe(track, (id, *mid), now).request_keyframe;
@@ -675,6 +702,12 @@ impl Worker {
                         keyframes.push((track, stream));
                     }
                 }
+            }
+        }
+        let mut api = peer.rtc.direct_api();
+        for mid in video {
+            if let Some(tx) = api.stream_tx_by_mid(mid, None) {
+                tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
             }
         }
         for (t, stream) in keyframes {
