@@ -11,6 +11,7 @@ pub mod ids;
 pub mod metrics;
 mod peer;
 pub mod red;
+pub mod repair;
 pub mod speaker;
 mod worker;
 

@@ -78,6 +78,10 @@ pub struct Peer {
     pub loss_ewma: f32,
     /// Downlink loss comes from transport-wide feedback (set once the first figure arrives).
     pub twcc_loss: bool,
+    /// Retransmitted copies per NACKed video packet (`repair::rtx_copies_for_loss`).
+    pub rtx_copies: usize,
+    /// Loss in the last audio receiver report, and when it came.
+    pub audio_loss: Option<(f32, Instant)>,
     /// What the receiver asked for per track (tile size, frame rate, hidden). Kept here, not
     /// only in the forwarder, because a client may ask before the track's m-line is live.
     pub constraints: HashMap<TrackId, Constraint>,
@@ -124,6 +128,8 @@ impl Peer {
             estimate_bps: None,
             loss_ewma: 0.0,
             twcc_loss: false,
+            rtx_copies: 1,
+            audio_loss: None,
             constraints: HashMap::new(),
         }
     }

@@ -27,8 +27,8 @@ use crate::forward::{Constraint, Forward, Forwarder, PacketMeta, TrackKind};
 use crate::ids::{next_id, PeerId, RoomId, TrackId};
 use crate::metrics::{WorkerMetrics, METRICS};
 use crate::peer::{Peer, Slot, WantedTrack};
-use crate::red;
 use crate::speaker::SpeakerDetector;
+use crate::{red, repair};
 use str0m::bwe::{Bitrate, BweKind};
 
 /// Upper bound on how long a command waits while the socket is idle.
@@ -40,13 +40,8 @@ const SPEAKER_POLL: Duration = Duration::from_millis(200);
 const ALLOCATE_EVERY: Duration = Duration::from_millis(500);
 /// Bitrate reserved per received audio track before video is allocated.
 const AUDIO_RESERVE_BPS: u64 = 48_000;
-/// Retransmission budget for forwarded video. str0m's default stops answering NACKs once
-/// resends pass 15 % of a stream's bytes, which random loss of 15 % already reaches: a viewer at
-/// 20 % loss then waits for the next keyframe. Half the bytes lets repair keep up to ≈ 50 % loss
-/// (resends of resends included) and still bounds the cost on a broken path.
-const RTX_RATIO_CAP: f32 = 0.5;
-const RTX_CACHE_PACKETS: usize = 1024;
-const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+/// An audio receiver report's loss counts until the next is due (str0m sends them every 5 s).
+const AUDIO_LOSS_HOLD: Duration = Duration::from_secs(6);
 /// Audio redundancy steps down at most this often once loss falls.
 const RED_DECAY: Duration = Duration::from_secs(5);
 /// Priority bonus for the active speaker's video.
@@ -329,6 +324,11 @@ impl Worker {
                 // while no transport-wide feedback gives a better figure.
                 let audio =
                     self.peers.get(&id).and_then(|p| p.slots.get(&s.mid)).is_some_and(|s| s.kind == TrackKind::Audio);
+                if audio {
+                    if let (Some(p), Some(loss)) = (self.peers.get_mut(&id), s.loss.filter(|l| l.is_finite())) {
+                        p.audio_loss = Some((loss, Instant::now()));
+                    }
+                }
                 if audio || !self.peers.get(&id).is_some_and(|p| p.twcc_loss) {
                     self.adapt_red(id, s.loss);
                 }
@@ -340,6 +340,7 @@ impl Worker {
                         p.twcc_loss = true;
                     }
                     self.adapt_red(id, Some(loss));
+                    self.adapt_repair(id);
                 }
             }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, can_probe }) => {
@@ -472,6 +473,12 @@ impl Worker {
         let Some(loss) = loss.filter(|l| l.is_finite()) else { return };
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let now = Instant::now();
+        // The last audio report is exact where the TWCC figure runs low: it holds as a floor
+        // until the next one is due.
+        let loss = match peer.audio_loss {
+            Some((audio, at)) if now.duration_since(at) < AUDIO_LOSS_HOLD => loss.max(audio),
+            _ => loss,
+        };
         peer.loss_ewma = if peer.loss_ewma == 0.0 { loss } else { 0.8 * peer.loss_ewma + 0.2 * loss };
         let up = red::depth_for_loss(loss);
         let floor = red::depth_for_loss(peer.loss_ewma);
@@ -489,6 +496,25 @@ impl Worker {
                 debug!(peer = id, loss, smoothed = peer.loss_ewma, depth, "audio redundancy");
             }
             slot.red_depth = depth;
+        }
+    }
+
+    /// More copies per NACK as the smoothed downlink loss grows (see `repair`).
+    fn adapt_repair(&mut self, id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let copies = repair::rtx_copies_for_loss(peer.loss_ewma);
+        if copies == peer.rtx_copies {
+            return;
+        }
+        debug!(peer = id, loss = peer.loss_ewma, copies, "retransmission copies");
+        peer.rtx_copies = copies;
+        let mut api = peer.rtc.direct_api();
+        for (mid, slot) in &peer.slots {
+            if slot.active && slot.kind == TrackKind::Video {
+                if let Some(tx) = api.stream_tx_by_mid(*mid, None) {
+                    tx.set_rtx_repeat(copies);
+                }
+            }
         }
     }
 
@@ -707,7 +733,8 @@ impl Worker {
         let mut api = peer.rtc.direct_api();
         for mid in video {
             if let Some(tx) = api.stream_tx_by_mid(mid, None) {
-                tx.set_rtx_cache(RTX_CACHE_PACKETS, RTX_CACHE_AGE, Some(RTX_RATIO_CAP));
+                tx.set_rtx_cache(repair::RTX_CACHE_PACKETS, repair::RTX_CACHE_AGE, Some(repair::RTX_RATIO_CAP));
+                tx.set_rtx_repeat(peer.rtx_copies);
             }
         }
         for (t, stream) in keyframes {

@@ -13,10 +13,12 @@ import { receiverSnapshot, startLossCall } from './lib/losscall.mjs';
 const CAPTURE = { width: 640, height: 360, layers: 2 };
 const LOSS_PERCENT = 20;
 const WINDOW_MS = 15_000;
-// "Keeps decoding": at least ~3 fps through 20 % loss. Today's server repairs downlink loss
-// poorly (runs gave 97–199 frames in 15 s; see docs/benchmarks.md), so the bar is what it must
-// never fall below, not the issue's target; raise it as NACK/RTX and FEC improve.
-const MIN_FRAMES = 50;
+// "Keeps decoding": at least 8 fps of the source's 20 through 20 % loss, frozen for at most a
+// fifth of the window. With NACKs answered by up to three copies, runs give 220-290 frames and
+// 0-0.8 s frozen (before that fix: 97-199 frames and ~4.8 s frozen; docs/benchmarks.md). The
+// bars leave room for a slow, loaded machine; the benchmark measures the real figures.
+const MIN_FRAMES = 120;
+const MAX_FROZEN_S = 3;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -48,8 +50,9 @@ describe('random packet loss made by the kernel', () => {
       const freeze = last.video.totalFreezesDuration - first.video.totalFreezesDuration;
       const lost = last.video.packetsLost - first.video.packetsLost;
       const got = last.video.packetsReceived - first.video.packetsReceived;
+      const rtx = last.video.retransmittedPacketsReceived - first.video.retransmittedPacketsReceived;
       console.log(`${LOSS_PERCENT} % loss for ${WINDOW_MS / 1000} s: kernel dropped ${kernel.dropped}/${kernel.seen} datagrams; ` +
-        `video +${frames} frames, ${freeze.toFixed(1)} s frozen, ${lost}/${lost + got} packets lost after retransmission, ` +
+        `video +${frames} frames, ${freeze.toFixed(1)} s frozen, ${lost}/${lost + got} packets lost on the path, ${rtx} retransmissions received, ` +
         `height ${last.video.frameHeight}; audio +${samples} samples (${(100 * concealed / Math.max(1, samples)).toFixed(1)} % concealed); ` +
         `states ${[...states].join('/')}`);
 
@@ -58,6 +61,8 @@ describe('random packet loss made by the kernel', () => {
         `the nftables rule dropped ${kernel.dropped} of ${kernel.seen} datagrams, expected about ${LOSS_PERCENT} %`);
       assert.ok(frames >= MIN_FRAMES,
         `only ${frames} frames decoded in ${WINDOW_MS / 1000} s at ${LOSS_PERCENT} % loss (want ≥ ${MIN_FRAMES})`);
+      assert.ok(freeze <= MAX_FROZEN_S,
+        `video frozen for ${freeze.toFixed(1)} s of ${WINDOW_MS / 1000} s at ${LOSS_PERCENT} % loss (want ≤ ${MAX_FROZEN_S} s)`);
       assert.ok(samples > 0, `no audio samples received in ${WINDOW_MS / 1000} s at ${LOSS_PERCENT} % loss`);
     } catch (err) {
       process.stderr.write(`\n--- yunshi output (${call.server.url}) ---\n${call.server.logs().slice(-20000)}\n--- end ---\n`);

@@ -14,13 +14,15 @@
 //          publishes through the loss, the receiver is `outside`.
 // Per point, from the receiver's subscribe connection (getStats): freeze share (delta of
 // totalFreezesDuration / seconds), decoded fps vs the sender's encoded fps, frame height,
-// residual packet loss after retransmission; audio concealed share (concealedSamples /
+// packetsLost share and retransmissions received; audio concealed share (concealedSamples /
 // totalSamplesReceived deltas); the kernel's real drop share; the server's NACK/PLI counters.
 //
 // Table columns: kern% the kernel's real drop share; freeze% totalFreezesDuration share (only
 // freezes that ended inside the window); stall% share of 1-s samples without a new frame; fps
-// decoded vs sent (the sender's layer of the receiver's median height); vres%/ares% residual
-// video/audio loss after retransmission (packetsLost share); conceal% audio concealed
+// decoded vs sent (the sender's layer of the receiver's median height); vlost%/alost%
+// Chromium's packetsLost share for video/audio (not the loss left after repair: a packet
+// repaired by retransmission still counts as lost there; freeze% and fps% show the repair);
+// rtx retransmitted video packets received; conceal% audio concealed
 // samples; nack→srv NACKs the server got from subscribers, nack→pub NACKs it sent to
 // publishers (/metrics); pli→srv PLI/FIR sent by the receiving Chromium; recover: time
 // until video flows again after the rule is removed; states: the receiver's connectionState.
@@ -137,7 +139,8 @@ async function measure(call, direction, loss) {
       frame_height_median: medianHeight,
       frame_height_min: heights.length ? Math.min(...heights) : null,
       frame_height_last: r1.video.frameHeight ?? null,
-      residual_loss: videoPackets > 0 ? round(dv('packetsLost') / videoPackets) : null,
+      packets_lost_share: videoPackets > 0 ? round(dv('packetsLost') / videoPackets) : null,
+      retransmitted_received: dv('retransmittedPacketsReceived'),
       frames_dropped: dv('framesDropped'),
       nacks_sent: dv('nackCount'),
       plis_sent: dv('pliCount') + dv('firCount'),
@@ -148,7 +151,7 @@ async function measure(call, direction, loss) {
       silent_concealed_share: audioSamples > 0 ? round(da('silentConcealedSamples') / audioSamples) : null,
       concealment_events: da('concealmentEvents'),
       samples_received: audioSamples,
-      residual_loss: audioPackets > 0 ? round(da('packetsLost') / audioPackets) : null,
+      packets_lost_share: audioPackets > 0 ? round(da('packetsLost') / audioPackets) : null,
     },
     sender_limited_by: [...new Set(s1.layers.map((l) => l.qualityLimitationReason))],
     sender_retransmitted: s1.layers.reduce((a, l) => a + l.retransmittedPacketsSent, 0)
@@ -172,10 +175,10 @@ async function recover(call, direction) {
 }
 
 function printTable(points) {
-  const head = ['dir', 'loss%', 'kern%', 'freeze%', 'stall%', 'fps', 'sent', 'fps%', 'height', 'vres%', 'conceal%', 'ares%', 'nack→srv', 'nack→pub', 'pli→srv', 'recover', 'states'];
+  const head = ['dir', 'loss%', 'kern%', 'freeze%', 'stall%', 'fps', 'sent', 'fps%', 'height', 'vlost%', 'rtx', 'conceal%', 'alost%', 'nack→srv', 'nack→pub', 'pli→srv', 'recover', 'states'];
   const rows = points.map((p) => [p.direction, p.loss, pct(p.kernel_drop_share), pct(p.video.freeze_share), pct(p.video.stall_share), p.video.fps,
-    p.video.sent_fps, pct(p.video.fps_ratio), p.video.frame_height_median, pct(p.video.residual_loss),
-    pct(p.audio.concealed_share), pct(p.audio.residual_loss), p.server?.nacks_rx, p.server?.nacks_tx, p.video.plis_sent,
+    p.video.sent_fps, pct(p.video.fps_ratio), p.video.frame_height_median, pct(p.video.packets_lost_share), p.video.retransmitted_received,
+    pct(p.audio.concealed_share), pct(p.audio.packets_lost_share), p.server?.nacks_rx, p.server?.nacks_tx, p.video.plis_sent,
     p.recover_ms === null ? 'none' : `${p.recover_ms}ms`, p.receiver_states.join('/')]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '-').length)));
   const line = (r) => r.map((c, i) => String(c ?? '-').padStart(widths[i])).join('  ');

@@ -68,7 +68,7 @@ export async function receiverSnapshot(page) {
       if (s.kind === 'video') {
         videos.push({ ...pick(['framesDecoded', 'framesReceived', 'framesDropped', 'framesPerSecond', 'frameHeight', 'frameWidth',
           'freezeCount', 'totalFreezesDuration', 'pauseCount', 'totalPausesDuration', 'packetsReceived', 'packetsLost',
-          'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded']), mid: s.mid });
+          'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'retransmittedPacketsReceived']), mid: s.mid });
       } else if (s.kind === 'audio') {
         snap.audio = pick(['totalSamplesReceived', 'concealedSamples', 'silentConcealedSamples', 'concealmentEvents',
           'packetsReceived', 'packetsLost', 'insertedSamplesForDeceleration', 'removedSamplesForAcceleration']);

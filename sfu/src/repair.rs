@@ -1,0 +1,56 @@
+//! Retransmission policy for forwarded video: how much of a stream may go to resends, and how
+//! many copies answer each NACK at a given downlink loss.
+
+use std::time::Duration;
+
+/// Share of a stream's bytes that may go to retransmission. str0m's default (15 %) stops
+/// answering NACKs at about 15 % random loss, so a viewer at 20 % waited for the next keyframe.
+/// 60 % keeps three copies per NACK (see `rtx_copies_for_loss`) answered up to ≈ 40 % loss and
+/// still bounds the cost on a broken path.
+pub const RTX_RATIO_CAP: f32 = 0.6;
+/// Packets kept for retransmission per forwarded video stream, and for how long.
+pub const RTX_CACHE_PACKETS: usize = 1024;
+pub const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+
+/// How many copies answer one NACKed packet on a downlink that loses `loss` (0..1).
+///
+/// A receive-only Chromium peer connection has no RTT measurement and asks again for a
+/// missing packet only every 100 ms; each round a single copy is lost with probability
+/// `loss`, and a frame waiting two rounds is a visible freeze. With `n` copies a round fails
+/// with `loss^n`: at 30 % loss, 0.3 → 0.027 with three copies. Copies cost only on lost
+/// packets: `loss × n` of the stream's bytes.
+pub fn rtx_copies_for_loss(loss: f32) -> usize {
+    if !loss.is_finite() || loss < 0.05 {
+        1
+    } else if loss < 0.15 {
+        2
+    } else {
+        3
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_grow_with_loss() {
+        assert_eq!(rtx_copies_for_loss(f32::NAN), 1);
+        assert_eq!(rtx_copies_for_loss(0.0), 1);
+        assert_eq!(rtx_copies_for_loss(0.1), 2);
+        assert_eq!(rtx_copies_for_loss(0.3), 3);
+        assert_eq!(rtx_copies_for_loss(0.9), 3);
+    }
+
+    #[test]
+    fn the_cap_leaves_room_for_the_copies_at_forty_percent_loss() {
+        // Resend bytes per original byte after every round: loss × copies, then again for the
+        // packets whose copies were all lost.
+        let loss: f32 = 0.4;
+        let copies = rtx_copies_for_loss(loss) as f32;
+        let first_round = loss * copies;
+        let later_rounds = loss * loss.powf(copies) * copies;
+        let ratio = (first_round + later_rounds) / (1.0 + first_round + later_rounds);
+        assert!(ratio < RTX_RATIO_CAP, "resend share {ratio} at 40 % loss");
+    }
+}
