@@ -47,6 +47,9 @@ pub struct Cli {
     /// Share each receiver's estimated bandwidth among its videos (experimental).
     #[arg(long, env = "YUNSHI_ALLOCATE_BANDWIDTH")]
     pub allocate_bandwidth: Option<bool>,
+    /// FEC on subscribers' video: off, auto (by loss and RTT) or always (by loss).
+    #[arg(long, env = "YUNSHI_VIDEO_FEC")]
+    pub video_fec: Option<String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -62,6 +65,7 @@ struct File {
     log: Option<String>,
     metrics_public: Option<bool>,
     allocate_bandwidth: Option<bool>,
+    video_fec: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +80,7 @@ pub struct Config {
     pub log: String,
     pub metrics_public: bool,
     pub allocate_bandwidth: bool,
+    pub video_fec: sfu::VideoFec,
 }
 
 impl Config {
@@ -99,6 +104,7 @@ impl Config {
             log: cli.log.or(file.log).unwrap_or_else(|| "info".into()),
             metrics_public: cli.metrics_public.or(file.metrics_public).unwrap_or(true),
             allocate_bandwidth: cli.allocate_bandwidth.or(file.allocate_bandwidth).unwrap_or(false),
+            video_fec: cli.video_fec.or(file.video_fec).as_deref().unwrap_or("auto").parse()?,
         })
     }
 }

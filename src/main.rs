@@ -60,6 +60,7 @@ async fn run(cfg: config::Config) -> Result<(), String> {
         public_ip: cfg.public_ip,
         workers: cfg.workers,
         allocate_bandwidth: cfg.allocate_bandwidth,
+        video_fec: cfg.video_fec,
     };
     let node = Node::start(store.clone(), &media).map_err(|e| format!("media: {e}"))?;
     let state = web::Data::new(AppState {

@@ -24,6 +24,8 @@ pub struct MediaConfig {
     pub workers: usize,
     /// Share receivers' bandwidth estimates among their video (see docs/architecture.md).
     pub allocate_bandwidth: bool,
+    /// FEC on subscribers' video.
+    pub video_fec: sfu::VideoFec,
 }
 
 pub struct Node {
@@ -46,8 +48,13 @@ impl Node {
                 let port = media.udp_port.checked_add(i as u16).unwrap_or(0);
                 let bind = SocketAddr::new(media.bind_ip, port);
                 let candidate = SocketAddr::new(media.public_ip, port);
-                let config =
-                    sfu::WorkerConfig { index: i, bind, candidate, allocate_bandwidth: media.allocate_bandwidth };
+                let config = sfu::WorkerConfig {
+                    index: i,
+                    bind,
+                    candidate,
+                    allocate_bandwidth: media.allocate_bandwidth,
+                    video_fec: media.video_fec,
+                };
                 match sfu::spawn_worker(config, sink.clone()) {
                     Ok(w) => workers.push(w),
                     Err(e) => err = Some(std::io::Error::new(e.kind(), format!("UDP {bind}: {e}"))),

@@ -6,16 +6,19 @@
 pub mod allocate;
 pub mod codec;
 pub mod command;
+pub mod fec;
 pub mod forward;
 pub mod ids;
 pub mod metrics;
 mod peer;
 pub mod red;
 pub mod repair;
+mod sdp_fec;
 pub mod speaker;
 mod worker;
 
 pub use command::{EventSink, LayerConstraint, PeerKind, SfuError, WorkerCommand, WorkerEvent};
+pub use fec::VideoFec;
 pub use forward::TrackKind;
 pub use ids::{next_id, PeerId, RoomId, TrackId};
 pub use worker::{spawn_worker, WorkerConfig, WorkerHandle};

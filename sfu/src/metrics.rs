@@ -35,7 +35,11 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let participants = gauge("yunshi_participants", "Connected participants (browser, WHIP, WHEP)");
     let tracks = gauge("yunshi_tracks", "Published tracks");
     let peers = gauge("yunshi_peer_connections", "Peer connections on media workers");
-    let packets = counter("yunshi_packets_total", "RTP packets by direction and kind", &["direction", "kind"]);
+    let packets = counter(
+        "yunshi_packets_total",
+        "RTP packets by direction and kind (audio, video; out also fec: ULPFEC parity sent)",
+        &["direction", "kind"],
+    );
     let bytes = counter("yunshi_bytes_total", "RTP payload bytes by direction and kind", &["direction", "kind"]);
     let nacks = counter("yunshi_nacks_total", "NACKs by direction (rx = received from subscribers)", &["direction"]);
     let plis = counter("yunshi_plis_total", "Keyframe requests (PLI/FIR) by direction", &["direction"]);
@@ -61,6 +65,7 @@ pub struct WorkerMetrics {
     pub bytes_out_video: IntCounter,
     pub plis_in: IntCounter,
     pub plis_out: IntCounter,
+    pub fec_packets_out: IntCounter,
     pub dropped_malformed: IntCounter,
     pub dropped_unknown_peer: IntCounter,
     pub forward_latency: Histogram,
@@ -80,6 +85,7 @@ impl WorkerMetrics {
             bytes_out_video: m.bytes.with_label_values(&["out", "video"]),
             plis_in: m.plis.with_label_values(&["rx"]),
             plis_out: m.plis.with_label_values(&["tx"]),
+            fec_packets_out: m.packets.with_label_values(&["out", "fec"]),
             dropped_malformed: m.dropped.with_label_values(&["malformed"]),
             dropped_unknown_peer: m.dropped.with_label_values(&["unknown_peer"]),
             forward_latency: m.forward_latency.clone(),

@@ -18,6 +18,7 @@ use str0m::{Candidate, Rtc};
 use crate::command::{PeerKind, SfuError};
 use crate::forward::{Constraint, TrackKind};
 use crate::ids::{PeerId, RoomId, TrackId};
+use crate::sdp_fec::{self, FecPts};
 
 /// A send m-line of this peer and what feeds it.
 #[derive(Debug)]
@@ -35,11 +36,13 @@ pub struct Slot {
     pub red_depth: usize,
     /// When `red_depth` last changed.
     pub red_changed: Option<Instant>,
+    /// Video with ULPFEC: media packets written since the last parity packets.
+    pub fec_media: usize,
 }
 
 impl Slot {
     pub fn new(kind: TrackKind, track: Option<TrackId>, negotiated: bool) -> Self {
-        Self { kind, track, negotiated, active: false, pt: None, red_depth: 0, red_changed: None }
+        Self { kind, track, negotiated, active: false, pt: None, red_depth: 0, red_changed: None, fec_media: 0 }
     }
 }
 
@@ -85,6 +88,14 @@ pub struct Peer {
     /// What the receiver asked for per track (tile size, frame rate, hidden). Kept here, not
     /// only in the forwarder, because a client may ask before the track's m-line is live.
     pub constraints: HashMap<TrackId, Constraint>,
+    /// Offer RED/ULPFEC for video to this subscriber.
+    pub fec: bool,
+    /// Video m-lines where RED/ULPFEC were negotiated, with their payload types.
+    pub fec_pts: HashMap<Mid, FecPts>,
+    /// The payload types our offers propose for them (chosen once per connection).
+    pub fec_offer: Option<FecPts>,
+    /// Latest round-trip time str0m measured to this peer.
+    pub rtt: Option<Duration>,
 }
 
 /// How often str0m reports per-media statistics (NACK/PLI counters for /metrics).
@@ -93,7 +104,15 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 const INITIAL_ESTIMATE_KBPS: u64 = 1_500;
 
 impl Peer {
-    pub fn new(id: PeerId, room: RoomId, kind: PeerKind, candidate: SocketAddr, bwe: bool, now: Instant) -> Self {
+    pub fn new(
+        id: PeerId,
+        room: RoomId,
+        kind: PeerKind,
+        candidate: SocketAddr,
+        bwe: bool,
+        fec: bool,
+        now: Instant,
+    ) -> Self {
         // Opus with RFC 2198 RED: browsers send redundant audio when it is negotiated.
         let mut config = Rtc::builder()
             .set_ice_lite(true)
@@ -131,6 +150,10 @@ impl Peer {
             rtx_copies: 1,
             audio_loss: None,
             constraints: HashMap::new(),
+            fec: fec && !kind.publishes(),
+            fec_pts: HashMap::new(),
+            fec_offer: None,
+            rtt: None,
         }
     }
 
@@ -138,7 +161,13 @@ impl Peer {
     pub fn accept_offer(&mut self, sdp: &str) -> Result<String, SfuError> {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
         let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| SfuError::Rejected(e.to_string()))?;
-        let answer = answer.to_sdp_string();
+        let mut answer = answer.to_sdp_string();
+        if self.fec {
+            // Take over the viewer's RED/ULPFEC payload types for its video m-lines.
+            let offered = sdp_fec::negotiated(sdp);
+            answer = sdp_fec::add(&answer, &offered);
+            self.set_fec_pts(&answer);
+        }
         if self.kind == PeerKind::Whep {
             // str0m announces the m-lines (MediaAdded) only once connected; a viewer's slots are
             // known from the answer already, so the room can bind sources right away.
@@ -156,6 +185,9 @@ impl Peer {
             return Err(SfuError::Rejected("no offer is outstanding".into()));
         };
         self.rtc.sdp_api().accept_answer(pending, answer).map_err(|e| SfuError::Rejected(e.to_string()))?;
+        if self.fec {
+            self.set_fec_pts(sdp);
+        }
         for mid in &mids {
             if let Some(slot) = self.slots.get_mut(mid) {
                 slot.negotiated = true;
@@ -201,7 +233,29 @@ impl Peer {
             mids.push(mid);
         }
         self.pending_offer = Some((pending, mids));
-        Some(offer.to_sdp_string())
+        let mut offer = offer.to_sdp_string();
+        if self.fec {
+            // Keep the earlier choice while this offer leaves it free (the first offer may have
+            // had no video m-line, so its "free" types may be str0m's video codecs).
+            let free = sdp_fec::unused_pts(&offer);
+            if self.fec_offer.is_none_or(|p| !sdp_fec::pts_free(&offer, p)) {
+                self.fec_offer = free;
+            }
+            if let Some(pts) = self.fec_offer {
+                let video = self.slots.iter().filter(|(_, s)| s.kind == TrackKind::Video);
+                let wanted: HashMap<String, FecPts> = video.map(|(mid, _)| (mid.to_string(), pts)).collect();
+                offer = sdp_fec::add(&offer, &wanted);
+            }
+        }
+        Some(offer)
+    }
+
+    /// Record where the final SDP (our answer, or the client's) negotiated video FEC.
+    fn set_fec_pts(&mut self, sdp: &str) {
+        for (mid, pts) in sdp_fec::negotiated(sdp) {
+            tracing::debug!(peer = self.id, %mid, red = pts.red, ulpfec = pts.ulpfec, "video FEC negotiated");
+            self.fec_pts.insert(Mid::from(mid.as_str()), pts);
+        }
     }
 
     /// Our payload type (and RED's, if this peer negotiated it) for the codec the source uses.

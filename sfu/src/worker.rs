@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use crate::allocate::{allocate, Grant};
 use crate::codec::VideoCodec;
 use crate::command::{EventSink, PeerKind, SfuError, WorkerCommand, WorkerEvent};
+use crate::fec::VideoFec;
 use crate::forward::{Constraint, Forward, Forwarder, PacketMeta, TrackKind};
 use crate::ids::{next_id, PeerId, RoomId, TrackId};
 use crate::metrics::{WorkerMetrics, METRICS};
@@ -95,6 +96,7 @@ pub struct Worker {
     speaker_peer: HashMap<RoomId, PeerId>,
     next_allocation: Instant,
     allocate_bandwidth: bool,
+    video_fec: VideoFec,
 }
 
 /// How a worker is set up.
@@ -106,11 +108,13 @@ pub struct WorkerConfig {
     pub candidate: SocketAddr,
     /// Share each receiver's send-side bandwidth estimate among its video (TWCC BWE).
     pub allocate_bandwidth: bool,
+    /// FEC on subscribers' video.
+    pub video_fec: VideoFec,
 }
 
 /// Bind and start a worker thread.
 pub fn spawn_worker(config: WorkerConfig, events: EventSink) -> std::io::Result<WorkerHandle> {
-    let WorkerConfig { index, bind, candidate, allocate_bandwidth } = config;
+    let WorkerConfig { index, bind, candidate, allocate_bandwidth, video_fec } = config;
     let socket = UdpSocket::bind(bind)?;
     let (tx, rx) = crossbeam_channel::unbounded();
     let worker = Worker {
@@ -131,6 +135,7 @@ pub fn spawn_worker(config: WorkerConfig, events: EventSink) -> std::io::Result<
         speaker_peer: HashMap::new(),
         next_allocation: Instant::now(),
         allocate_bandwidth,
+        video_fec,
     };
     std::thread::Builder::new().name(format!("media-{index}")).spawn(move || worker.run())?;
     info!(index, %bind, %candidate, "media worker started");
@@ -334,6 +339,9 @@ impl Worker {
                 }
             }
             Event::PeerStats(s) => {
+                if let (Some(p), Some(rtt)) = (self.peers.get_mut(&id), s.rtt) {
+                    p.rtt = Some(rtt);
+                }
                 debug!(peer = id, egress = ?s.egress_loss_fraction, ingress = ?s.ingress_loss_fraction, rtt = ?s.rtt, "peer stats");
                 if let Some(loss) = s.egress_loss_fraction {
                     if let Some(p) = self.peers.get_mut(&id) {
@@ -680,6 +688,24 @@ impl Worker {
                 }
             }
             tx.write_rtp(write);
+            // Parity after each frame for a subscriber with video FEC, as much as its loss and
+            // round trip call for; the parity packets take sequence numbers kept free here.
+            if kind == TrackKind::Video && tx.ulpfec_enabled() {
+                if let Some(slot) = sub.slots.get_mut(&mid) {
+                    slot.fec_media += 1;
+                    if f.marker {
+                        let rtt = sub.rtt.unwrap_or_default();
+                        let n = self.video_fec.packets(slot.fec_media, sub.loss_ewma, rtt);
+                        if n > 0 {
+                            if let Some(first) = self.forwarder.reserve_seq(track, f.to, n as u64) {
+                                tx.write_fec(first.into(), n);
+                                self.metrics.fec_packets_out.inc_by(n as u64);
+                            }
+                        }
+                        slot.fec_media = 0;
+                    }
+                }
+            }
             match kind {
                 TrackKind::Audio => {
                     self.metrics.packets_out_audio.inc();
@@ -735,6 +761,8 @@ impl Worker {
             if let Some(tx) = api.stream_tx_by_mid(mid, None) {
                 tx.set_rtx_cache(repair::RTX_CACHE_PACKETS, repair::RTX_CACHE_AGE, Some(repair::RTX_RATIO_CAP));
                 tx.set_rtx_repeat(peer.rtx_copies);
+                let fec = peer.fec_pts.get(&mid).map(|p| (p.red.into(), p.ulpfec.into()));
+                tx.set_ulpfec(fec);
             }
         }
         for (t, stream) in keyframes {
@@ -818,7 +846,15 @@ impl Worker {
         kind: PeerKind,
         offer: Option<String>,
     ) -> Result<String, SfuError> {
-        let mut peer = Peer::new(id, room, kind, self.candidate, self.allocate_bandwidth, Instant::now());
+        let mut peer = Peer::new(
+            id,
+            room,
+            kind,
+            self.candidate,
+            self.allocate_bandwidth,
+            self.video_fec != VideoFec::Off,
+            Instant::now(),
+        );
         let sdp = match (kind, offer) {
             (PeerKind::Subscribe, _) => {
                 peer.make_offer(true).ok_or_else(|| SfuError::Rejected("nothing to offer".into()))?

@@ -362,6 +362,12 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
     }
 
     /// The layer a subscription currently receives (for tests and stats).
+    /// Keep `n` sequence numbers free in `to`'s view of `track` after the last packet it was
+    /// given, for packets the sender adds (FEC); returns the first. `None` before any output.
+    pub fn reserve_seq(&mut self, track: TrackId, to: S, n: u64) -> Option<u64> {
+        self.tracks.get_mut(&track)?.subs.iter_mut().find(|s| s.to == to)?.rewriter.reserve(n)
+    }
+
     pub fn current_layer(&self, track: TrackId, to: S) -> Option<Target> {
         self.tracks.get(&track)?.subs.iter().find(|s| s.to == to)?.selector.current()
     }

@@ -5,6 +5,7 @@
 //! subscription keeps its own offsets; on a rebase the next packet continues right after the
 //! last one sent, and its timestamp advances by the wall-clock time that has passed.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 #[derive(Debug, Clone)]
@@ -20,8 +21,14 @@ pub struct SeqTsRewriter {
     /// Input numbers at or below the last skipped one map ambiguously once the offset moved;
     /// late packets from before a skip are refused.
     skip_floor: Option<u64>,
+    /// Offsets in force before each `reserve`, oldest first: (last input number they applied
+    /// to, offset). A late packet from before a reservation keeps its old place.
+    reserved: VecDeque<(u64, u64)>,
     last_out: Option<LastOut>,
 }
+
+/// Reservations remembered for late packets (about a second of frames).
+const RESERVED_HISTORY: usize = 32;
 
 #[derive(Debug, Clone, Copy)]
 struct LastOut {
@@ -39,6 +46,7 @@ impl SeqTsRewriter {
             epoch_start: None,
             highest_in: 0,
             skip_floor: None,
+            reserved: VecDeque::new(),
             last_out: None,
         }
     }
@@ -57,6 +65,30 @@ impl SeqTsRewriter {
         self.highest_in = seq;
         self.seq_offset = self.seq_offset.wrapping_sub(1);
         self.skip_floor = Some(seq);
+        // Everything before the skip is refused now; older reservations no longer matter.
+        self.reserved.clear();
+    }
+
+    /// Keep `n` output sequence numbers free after the newest packet (for packets the sender
+    /// adds, such as FEC) and return the first of them; `None` before any output.
+    pub fn reserve(&mut self, n: u64) -> Option<u64> {
+        self.epoch_start?;
+        let first = self.highest_in.wrapping_add(self.seq_offset).wrapping_add(1);
+        if n == 0 {
+            return Some(first);
+        }
+        if self.reserved.len() == RESERVED_HISTORY {
+            // Late packets older than the history can no longer be placed.
+            if let Some((boundary, _)) = self.reserved.pop_front() {
+                self.skip_floor = Some(self.skip_floor.map_or(boundary + 1, |f| f.max(boundary + 1)));
+            }
+        }
+        self.reserved.push_back((self.highest_in, self.seq_offset));
+        self.seq_offset = self.seq_offset.wrapping_add(n);
+        if let Some(last) = self.last_out.as_mut() {
+            last.seq = last.seq.max(first + n - 1);
+        }
+        Some(first)
     }
 
     /// Set the clock rate of the source feeding this subscription (it may change on a switch).
@@ -84,13 +116,15 @@ impl SeqTsRewriter {
                 self.epoch_start = Some(seq);
                 self.highest_in = seq;
                 self.skip_floor = None;
+                self.reserved.clear();
             }
             Some(start) if seq < start => return None,
             Some(_) if self.skip_floor.is_some_and(|f| seq < f) => return None,
             Some(_) => {}
         }
         self.highest_in = self.highest_in.max(seq);
-        let out_seq = seq.wrapping_add(self.seq_offset);
+        let offset = self.reserved.iter().find(|(boundary, _)| seq <= *boundary).map_or(self.seq_offset, |r| r.1);
+        let out_seq = seq.wrapping_add(offset);
         let out_ts = ts.wrapping_add(self.ts_offset);
         if self.last_out.is_none_or(|l| out_seq > l.seq) {
             self.last_out = Some(LastOut { seq: out_seq, ts: out_ts, at: now });
@@ -149,6 +183,28 @@ mod tests {
         let mut fresh = SeqTsRewriter::new(90_000);
         fresh.skip(5);
         assert_eq!(fresh.rewrite(6, 0, t0).unwrap().0, 6);
+    }
+
+    #[test]
+    fn reserved_numbers_are_left_free_and_late_packets_keep_their_place() {
+        let t0 = Instant::now();
+        let mut r = SeqTsRewriter::new(90_000);
+        assert_eq!(r.reserve(2), None, "nothing sent yet");
+        assert_eq!(r.rewrite(10, 0, t0).unwrap().0, 10);
+        assert_eq!(r.rewrite(12, 0, t0).unwrap().0, 12);
+        // Two FEC packets after 12: they take 13 and 14.
+        assert_eq!(r.reserve(2), Some(13));
+        assert_eq!(r.rewrite(13, 3000, t0).unwrap().0, 15);
+        // 11 arrives late (a retransmission from the publisher): it keeps its old place.
+        assert_eq!(r.rewrite(11, 0, t0).unwrap().0, 11);
+        assert_eq!(r.reserve(1), Some(16));
+        assert_eq!(r.rewrite(14, 6000, t0).unwrap().0, 17);
+        // Long history: reservations beyond it refuse the oldest late packets instead.
+        for i in 0..(RESERVED_HISTORY as u64 + 1) {
+            r.rewrite(15 + i, 0, t0);
+            r.reserve(1);
+        }
+        assert_eq!(r.rewrite(11, 0, t0), None);
     }
 
     #[test]

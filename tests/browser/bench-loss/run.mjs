@@ -22,7 +22,7 @@
 // decoded vs sent (the sender's layer of the receiver's median height); vlost%/alost%
 // Chromium's packetsLost share for video/audio (not the loss left after repair: a packet
 // repaired by retransmission still counts as lost there; freeze% and fps% show the repair);
-// rtx retransmitted video packets received; conceal% audio concealed
+// rtx retransmitted video packets received; fec ULPFEC packets received; conceal% audio concealed
 // samples; nack→srv NACKs the server got from subscribers, nack→pub NACKs it sent to
 // publishers (/metrics); pli→srv PLI/FIR sent by the receiving Chromium; recover: time
 // until video flows again after the rule is removed; states: the receiver's connectionState.
@@ -41,6 +41,8 @@
 // |   |   | each direction runs the union of the two lists, ascending, and measures both kinds) |
 // | BENCH_LOSS_OUT | bench-loss/results.json | JSON results |
 // | BENCH_LOSS_PNG | bench-loss/loss.png | plot ('' for none) |
+// | BENCH_RTT_MS | 0 | added round trip (lib/delayrelay.mjs, half each way, both pages) |
+// | BENCH_VIDEO_FEC | (server default: auto) | the server's video_fec: off, auto, always |
 
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -60,6 +62,8 @@ const VIDEO_LOSSES = list(process.env.BENCH_VIDEO_LOSSES, '0,10,20,30,40');
 const AUDIO_LOSSES = list(process.env.BENCH_AUDIO_LOSSES, '0,20,50,70,80');
 const OUT = process.env.BENCH_LOSS_OUT || path.join(HERE, 'results.json');
 const PNG = process.env.BENCH_LOSS_PNG ?? path.join(HERE, 'loss.png');
+const RTT_MS = Number(process.env.BENCH_RTT_MS || 0);
+const SERVER_ENV = process.env.BENCH_VIDEO_FEC ? { YUNSHI_VIDEO_FEC: process.env.BENCH_VIDEO_FEC } : {};
 const SAMPLE_MS = 1000;
 const RECOVER_TIMEOUT_MS = 30_000;
 
@@ -141,6 +145,8 @@ async function measure(call, direction, loss) {
       frame_height_last: r1.video.frameHeight ?? null,
       packets_lost_share: videoPackets > 0 ? round(dv('packetsLost') / videoPackets) : null,
       retransmitted_received: dv('retransmittedPacketsReceived'),
+      fec_received: dv('fecPacketsReceived'),
+      fec_discarded: dv('fecPacketsDiscarded'),
       frames_dropped: dv('framesDropped'),
       nacks_sent: dv('nackCount'),
       plis_sent: dv('pliCount') + dv('firCount'),
@@ -175,9 +181,9 @@ async function recover(call, direction) {
 }
 
 function printTable(points) {
-  const head = ['dir', 'loss%', 'kern%', 'freeze%', 'stall%', 'fps', 'sent', 'fps%', 'height', 'vlost%', 'rtx', 'conceal%', 'alost%', 'nack→srv', 'nack→pub', 'pli→srv', 'recover', 'states'];
+  const head = ['dir', 'loss%', 'kern%', 'freeze%', 'stall%', 'fps', 'sent', 'fps%', 'height', 'vlost%', 'rtx', 'fec', 'conceal%', 'alost%', 'nack→srv', 'nack→pub', 'pli→srv', 'recover', 'states'];
   const rows = points.map((p) => [p.direction, p.loss, pct(p.kernel_drop_share), pct(p.video.freeze_share), pct(p.video.stall_share), p.video.fps,
-    p.video.sent_fps, pct(p.video.fps_ratio), p.video.frame_height_median, pct(p.video.packets_lost_share), p.video.retransmitted_received,
+    p.video.sent_fps, pct(p.video.fps_ratio), p.video.frame_height_median, pct(p.video.packets_lost_share), p.video.retransmitted_received, p.video.fec_received,
     pct(p.audio.concealed_share), pct(p.audio.packets_lost_share), p.server?.nacks_rx, p.server?.nacks_tx, p.video.plis_sent,
     p.recover_ms === null ? 'none' : `${p.recover_ms}ms`, p.receiver_states.join('/')]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '-').length)));
@@ -235,12 +241,13 @@ async function plot(browser, points, file) {
 }
 
 const started = new Date().toISOString();
-const call = await startLossCall({ capture: CAPTURE });
+const call = await startLossCall({ capture: CAPTURE, serverEnv: SERVER_ENV, rttMs: RTT_MS });
 const points = [];
 let failure = null;
 try {
   console.error(`bench-loss: server ${call.server.url} (media UDP ${call.server.udpPorts.join('-')}), namespace ${call.ns.name} ` +
-    `(${call.ns.nsIp}), ${SECONDS} s per point, directions ${DIRECTIONS.join(',')}`);
+    `(${call.ns.nsIp}), ${SECONDS} s per point, directions ${DIRECTIONS.join(',')}, added RTT ${RTT_MS} ms, ` +
+    `video_fec ${SERVER_ENV.YUNSHI_VIDEO_FEC ?? 'default'}`);
   await sleep(WARMUP_SECONDS * 1000);
   const losses = [...new Set([...VIDEO_LOSSES, ...AUDIO_LOSSES])].sort((a, b) => a - b);
   for (const direction of DIRECTIONS) {

@@ -47,6 +47,7 @@ export async function launchChromium({ media = 'fake', capture = captureFromEnv(
   // Pages answered by route.fulfill() have no address, and Chromium would then refuse
   // their connections to the loopback server.
   if (process.env.YUNSHI_WEB_DIR) args.push('--disable-features=LocalNetworkAccessChecks');
+  if (process.env.YUNSHI_CHROMIUM_ARGS) args.push(...process.env.YUNSHI_CHROMIUM_ARGS.split(' ').filter(Boolean));
 
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath,

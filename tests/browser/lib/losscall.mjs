@@ -5,28 +5,37 @@
 // other, so the namespace's input rule degrades what `inside` receives (downlink) and its
 // output rule what `outside` receives from `inside` (uplink).
 //
-//   const call = await startLossCall({ capture: { width: 640, height: 360, layers: 2 } });
+//   const call = await startLossCall({ capture: { width: 640, height: 360, layers: 2 },
+//                                      serverEnv: { YUNSHI_VIDEO_FEC: 'always' } });
 //   call.ns.setLoss({ ports: call.server.udpPorts, down: 20 });
 //   await receiverSnapshot(call.inside); await senderSnapshot(call.outside);
 //   await call.close();   // browsers, server, namespace; safe to call after a failure
 
 import { createRoom, createUser, loginToken } from './api.mjs';
 import { launchChromium } from './chromium.mjs';
+import { startDelayRelay } from './delayrelay.mjs';
 import { createLossNamespace } from './netns.mjs';
 import { startServer } from './server.mjs';
 import { pollUntil } from './stats.mjs';
 import { joinViaDeepLink } from './ui.mjs';
 
-export async function startLossCall({ capture } = {}) {
-  const call = { ns: null, server: null, browsers: [], token: null, outside: null, inside: null };
+// rttMs > 0: media goes through lib/delayrelay.mjs, adding rttMs / 2 each way for both pages.
+export async function startLossCall({ capture, serverEnv = {}, rttMs = 0 } = {}) {
+  const call = { ns: null, server: null, relay: null, browsers: [], token: null, outside: null, inside: null };
   call.close = async () => {
     for (const b of call.browsers) await b.close().catch(() => {});
+    call.relay?.close();
     await call.server?.stop().catch(() => {});
     call.ns?.destroy();
   };
   try {
     call.ns = await createLossNamespace();
-    call.server = await startServer({ host: call.ns.hostIp, mediaBind: call.ns.hostIp });
+    const mediaBind = rttMs > 0 ? '127.0.0.1' : call.ns.hostIp;
+    call.server = await startServer({ host: call.ns.hostIp, publicIp: call.ns.hostIp, mediaBind, env: serverEnv });
+    if (rttMs > 0) {
+      const ports = Array.from({ length: call.server.workers }, (_, i) => call.server.udpPort + i);
+      call.relay = await startDelayRelay({ frontIp: call.ns.hostIp, ports, oneWayMs: rttMs / 2 });
+    }
     const { server } = call;
     call.token = await loginToken(server.url, 'admin', server.adminPassword);
     const room = await createRoom(server.url, call.token);
@@ -68,7 +77,7 @@ export async function receiverSnapshot(page) {
       if (s.kind === 'video') {
         videos.push({ ...pick(['framesDecoded', 'framesReceived', 'framesDropped', 'framesPerSecond', 'frameHeight', 'frameWidth',
           'freezeCount', 'totalFreezesDuration', 'pauseCount', 'totalPausesDuration', 'packetsReceived', 'packetsLost',
-          'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'retransmittedPacketsReceived']), mid: s.mid });
+          'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'retransmittedPacketsReceived', 'fecPacketsReceived', 'fecPacketsDiscarded']), mid: s.mid });
       } else if (s.kind === 'audio') {
         snap.audio = pick(['totalSamplesReceived', 'concealedSamples', 'silentConcealedSamples', 'concealmentEvents',
           'packetsReceived', 'packetsLost', 'insertedSamplesForDeceleration', 'removedSamplesForAcceleration']);
@@ -110,5 +119,6 @@ export async function serverCounters(server, token) {
     nacks_tx: value(/^yunshi_nacks_total\{direction="tx"\} (\d+)/m),
     plis_in: value(/^yunshi_plis_total\{direction="rx"\} (\d+)/m),
     plis_out: value(/^yunshi_plis_total\{direction="tx"\} (\d+)/m),
+    fec_out: value(/^yunshi_packets_total\{direction="out",kind="fec"\} (\d+)/m),
   };
 }

@@ -80,9 +80,10 @@ async function waitHealthy(url, child, deadline) {
 
 // host: the address HTTP listens on (and the url's host); publicIp: the address in ICE
 // candidates (default: host); mediaBind: the address the media UDP sockets bind to (default:
-// the server's own default). The defaults keep everything on loopback.
+// the server's own default); env: extra environment (YUNSHI_* settings). The defaults keep
+// everything on loopback.
 export async function startServer({ workers = os.availableParallelism(), host = '127.0.0.1', publicIp = host,
-  mediaBind } = {}) {
+  mediaBind, env = {} } = {}) {
   if (!existsSync(YUNSHI_BIN)) {
     throw new Error(`server binary not found at ${YUNSHI_BIN} (build it, or set YUNSHI_BIN)`);
   }
@@ -100,7 +101,7 @@ export async function startServer({ workers = os.availableParallelism(), host = 
     ...(mediaBind ? ['--media-bind', mediaBind] : []),
     '--data', dataDir,
   ], {
-    env: { ...process.env, YUNSHI_ADMIN_PASSWORD: adminPassword, RUST_LOG: process.env.RUST_LOG || 'info' },
+    env: { ...process.env, YUNSHI_ADMIN_PASSWORD: adminPassword, RUST_LOG: process.env.RUST_LOG || 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   running.add(child);
@@ -153,6 +154,7 @@ export async function startServer({ workers = os.availableParallelism(), host = 
     pid: child.pid,
     httpPort,
     udpPort,
+    workers,
     // The UDP ports the media workers may use: [first, last].
     udpPorts: [udpPort, udpPort + workers + 1],
     dataDir,

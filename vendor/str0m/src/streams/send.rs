@@ -151,6 +151,9 @@ pub struct StreamTx {
     // yunshi: copies sent per NACKed packet (1 = upstream behaviour).
     rtx_repeat: usize,
 
+    // yunshi: ULPFEC inside RED (`set_ulpfec`).
+    ulpfec: Option<Ulpfec>,
+
     /// Last time we produced a SR.
     last_sender_report: Instant,
 
@@ -385,6 +388,7 @@ impl StreamTx {
             rtx_cache: RtxCache::new(2000, DEFAULT_RTX_CACHE_DURATION),
             rtx_ratio_cap: DEFAULT_RTX_RATIO_CAP,
             rtx_repeat: 1,
+            ulpfec: None,
             last_sender_report: already_happened(),
             pending_request_keyframe: None,
             pending_request_remb: None,
@@ -491,6 +495,59 @@ impl StreamTx {
         self.rtx_repeat = copies.clamp(1, 4);
     }
 
+    // yunshi: ULPFEC (RFC 5109) inside RED (RFC 2198), as libwebrtc sends and receives it.
+    /// Protect this stream with ULPFEC carried in RED, or stop (`None`).
+    ///
+    /// While on, every regular packet goes out wrapped in RED (`red` PT, one header byte with
+    /// the media PT); resends stay plain RTX of the media PT. After a frame, `write_fec`
+    /// queues parity packets over the media packets sent since the previous ones.
+    pub fn set_ulpfec(&mut self, red: Option<(Pt, Pt)>) {
+        self.ulpfec = red.map(|(red, ulpfec)| Ulpfec {
+            red,
+            ulpfec,
+            last_media: None,
+            group: Vec::new(),
+            spare: Vec::new(),
+            pending: VecDeque::new(),
+        });
+    }
+
+    /// Whether `set_ulpfec` is on.
+    pub fn ulpfec_enabled(&self) -> bool {
+        self.ulpfec.is_some()
+    }
+
+    /// Queue `count` ULPFEC packets with sequence numbers `first`, `first + 1`, … (which the
+    /// caller keeps free in its numbering) protecting the media packets written since the last
+    /// call. FEC packet `j` covers media packets `j`, `j + count`, … of the group. The parity
+    /// is computed when each packet is sent, from the exact bytes that went out.
+    pub fn write_fec(&mut self, first: SeqNo, count: usize) {
+        let Some(fec) = self.ulpfec.as_mut() else { return };
+        let Some((pt, time)) = fec.last_media else { return };
+        let count = count.min(yunshi_fec::ulpfec::MAX_PROTECTED);
+        for j in 0..count {
+            let seq_no: SeqNo = (*first + j as u64).into();
+            fec.pending.push_back((seq_no, j, count));
+            let header = RtpHeader {
+                sequence_number: *seq_no as u16,
+                payload_type: pt,
+                timestamp: time,
+                ssrc: self.ssrc,
+                ..Default::default()
+            };
+            self.send_queue.push(RtpPacket {
+                seq_no,
+                time: MediaTime::from_secs(time as u64),
+                header,
+                payload: Arc::default(),
+                vp8_patch: None,
+                nackable: false,
+                timestamp: not_happening(),
+                last_sender_info: None,
+            });
+        }
+    }
+
     /// Set whether this stream is unpaced or not.
     ///
     /// This is only relevant when BWE (Bandwidth Estimation) is enabled. By default, audio is unpaced
@@ -566,6 +623,11 @@ impl StreamTx {
             last_sender_info: None,
         };
 
+        // yunshi: FEC packets take the PT (for the codec lookup) and time of the media before.
+        if let Some(fec) = self.ulpfec.as_mut() {
+            fec.last_media = Some((pt, time));
+        }
+
         self.send_queue.push(packet);
     }
 
@@ -590,6 +652,24 @@ impl StreamTx {
         let ssrc_rtx = self.rtx;
         let remote_acked_ssrc = self.remote_acked_ssrc;
         let remote_acked_rtx_ssrc = self.remote_acked_rtx_ssrc;
+
+        // yunshi: fill a FEC packet's payload once it reaches the head of the queue, when all
+        // the media it protects has gone out. `fec_send` is (RED PT, this is a FEC packet,
+        // mutable extension ids) for the serialisation below.
+        let mut fec_payload = None;
+        let fec_send = match self.ulpfec.as_mut() {
+            Some(fec) => {
+                let head = self.send_queue.peek().map(|p| p.seq_no);
+                fec_payload = fec.payload_for(head);
+                Some((fec.red, fec_payload.is_some()))
+            }
+            None => None,
+        };
+        let mutable_ids: [Option<u8>; 3] = [
+            exts.id_of(Extension::TransportSequenceNumber),
+            exts.id_of(Extension::AbsoluteSendTime),
+            exts.id_of(Extension::TransmissionTimeOffset),
+        ];
 
         let (next, is_padding) = if let Some(next) = self.poll_packet_resend(now) {
             (next, false)
@@ -731,6 +811,19 @@ impl StreamTx {
             *twcc += 1;
         }
 
+        // yunshi: regular packets of a FEC-protected stream go out as RED.
+        let media_pt = header.payload_type;
+        let red_wrap = match (fec_send, next.kind) {
+            (Some((red, is_fec)), NextPacketKind::Regular) => {
+                header.payload_type = red;
+                if is_fec {
+                    header.marker = false;
+                }
+                Some(is_fec)
+            }
+            _ => None,
+        };
+
         buf.resize(DATAGRAM_MAX_PACKET_SIZE, 0);
 
         let header_len = header.write_to(buf, exts);
@@ -749,6 +842,25 @@ impl StreamTx {
         let pkt = &next.pkt;
 
         let body_len = match next.kind {
+            NextPacketKind::Regular if red_wrap == Some(true) => {
+                // yunshi: a FEC packet: RED header byte and parity, computed above (the queued
+                // packet is an empty placeholder, so the send queue's byte counts stay true).
+                let payload = fec_payload.as_deref().unwrap_or_default();
+                body_out[..payload.len()].copy_from_slice(payload);
+                payload.len()
+            }
+            NextPacketKind::Regular if red_wrap == Some(false) => {
+                // yunshi: RED header byte (F = 0, the media PT), then the media payload.
+                body_out[0] = *media_pt & 0x7f;
+                let body_out = &mut body_out[1..];
+                let body_len = pkt.payload.len();
+                if let Some(patch) = pkt.vp8_patch.as_ref() {
+                    patch.copy_to(pkt.payload.as_ref(), &mut body_out[..body_len]);
+                } else {
+                    body_out[..body_len].copy_from_slice(pkt.payload.as_ref());
+                }
+                body_len + 1
+            }
             NextPacketKind::Regular | NextPacketKind::Resend(_) => {
                 let body_len = pkt.payload.len();
                 if let Some(patch) = pkt.vp8_patch.as_ref() {
@@ -781,6 +893,12 @@ impl StreamTx {
         };
 
         buf.truncate(header_len + body_len);
+
+        // yunshi: keep what the receiver will hold of this media packet for the next parity.
+        let fec_view = match red_wrap {
+            Some(false) => Some((header_len, media_pt)),
+            _ => None,
+        };
 
         #[cfg(feature = "_internal_dont_use_log_stats")]
         {
@@ -817,6 +935,18 @@ impl StreamTx {
 
         if set_cr.is_some() && self.clock_rate != set_cr {
             self.clock_rate = set_cr;
+        }
+
+        // yunshi: record the sent media packet, or retire the sent FEC packet.
+        if let Some(fec) = self.ulpfec.as_mut() {
+            match (fec_view, red_wrap) {
+                (Some((header_len, media_pt)), _) => {
+                    let ids: Vec<u8> = mutable_ids.iter().flatten().copied().collect();
+                    fec.record(buf, header_len, media_pt, &ids);
+                }
+                (None, Some(true)) => fec.sent_one(),
+                _ => {}
+            }
         }
 
         if pop_send_queue {
@@ -1402,6 +1532,81 @@ enum NextPacketKind {
     Regular,
     Resend(SeqNo),
     Blank(u8),
+}
+
+// yunshi: ULPFEC state of one send stream.
+#[derive(Debug)]
+struct Ulpfec {
+    red: Pt,
+    ulpfec: Pt,
+    /// PT and RTP time of the last media packet written (FEC packets borrow them).
+    last_media: Option<(Pt, u32)>,
+    /// The receiver's view of each media packet sent since the last parity: header with the
+    /// media PT and mutable extensions zeroed, then the payload without the RED byte.
+    group: Vec<Vec<u8>>,
+    /// Emptied views, kept to avoid allocating per packet.
+    spare: Vec<Vec<u8>>,
+    /// Queued FEC packets: (sequence number, index j, count m).
+    pending: VecDeque<(SeqNo, usize, usize)>,
+}
+
+impl Ulpfec {
+    /// If the packet at the head of the queue (`head`) is the next FEC packet, its payload:
+    /// RED header byte and parity.
+    fn payload_for(&mut self, head: Option<SeqNo>) -> Option<Vec<u8>> {
+        let (Some(head), Some(&(seq_no, j, m))) = (head, self.pending.front()) else {
+            return None;
+        };
+        if head != seq_no {
+            return None;
+        }
+        // Packets more than 48 sequence numbers before the newest cannot share a mask.
+        let newest = self.group.last().map(|v| u16::from_be_bytes([v[2], v[3]]));
+        let window: Vec<&[u8]> = self
+            .group
+            .iter()
+            .filter(|v| newest.is_some_and(|n| n.wrapping_sub(u16::from_be_bytes([v[2], v[3]])) < 48))
+            .map(|v| &v[..])
+            .collect();
+        let covered: Vec<&[u8]> = if j < window.len() {
+            window.iter().skip(j).step_by(m.max(1)).copied().collect()
+        } else {
+            window.clone()
+        };
+        let mut payload = vec![*self.ulpfec & 0x7f];
+        match yunshi_fec::ulpfec::encode(&covered) {
+            Ok(parity) => payload.extend_from_slice(&parity),
+            Err(_) => {
+                // Nothing to protect (no media since the last parity): an empty parity packet
+                // still fills the sequence number the receiver expects.
+                let empty = yunshi_fec::ulpfec::encode(&[&[0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..]]);
+                payload.extend_from_slice(&empty.unwrap_or_default());
+            }
+        }
+        Some(payload)
+    }
+
+    fn record(&mut self, packet: &[u8], header_len: usize, media_pt: Pt, mutable_ids: &[u8]) {
+        if self.group.len() >= yunshi_fec::ulpfec::MAX_PROTECTED {
+            let old = self.group.remove(0);
+            self.spare.push(old);
+        }
+        let mut view = self.spare.pop().unwrap_or_default();
+        view.clear();
+        view.extend_from_slice(&packet[..header_len]);
+        view[1] = (view[1] & 0x80) | (*media_pt & 0x7f);
+        yunshi_fec::ulpfec::zero_extensions(&mut view, mutable_ids);
+        view.extend_from_slice(&packet[header_len + 1..]);
+        self.group.push(view);
+    }
+
+    fn sent_one(&mut self) {
+        if let Some((_, j, m)) = self.pending.pop_front() {
+            if j + 1 == m {
+                self.spare.append(&mut self.group);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
