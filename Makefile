@@ -4,7 +4,7 @@ CARGO ?= cargo
 HTTP ?= 127.0.0.1:8080
 DATA ?= data
 
-.PHONY: run test deps-run deps-test build build-release test-rust test-browser bench-join bench-call bench-loss fmt clippy
+.PHONY: run test deps-run deps-test build build-release test-rust test-browser bench-join bench-call bench-loss bench-bw fmt clippy
 
 run: deps-run build-release
 	@echo "yunshi: starting; open http://$(HTTP) once it says it is up (Ctrl-C stops it)"
@@ -45,6 +45,9 @@ bench-call: deps-test build-release
 # BENCH_SECONDS=60 per point by default (about 19 minutes in all).
 bench-loss: deps-test build-release
 	cd tests/browser && YUNSHI_BIN=$(CURDIR)/target/release/yunshi node bench-loss/run.mjs
+
+bench-bw: deps-test build-release
+	cd tests/browser && YUNSHI_BIN=$(CURDIR)/target/release/yunshi node bench-bw/run.mjs
 
 fmt:
 	$(CARGO) fmt --all

@@ -145,6 +145,9 @@ fn publisher_to_viewers(codec: Codec) {
     // Publisher: keyframes only on request (keyframe_every = 0 after the first).
     let (mut publisher, offer) = Endpoint::offer(true);
     let (pub_location, answer) = server.post_sdp("/whip/media", &token, &offer);
+    // Opus DTX is asked for (the publisher may stay silent in silence); in-band FEC too.
+    let opus_fmtp = answer.lines().find(|l| l.starts_with("a=fmtp:111")).unwrap_or_default();
+    assert!(opus_fmtp.contains("usedtx=1") && opus_fmtp.contains("useinbandfec=1"), "opus fmtp: {opus_fmtp}");
     publisher.accept_answer(&answer);
     let (ptx, _prx) = mpsc::channel();
     let pub_thread = publisher.run(Duration::from_secs(20), Some(codec), 0, ptx, stop.clone());

@@ -119,6 +119,8 @@ impl Peer {
             .set_rtp_mode(true)
             .set_stats_interval(Some(STATS_INTERVAL))
             .enable_opus(true, true);
+        // Opus DTX: publishers stop sending during silence (a packet every 400 ms, not every 20).
+        config.codec_config().set_opus_dtx(true);
         if bwe && !kind.publishes() {
             // Receivers get a send-side estimate (TWCC) that the allocator shares among tracks.
             config = config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));

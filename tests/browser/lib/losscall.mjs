@@ -75,7 +75,7 @@ export async function receiverSnapshot(page) {
       if (s.type !== 'inbound-rtp') continue;
       const pick = (keys) => Object.fromEntries(keys.map((k) => [k, s[k] ?? 0]));
       if (s.kind === 'video') {
-        videos.push({ ...pick(['framesDecoded', 'framesReceived', 'framesDropped', 'framesPerSecond', 'frameHeight', 'frameWidth',
+        videos.push({ ...pick(['framesDecoded', 'framesReceived', 'bytesReceived', 'framesDropped', 'framesPerSecond', 'frameHeight', 'frameWidth',
           'freezeCount', 'totalFreezesDuration', 'pauseCount', 'totalPausesDuration', 'packetsReceived', 'packetsLost',
           'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'retransmittedPacketsReceived', 'fecPacketsReceived', 'fecPacketsDiscarded']), mid: s.mid });
       } else if (s.kind === 'audio') {

@@ -95,6 +95,19 @@ export async function createLossNamespace() {
       nsRun('nft', ['-f', '-'], { input: rules.join('\n') + '\n' });
     },
 
+    // Cap the downlink (root side → namespace) at `downKbps` with a token bucket (tc tbf) on
+    // the root end of the veth; 0 or none removes the cap. Queueing beyond 50 ms is dropped,
+    // as a congested access link would.
+    setRate({ downKbps = 0 } = {}) {
+      if (!downKbps) {
+        try { execFileSync('tc', ['qdisc', 'del', 'dev', vethHost, 'root'], { stdio: 'ignore' }); } catch { /* none */ }
+        return;
+      }
+      // Burst: at least one full-size frame, else about 20 ms at the rate.
+      const burst = Math.max(3000, Math.round((downKbps * 1000) / 8 * 0.02));
+      run('tc', ['qdisc', 'replace', 'dev', vethHost, 'root', 'tbf', 'rate', `${downKbps}kbit`, 'burst', String(burst), 'latency', '50ms']);
+    },
+
     clearLoss() {
       nsRun('nft', ['-f', '-'], { input: 'flush chain inet loss in\nflush chain inet loss out\n' });
     },

@@ -322,6 +322,15 @@ impl CodecConfig {
         }
     }
 
+    // yunshi: ask for Opus DTX in our SDP (`usedtx=1`).
+    /// Set `usedtx` on the enabled Opus parameters: a browser publishing to us then stops
+    /// sending during silence (a packet every 400 ms instead of every 20 ms).
+    pub fn set_opus_dtx(&mut self, on: bool) {
+        for p in self.params.iter_mut().filter(|p| p.spec.codec == Codec::Opus) {
+            p.spec.format.use_dtx = Some(on);
+        }
+    }
+
     /// Fold the given RFC 2198 RED payload type onto the enabled param for `codec`. Used by the
     /// audio enable fns when `use_red` is set; each audio codec has its own RED payload type so the
     /// `a=rtpmap` entries (which carry each codec's clock rate) don't collide in SDP.
