@@ -10,7 +10,7 @@
 
 import { captureSettings } from './media.js';
 import { QualityWatcher } from './quality.js';
-import { addVideoTransceiver, restoreSingleLayer } from './simulcast.js';
+import { addVideoTransceiver, restoreSingleLayer, setActiveLayers } from './simulcast.js';
 import { recordEvent, yunshi } from './yunshi.js';
 
 const PING_INTERVAL_MS = 15000;
@@ -132,6 +132,7 @@ export class Conference {
         await this.pcPublish.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
         return restoreSingleLayer(this.videoTransceiver);
       case 'subscribe_offer': return this.onSubscribeOffer(msg);
+      case 'publish_layers': return setActiveLayers(this.pcPublish, msg.mid, msg.active);
       case 'participant_joined': return this.addParticipant(msg.participant);
       case 'participant_left': return this.removeParticipant(msg.participant_id);
       case 'track_published': return this.onTrackPublished(msg.track);

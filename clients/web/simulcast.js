@@ -70,3 +70,29 @@ export async function restoreSingleLayer(transceiver) {
     console.warn('could not restore the single video layer to full size', err);
   }
 }
+
+// The server says which simulcast encodings anyone receives (`publish_layers`): switch the
+// others off, so the encoder spends no CPU and uplink on a 720p nobody watches. Encodings are
+// matched by RID; an unknown RID is left as it is.
+export async function setActiveLayers(pc, mid, activeRids) {
+  const transceiver = pc?.getTransceivers().find((t) => t.mid === mid);
+  const sender = transceiver?.sender;
+  if (!sender) return;
+  const params = sender.getParameters();
+  if (!params.encodings?.length) return;
+  let changed = false;
+  for (const encoding of params.encodings) {
+    if (!encoding.rid) continue;
+    const active = activeRids.includes(encoding.rid);
+    if (encoding.active !== active) {
+      encoding.active = active;
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  try {
+    await sender.setParameters(params);
+  } catch (err) {
+    console.warn('could not switch simulcast layers', err);
+  }
+}

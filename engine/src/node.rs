@@ -177,6 +177,7 @@ impl Handler<Route> for Node {
             | WorkerEvent::TrackPublished { room, .. }
             | WorkerEvent::TrackEnded { room, .. }
             | WorkerEvent::SubscribeOffer { room, .. }
+            | WorkerEvent::PublishLayers { room, .. }
             | WorkerEvent::ActiveSpeaker { room, .. } => room,
         };
         if let Some((addr, _)) = self.rooms.get(room) {

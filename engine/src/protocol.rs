@@ -93,19 +93,59 @@ pub enum ClientMessage {
 #[derive(Clone, Debug, Serialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    Joined { participant_id: String, role: Role, room: RoomInfo, participants: Vec<ParticipantInfo> },
-    PublishAnswer { sdp: String },
-    SubscribeOffer { sdp: String },
-    ParticipantJoined { participant: ParticipantInfo },
-    ParticipantLeft { participant_id: String },
-    TrackPublished { track: TrackInfo },
-    TrackUnpublished { track_id: String, participant_id: String },
-    TrackMuted { track_id: String, participant_id: String, kind: Kind, muted: bool },
-    MuteRequested { kind: Kind, muted: bool, by: String },
-    ActiveSpeaker { participant_id: String },
-    RoomClosed { reason: String },
+    Joined {
+        participant_id: String,
+        role: Role,
+        room: RoomInfo,
+        participants: Vec<ParticipantInfo>,
+    },
+    PublishAnswer {
+        sdp: String,
+    },
+    SubscribeOffer {
+        sdp: String,
+    },
+    /// Keep only these simulcast encodings (RIDs) of the publish m-line `mid` active: nobody
+    /// receives the others. Sent again, with more, as soon as someone does.
+    PublishLayers {
+        mid: String,
+        active: Vec<String>,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        participant_id: String,
+    },
+    TrackPublished {
+        track: TrackInfo,
+    },
+    TrackUnpublished {
+        track_id: String,
+        participant_id: String,
+    },
+    TrackMuted {
+        track_id: String,
+        participant_id: String,
+        kind: Kind,
+        muted: bool,
+    },
+    MuteRequested {
+        kind: Kind,
+        muted: bool,
+        by: String,
+    },
+    ActiveSpeaker {
+        participant_id: String,
+    },
+    RoomClosed {
+        reason: String,
+    },
     Pong,
-    Error { error: String, message: String },
+    Error {
+        error: String,
+        message: String,
+    },
 }
 
 impl ServerMessage {

@@ -500,6 +500,11 @@ impl Handler<Media> for Room {
                 self.refresh_whep();
             }
             WorkerEvent::TrackEnded { track, .. } => self.remove_track(track),
+            WorkerEvent::PublishLayers { peer, mid, active, .. } => {
+                if let Some(&owner) = self.peer_owner.get(&peer) {
+                    self.send_to(owner, ServerMessage::PublishLayers { mid, active });
+                }
+            }
             WorkerEvent::SubscribeOffer { peer, sdp, .. } => {
                 if let Some(&owner) = self.peer_owner.get(&peer) {
                     self.send_to(owner, ServerMessage::SubscribeOffer { sdp });

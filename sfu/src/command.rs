@@ -124,6 +124,14 @@ pub enum WorkerEvent {
         room: RoomId,
         track: TrackId,
     },
+    /// The publisher should keep only these simulcast encodings (RIDs) of its m-line `mid` on:
+    /// nobody receives the others (`dynacast`).
+    PublishLayers {
+        room: RoomId,
+        peer: PeerId,
+        mid: String,
+        active: Vec<String>,
+    },
     /// A new offer for a subscribe connection, to relay to the client.
     SubscribeOffer {
         room: RoomId,

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use crate::allocate::{allocate, Grant};
 use crate::codec::VideoCodec;
 use crate::command::{EventSink, PeerKind, SfuError, WorkerCommand, WorkerEvent};
+use crate::dynacast::PublishLayers;
 use crate::fec::VideoFec;
 use crate::forward::{Constraint, Forward, Forwarder, PacketMeta, TrackKind};
 use crate::ids::{next_id, PeerId, RoomId, TrackId};
@@ -73,6 +74,8 @@ struct TrackSource {
     rids: Vec<Rid>,
     /// Audio: the last frames, for receivers that need more redundancy than the publisher sends.
     red_history: red::RedHistory,
+    /// Simulcast video: which encodings the publisher keeps on.
+    publish_layers: Option<PublishLayers>,
 }
 
 pub struct Worker {
@@ -182,6 +185,7 @@ impl Worker {
                 self.allocate(id, now);
             }
             self.drain_dirty();
+            self.check_publish_layers(now);
         }
         let wait = self
             .timeouts
@@ -390,7 +394,16 @@ impl Worker {
             self.forwarder.set_layer_count(track, rids.len().max(1) as u8);
             self.tracks.insert(
                 track,
-                TrackSource { publisher: id, mid, kind, params: None, rids, red_history: Default::default() },
+                TrackSource {
+                    publisher: id,
+                    mid,
+                    kind,
+                    params: None,
+                    publish_layers: (kind == TrackKind::Video && rids.len() > 1)
+                        .then(|| PublishLayers::new(rids.len() as u8)),
+                    rids,
+                    red_history: Default::default(),
+                },
             );
             METRICS.tracks.inc();
             let room = peer.room.clone();
@@ -466,6 +479,21 @@ impl Worker {
         }
         for (track, stream) in keyframes {
             self.request_keyframe(track, stream);
+        }
+    }
+
+    /// Tell publishers which simulcast encodings anyone still receives (see `dynacast`).
+    fn check_publish_layers(&mut self, now: Instant) {
+        for (track, src) in &mut self.tracks {
+            let (Some(layers), Some(needed)) = (src.publish_layers.as_mut(), self.forwarder.needed_layer(*track))
+            else {
+                continue;
+            };
+            let Some(top) = layers.update(needed, now) else { continue };
+            let Some(room) = self.peers.get(&src.publisher).map(|p| p.room.clone()) else { continue };
+            let active = src.rids.iter().take(top as usize + 1).map(|r| r.to_string()).collect();
+            debug!(track, top, "publisher layers");
+            (self.events)(WorkerEvent::PublishLayers { room, peer: src.publisher, mid: src.mid.to_string(), active });
         }
     }
 

@@ -1,6 +1,6 @@
 // Simulcast layer selection end to end: the web client publishes VP8 simulcast, a viewer
 // asks (set_quality) for no more than its tile shows, and the server forwards the stream
-// that fits. Two pages only, capturing 640×360 in two layers (320×180 'h' and 640×360 'f'),
+// that fits; the publisher is told to switch off the layer nobody receives. Two pages only, capturing 640×360 in two layers (320×180 'h' and 640×360 'f'),
 // which a 2-core machine encodes comfortably.
 
 import assert from 'node:assert/strict';
@@ -23,6 +23,12 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function receivedVideo(page) {
   const stats = await inboundStats(page, 'yunshi.pcSubscribe');
   return stats.video.find((v) => v.framesDecoded > 0) || stats.video[0] || null;
+}
+
+// The publish connection's simulcast encodings: { rid: active }.
+async function encodingsOf(page) {
+  return page.evaluate(() => Object.fromEntries((window.yunshi.pcPublish?.getTransceivers() ?? [])
+    .flatMap((t) => t.sender.getParameters().encodings ?? []).filter((e) => e.rid).map((e) => [e.rid, e.active !== false])));
 }
 
 // What the page last asked of that participant's video, and the server's error text if any.
@@ -71,7 +77,7 @@ describe('simulcast layers', () => {
     return { page, id };
   }
 
-  test('a viewer pinned to 180 px receives only the small layer; the publisher sends two', () => printLogsOnFailure(server, async () => {
+  test('a viewer pinned to 180 px receives only the small layer; the publisher stops the large one', () => printLogsOnFailure(server, async () => {
     const room = await createRoom(server.url, token);
     const publisher = await joinPublisher(room.id);
 
@@ -85,17 +91,21 @@ describe('simulcast layers', () => {
     await fillLogin(viewer, viewerUser.username, viewerUser.password);
     await waitJoined(viewer);
 
-    // The publisher really sends two layers, both growing.
-    const sent0 = await pollUntil(() => outboundVideoStats(publisher.page, 'yunshi.pcPublish'),
+    // The publisher starts with both layers; once the viewer's pin holds (3 s), nobody receives
+    // 'f' and the server has the publisher switch it off (publish_layers), while 'h' goes on.
+    await pollUntil(() => outboundVideoStats(publisher.page, 'yunshi.pcPublish'),
       (streams) => new Set(streams.filter((s) => s.rid && s.bytesSent > 0).map((s) => s.rid)).size >= 2,
       { timeoutMs: 15_000, intervalMs: 500, what: 'two simulcast streams with distinct rids sending' });
+    const off = await pollUntil(() => encodingsOf(publisher.page), (e) => e.f === false,
+      { timeoutMs: 20_000, intervalMs: 500, what: "the publisher's 'f' encoding switched off by the server" });
+    await sleep(1000);
+    const sent0 = await outboundVideoStats(publisher.page, 'yunshi.pcPublish');
     await sleep(2000);
     const sent1 = await outboundVideoStats(publisher.page, 'yunshi.pcPublish');
-    const growing = sent1.filter((s) => s.rid && s.bytesSent > (sent0.find((o) => o.rid === s.rid)?.bytesSent ?? Infinity));
-    console.log(`publisher sends: ${sent1.map((s) => `${s.rid} ${s.frameWidth}x${s.frameHeight} ` +
-      `${s.bytesSent} B (${s.scalabilityMode || 'no scalabilityMode'}, limited by ${s.qualityLimitationReason})`).join('; ')}`);
-    assert.ok(new Set(growing.map((s) => s.rid)).size >= 2,
-      `at least two rids with growing bytesSent over 2 s: ${JSON.stringify({ before: sent0, after: sent1 })}`);
+    const grew = (rid) => (sent1.find((s) => s.rid === rid)?.bytesSent ?? 0) > (sent0.find((s) => s.rid === rid)?.bytesSent ?? 0);
+    console.log(`publisher encodings after the pin: ${JSON.stringify(off)}; over 2 s 'h' grew: ${grew('h')}, 'f' grew: ${grew('f')}`);
+    assert.ok(grew('h'), `the 'h' layer stopped too: ${JSON.stringify({ before: sent0, after: sent1 })}`);
+    assert.ok(!grew('f'), `the switched-off 'f' layer still sends: ${JSON.stringify({ before: sent0, after: sent1 })}`);
 
     // The viewer asked for 180 px, and the server did not refuse the message.
     const asked = await askedOf(viewer, publisher.id);
@@ -142,6 +152,8 @@ describe('simulcast layers', () => {
       `received ${big.frameWidth}x${big.frameHeight}, frames ${first.framesDecoded} -> ${big.framesDecoded}`);
     assert.ok(asked.quality.some((q) => q.max_height > SMALL && q.paused === false),
       `the tile asked for more than ${SMALL} px: ${JSON.stringify(asked)}`);
+    const encodings = await encodingsOf(publisher.page);
+    assert.equal(encodings.f, true, `'f' is received, so it stays on: ${JSON.stringify(encodings)}`);
 
     // The client follows its tile: a smaller window asks for less, a hidden tile for nothing.
     const tall = asked.quality[0].max_height;

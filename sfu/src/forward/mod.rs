@@ -523,6 +523,34 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         Self::after_change(t, i, was_paused, now)
     }
 
+    /// The highest simulcast layer any subscriber of `track` wants, from the sizes seen on the
+    /// layers' keyframes (remembered while a layer is switched off), the subscribers'
+    /// constraints and grants: 0 when nobody watches. `None` for audio, SVC and single-stream
+    /// video, where there is nothing to switch off.
+    pub fn needed_layer(&self, track: TrackId) -> Option<u8> {
+        let t = self.tracks.get(&track)?;
+        if t.kind != TrackKind::Video || t.svc() || t.expected_layers < 2 {
+            return None;
+        }
+        let top = t.expected_layers - 1;
+        let mut needed = 0;
+        for s in t.subs.iter().filter(|s| !s.paused()) {
+            let mut want = if s.constraint.max_height == u16::MAX {
+                top
+            } else {
+                (0..=top)
+                    .filter(|&i| t.layers[i as usize].size.is_some_and(|(_, h)| h <= s.constraint.max_height))
+                    .max()
+                    .unwrap_or(0)
+            };
+            if let Some(Grant::Layer(cap)) = s.grant {
+                want = want.min(cap);
+            }
+            needed = needed.max(want);
+        }
+        Some(needed)
+    }
+
     /// Measured bitrate per layer of a track (bits/s).
     pub fn layer_rates(&self, track: TrackId) -> Option<LayerRates> {
         self.tracks.get(&track).map(|t| t.rates())
@@ -774,6 +802,29 @@ mod tests {
             let pids: Vec<u16> = v.iter().map(|f| f.vp8.unwrap().0).collect();
             assert!(pids.windows(2).all(|w| w[1] == w[0] + 1), "subscriber {sub}: picture ids {pids:?}");
         }
+    }
+
+    #[test]
+    fn needed_layer_follows_the_most_demanding_subscriber() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut out = Vec::new();
+        assert_eq!(f.needed_layer(1), Some(0), "nobody watches");
+        f.subscribe(1, 1, t0);
+        f.set_constraint(1, 1, Constraint { max_height: 180, ..Default::default() }, t0);
+        // Keyframes of all three streams tell their sizes (180, 360, 720).
+        feed_frame(&mut f, 0, true, t0, &mut out);
+        assert_eq!(f.needed_layer(1), Some(0), "a 180-px tile needs the small stream only");
+        f.subscribe(1, 2, t0);
+        f.set_constraint(1, 2, Constraint { max_height: 400, ..Default::default() }, t0);
+        assert_eq!(f.needed_layer(1), Some(1));
+        f.set_constraint(1, 2, Constraint::default(), t0);
+        assert_eq!(f.needed_layer(1), Some(2), "an unlimited tile wants the top");
+        f.set_grant(1, 2, Grant::Layer(1), t0);
+        assert_eq!(f.needed_layer(1), Some(1), "the bandwidth grant caps it");
+        f.set_constraint(1, 2, Constraint { paused: true, ..Default::default() }, t0);
+        assert_eq!(f.needed_layer(1), Some(0), "a hidden tile needs nothing");
+        assert_eq!(video_forwarder().needed_layer(1), None, "one stream: nothing to switch off");
     }
 
     #[test]

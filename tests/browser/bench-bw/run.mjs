@@ -98,6 +98,8 @@ const call = await startLossCall({
   capture: { width: 1280, height: 720, layers: 3 },
   serverEnv: { YUNSHI_ALLOCATE_BANDWIDTH: String(ALLOCATE) },
 });
+// A large window: the receiving tile asks for 720p, so the caps, not the tile, decide.
+await call.inside.setViewportSize({ width: 1920, height: 1080 });
 const results = { date: new Date().toISOString(), allocate_bandwidth: ALLOCATE, steady: [], step: [] };
 try {
   console.error(`bench-bw: allocate_bandwidth=${ALLOCATE}, caps ${CAPS.join(',')} kbps × ${SECONDS} s, step 3000→500→3000 × ${STEP_SECONDS} s`);

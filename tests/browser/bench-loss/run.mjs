@@ -22,7 +22,8 @@
 // decoded vs sent (the sender's layer of the receiver's median height); vlost%/alost%
 // Chromium's packetsLost share for video/audio (not the loss left after repair: a packet
 // repaired by retransmission still counts as lost there; freeze% and fps% show the repair);
-// rtx retransmitted video packets received; fec ULPFEC packets received; conceal% audio concealed
+// rtx retransmitted video packets received; fec ULPFEC packets the server sent (Chromium
+// reports no ULPFEC counters for video); conceal% audio concealed
 // samples; nack→srv NACKs the server got from subscribers, nack→pub NACKs it sent to
 // publishers (/metrics); pli→srv PLI/FIR sent by the receiving Chromium; recover: time
 // until video flows again after the rule is removed; states: the receiver's connectionState.
@@ -145,8 +146,6 @@ async function measure(call, direction, loss) {
       frame_height_last: r1.video.frameHeight ?? null,
       packets_lost_share: videoPackets > 0 ? round(dv('packetsLost') / videoPackets) : null,
       retransmitted_received: dv('retransmittedPacketsReceived'),
-      fec_received: dv('fecPacketsReceived'),
-      fec_discarded: dv('fecPacketsDiscarded'),
       frames_dropped: dv('framesDropped'),
       nacks_sent: dv('nackCount'),
       plis_sent: dv('pliCount') + dv('firCount'),
@@ -183,7 +182,7 @@ async function recover(call, direction) {
 function printTable(points) {
   const head = ['dir', 'loss%', 'kern%', 'freeze%', 'stall%', 'fps', 'sent', 'fps%', 'height', 'vlost%', 'rtx', 'fec', 'conceal%', 'alost%', 'nack→srv', 'nack→pub', 'pli→srv', 'recover', 'states'];
   const rows = points.map((p) => [p.direction, p.loss, pct(p.kernel_drop_share), pct(p.video.freeze_share), pct(p.video.stall_share), p.video.fps,
-    p.video.sent_fps, pct(p.video.fps_ratio), p.video.frame_height_median, pct(p.video.packets_lost_share), p.video.retransmitted_received, p.video.fec_received,
+    p.video.sent_fps, pct(p.video.fps_ratio), p.video.frame_height_median, pct(p.video.packets_lost_share), p.video.retransmitted_received, p.server?.fec_out,
     pct(p.audio.concealed_share), pct(p.audio.packets_lost_share), p.server?.nacks_rx, p.server?.nacks_tx, p.video.plis_sent,
     p.recover_ms === null ? 'none' : `${p.recover_ms}ms`, p.receiver_states.join('/')]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => String(r[i] ?? '-').length)));
