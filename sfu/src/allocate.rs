@@ -92,6 +92,28 @@ pub fn allocate(estimate_bps: u64, audio_bps: u64, demands: &[Demand]) -> (Vec<G
     (grants, audio_bps + (video as f64 * PROBE_HEADROOM) as u64)
 }
 
+/// The cheapest single raise from `grants`: a paused video to its lowest layer, or one video
+/// one layer up, within its constraint (bits/s, with the headroom a raise needs). The
+/// estimator is asked to sustain the current rate plus this much, padding if needed, so the
+/// estimate can grow to where the raise fits; `None` when every video has all it wants.
+pub fn next_step(demands: &[Demand], grants: &[Grant]) -> Option<u64> {
+    demands
+        .iter()
+        .zip(grants)
+        .filter_map(|(d, g)| {
+            let available = (0..d.rates.len()).filter(|&l| d.rates[l] > 0 && l <= d.max_layer as usize);
+            match g {
+                Grant::Paused => available.min().map(|l| d.rates[l]),
+                Grant::Layer(at) => {
+                    let at = *at as usize;
+                    available.filter(|&l| l > at).min().map(|l| d.rates[l].saturating_sub(d.rates[at]))
+                }
+            }
+        })
+        .min()
+        .map(|extra| (extra as f64 * UP_HEADROOM) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +129,19 @@ mod tests {
         let (g, desired) = allocate(10_000_000, 64_000, &[demand(1, 2), demand(1, 0)]);
         assert_eq!(g, vec![Grant::Layer(2), Grant::Layer(0)]);
         assert_eq!(desired, 64_000 + (1_650_000.0 * PROBE_HEADROOM) as u64);
+    }
+
+    #[test]
+    fn next_step_is_the_cheapest_raise() {
+        let d = [demand(1, 2), demand(1, 1)];
+        // One on q, one on h (its max): the raise is the first one's q → h.
+        let step = next_step(&d, &[Grant::Layer(0), Grant::Layer(1)]);
+        assert_eq!(step, Some((350_000.0 * UP_HEADROOM) as u64));
+        // A paused video comes back at its lowest layer, cheaper than h → f.
+        let step = next_step(&d, &[Grant::Layer(1), Grant::Paused]);
+        assert_eq!(step, Some((150_000.0 * UP_HEADROOM) as u64));
+        // Everyone at their constraint: nothing to probe for.
+        assert_eq!(next_step(&d, &[Grant::Layer(2), Grant::Layer(1)]), None);
     }
 
     #[test]

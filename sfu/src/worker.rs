@@ -473,8 +473,11 @@ impl Worker {
                 keyframes.push((*track, stream));
             }
         }
+        // Sustain what is granted plus the cheapest next raise (str0m pads up to it), so the
+        // estimate can grow to where the raise fits; probe towards what everything would need.
+        let minimum = granted + crate::allocate::next_step(&demands, &grants).unwrap_or(0);
         if let Some(peer) = self.peers.get_mut(&id) {
-            peer.rtc.bwe().set_bitrate(Bitrate::bps(granted.min(desired)), Bitrate::bps(desired.max(granted)));
+            peer.rtc.bwe().set_bitrate(Bitrate::bps(minimum.min(desired)), Bitrate::bps(desired.max(granted)));
             self.dirty.push(id);
         }
         for (track, stream) in keyframes {
