@@ -506,7 +506,7 @@ impl StreamTx {
             red,
             ulpfec,
             last_media: None,
-            group: Vec::new(),
+            group: VecDeque::new(),
             spare: Vec::new(),
             pending: VecDeque::new(),
         });
@@ -1543,7 +1543,7 @@ struct Ulpfec {
     last_media: Option<(Pt, u32)>,
     /// The receiver's view of each media packet sent since the last parity: header with the
     /// media PT and mutable extensions zeroed, then the payload without the RED byte.
-    group: Vec<Vec<u8>>,
+    group: VecDeque<Vec<u8>>,
     /// Emptied views, kept to avoid allocating per packet.
     spare: Vec<Vec<u8>>,
     /// Queued FEC packets: (sequence number, index j, count m).
@@ -1561,7 +1561,7 @@ impl Ulpfec {
             return None;
         }
         // Packets more than 48 sequence numbers before the newest cannot share a mask.
-        let newest = self.group.last().map(|v| u16::from_be_bytes([v[2], v[3]]));
+        let newest = self.group.back().map(|v| u16::from_be_bytes([v[2], v[3]]));
         let window: Vec<&[u8]> = self
             .group
             .iter()
@@ -1588,8 +1588,9 @@ impl Ulpfec {
 
     fn record(&mut self, packet: &[u8], header_len: usize, media_pt: Pt, mutable_ids: &[u8]) {
         if self.group.len() >= yunshi_fec::ulpfec::MAX_PROTECTED {
-            let old = self.group.remove(0);
-            self.spare.push(old);
+            if let Some(old) = self.group.pop_front() {
+                self.spare.push(old);
+            }
         }
         let mut view = self.spare.pop().unwrap_or_default();
         view.clear();
@@ -1597,13 +1598,13 @@ impl Ulpfec {
         view[1] = (view[1] & 0x80) | (*media_pt & 0x7f);
         yunshi_fec::ulpfec::zero_extensions(&mut view, mutable_ids);
         view.extend_from_slice(&packet[header_len + 1..]);
-        self.group.push(view);
+        self.group.push_back(view);
     }
 
     fn sent_one(&mut self) {
         if let Some((_, j, m)) = self.pending.pop_front() {
             if j + 1 == m {
-                self.spare.append(&mut self.group);
+                self.spare.extend(self.group.drain(..));
             }
         }
     }
