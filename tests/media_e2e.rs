@@ -110,8 +110,10 @@ fn red_audio_passes_to_red_viewers_and_is_stripped_for_others() {
     let (ptx, _prx) = mpsc::channel();
     let pub_thread = publisher.run(Duration::from_secs(20), Some(Codec::Vp8), 0, ptx, stop.clone());
     let mut viewers = Vec::new();
-    for red in [true, false] {
-        let (mut v, offer) = Endpoint::offer_opts(false, false, red);
+    // The third viewer numbers Opus differently from the publisher (Firefox uses 109; 110 here,
+    // as this client's H.264 holds 109): the RED blocks must be renumbered for it.
+    for (red, opus_pt) in [(true, 111), (false, 111), (true, 110)] {
+        let (mut v, offer) = Endpoint::offer_with_opus_pt(false, false, red, opus_pt);
         let (_, answer) = server.post_sdp("/whep/red", &token, &offer);
         v.accept_answer(&answer);
         let (tx, rx) = mpsc::channel();
@@ -203,4 +205,29 @@ fn publisher_to_viewers(codec: Codec) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     assert!(out_video > 300.0, "metrics show {out_video} forwarded video packets");
+}
+
+/// An offer that gives one payload type to two codecs (here Opus and a video codec on 109) makes
+/// str0m assert while mapping it: the client gets a 400, and the media worker keeps serving.
+#[test]
+fn offer_with_one_payload_type_for_two_codecs_is_refused_and_nothing_breaks() {
+    let server = Server::start("ptclash");
+    let token = server.admin_token();
+    let (s, _) =
+        server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "pt", "id": "pt"})));
+    assert_eq!(s, 201);
+    let (_, bad) = Endpoint::offer_with_opus_pt(false, false, true, 109);
+    assert_eq!(bad.matches("a=rtpmap:109 ").count(), 2, "the clash is in the offer: {bad}");
+    for path in ["/whep/pt", "/whip/pt"] {
+        let (status, _, body) = server.request("POST", path, Some(&token), Some("application/sdp"), bad.as_bytes());
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"], "bad_sdp", "{path}: {body}");
+    }
+    // Both workers still answer a good offer.
+    for _ in 0..2 {
+        let (_, good) = Endpoint::offer(false);
+        let (status, _, _) = server.request("POST", "/whep/pt", Some(&token), Some("application/sdp"), good.as_bytes());
+        assert_eq!(status, 201);
+    }
 }

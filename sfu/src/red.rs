@@ -65,6 +65,18 @@ pub fn primary(payload: &[u8]) -> Option<(u8, Range<usize>)> {
     Some((b.pt, b.range))
 }
 
+/// `payload` with every block's payload type set to `pt`, for a receiver that numbered Opus
+/// differently from the publisher (the blocks name the codec by PT); `None` when malformed.
+pub fn with_pt(payload: &[u8], pt: u8) -> Option<Vec<u8>> {
+    let (_, n) = parse(payload)?;
+    let mut out = payload.to_vec();
+    for k in 0..n - 1 {
+        out[4 * k] = 0x80 | (pt & 0x7f);
+    }
+    out[4 * (n - 1)] = pt & 0x7f;
+    Some(out)
+}
+
 /// Pack `primary` with `history` (oldest first: timestamp offset and frame) into a RED payload.
 pub fn pack(pt: u8, primary: &[u8], history: &[(u16, &[u8])], out: &mut Vec<u8>) {
     out.clear();
@@ -184,6 +196,23 @@ impl RedHistory {
 mod depth_tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn block_payload_types_are_renumbered_and_nothing_else() {
+        let frames = [vec![1u8; 30], vec![2u8; 31]];
+        let mut red = Vec::new();
+        pack(111, &[3u8; 32], &[(960, &frames[0]), (1920, &frames[1])], &mut red);
+        let out = with_pt(&red, 109).unwrap();
+        let (blocks, n) = parse(&out).unwrap();
+        assert_eq!(n, 3);
+        assert!(blocks.iter().take(n).all(|b| b.as_ref().unwrap().pt == 109));
+        let (orig, _) = parse(&red).unwrap();
+        for k in 0..n {
+            let (a, b) = (orig[k].clone().unwrap(), blocks[k].clone().unwrap());
+            assert_eq!((a.ts_offset, &red[a.range]), (b.ts_offset, &out[b.range]));
+        }
+        assert_eq!(with_pt(&[0x80 | 111, 0], 109), None, "malformed");
+    }
 
     #[test]
     fn depth_grows_with_loss() {

@@ -9,12 +9,13 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use str0m::format::{Codec, PayloadParams};
-use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Rid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 use str0m::{Event, IceConnectionState, Input, Output};
@@ -102,6 +103,11 @@ pub struct Worker {
     video_fec: VideoFec,
 }
 
+fn unmappable_offer() -> SfuError {
+    warn!("the media stack could not map an offer's payload types");
+    SfuError::BadSdp("the offer's payload types cannot be mapped (one payload type for two codecs?)".into())
+}
+
 /// How a worker is set up.
 #[derive(Clone, Copy, Debug)]
 pub struct WorkerConfig {
@@ -151,7 +157,7 @@ impl Worker {
         loop {
             // A bug must not take every room on this thread down with it: a panic while
             // handling one step is logged and counted, and the loop goes on.
-            let step = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step(&mut buf)));
+            let step = catch_unwind(AssertUnwindSafe(|| self.step(&mut buf)));
             match step {
                 Ok(true) => {}
                 Ok(false) => {
@@ -649,8 +655,11 @@ impl Worker {
                 primary = Some(frame);
             }
         }
-        // RED payloads packed for this packet, by depth: one per depth, shared by receivers.
-        let mut packed: [Option<Arc<[u8]>>; red::MAX_BLOCKS] = Default::default();
+        // RED payloads packed for this packet, by depth: one per depth, shared by receivers
+        // (with the Opus PT they were packed for; receivers numbering Opus alike share them).
+        let mut packed: [Option<(Pt, Arc<[u8]>)>; red::MAX_BLOCKS] = Default::default();
+        // The publisher's RED payload renumbered for receivers whose Opus PT differs.
+        let mut renumbered: Option<(Pt, Arc<[u8]>)> = None;
         let mut scratch = Vec::new();
         for f in &forwards {
             let (sub_id, mid) = f.to;
@@ -675,20 +684,29 @@ impl Worker {
             let (out_pt, payload) = match (is_red, local_red) {
                 (_, Some(red)) if depth > 1 || (depth == 1 && !is_red) => {
                     let d = depth.min(red::MAX_BLOCKS - 1);
-                    if packed[d].is_none() {
+                    if packed[d].as_ref().is_none_or(|(pt, _)| pt != &local_pt) {
                         if let Some(src) = self.tracks.get(&track) {
                             if src.red_history.pack(*local_pt, d, &mut scratch) {
-                                packed[d] = Some(Arc::from(&scratch[..]));
+                                packed[d] = Some((local_pt, Arc::from(&scratch[..])));
                             }
                         }
                     }
-                    match (&packed[d], is_red) {
-                        (Some(p), _) => (red, p.clone()),
+                    match (packed[d].as_ref().filter(|(pt, _)| pt == &local_pt), is_red) {
+                        (Some((_, p)), _) => (red, p.clone()),
                         (None, true) => (red, pkt.payload.clone()),
                         (None, false) => (local_pt, pkt.payload.clone()),
                     }
                 }
-                (true, Some(red)) => (red, pkt.payload.clone()),
+                // Same Opus numbering as the publisher: the RED payload goes on untouched.
+                (true, Some(red)) if params.pt() == local_pt => (red, pkt.payload.clone()),
+                (true, Some(red)) => {
+                    if renumbered.as_ref().is_none_or(|(pt, _)| pt != &local_pt) {
+                        let Some(p) = red::with_pt(&pkt.payload, *local_pt) else { continue };
+                        renumbered = Some((local_pt, Arc::from(p)));
+                    }
+                    let Some((_, p)) = &renumbered else { continue };
+                    (red, p.clone())
+                }
                 (true, None) => {
                     if primary.is_none() {
                         primary = Some(red::primary(&pkt.payload).map(|(_, r)| Arc::from(&pkt.payload[r])));
@@ -817,11 +835,19 @@ impl Worker {
     fn handle_command(&mut self, cmd: WorkerCommand) {
         match cmd {
             WorkerCommand::CreatePeer { peer, room, kind, offer, reply } => {
-                let _ = reply.send(self.create_peer(peer, room, kind, offer));
+                // str0m asserts on some offers it cannot map (one payload type for two codecs
+                // across m-lines): the client gets a refusal, not "worker gone". The peer is
+                // only inserted on success, so nothing half-made stays behind.
+                let made = catch_unwind(AssertUnwindSafe(|| self.create_peer(peer, room, kind, offer)));
+                let _ = reply.send(made.unwrap_or_else(|_| Err(unmappable_offer())));
             }
             WorkerCommand::RemoteOffer { peer, sdp, reply } => {
                 let r = match self.peers.get_mut(&peer) {
-                    Some(p) => p.accept_offer(&sdp),
+                    Some(p) => catch_unwind(AssertUnwindSafe(|| p.accept_offer(&sdp))).unwrap_or_else(|_| {
+                        // Its negotiation state is unknown after the panic: close it.
+                        p.rtc.disconnect();
+                        Err(unmappable_offer())
+                    }),
                     None => Err(SfuError::UnknownPeer),
                 };
                 let _ = reply.send(r);

@@ -14,7 +14,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::Codec;
+use str0m::format::{Codec, FormatParams};
+use str0m::media::Frequency;
 use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
@@ -128,9 +129,20 @@ impl Endpoint {
     /// `red`: negotiate Opus with RFC 2198 redundancy (a publisher then sends every frame
     /// with a copy of the previous one, as Chrome does).
     pub fn offer_opts(send: bool, simulcast: bool, red: bool) -> (Endpoint, String) {
+        Self::offer_with_opus_pt(send, simulcast, red, 111)
+    }
+
+    /// As `offer_opts`, with Opus on payload type `opus_pt` (Firefox uses 109, Chrome 111).
+    pub fn offer_with_opus_pt(send: bool, simulcast: bool, red: bool, opus_pt: u8) -> (Endpoint, String) {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let local = socket.local_addr().unwrap();
-        let mut rtc = Rtc::builder().set_rtp_mode(true).enable_opus(true, red).build(Instant::now());
+        let mut builder = Rtc::builder().set_rtp_mode(true).enable_opus(false, false);
+        let opus = FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() };
+        builder.codec_config().add_config(opus_pt.into(), None, Codec::Opus, Frequency::FORTY_EIGHT_KHZ, Some(2), opus);
+        if red {
+            builder.codec_config().set_red_pt(Codec::Opus, 63.into());
+        }
+        let mut rtc = builder.build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
         let dir = if send { Direction::SendOnly } else { Direction::RecvOnly };
         let mut api = rtc.sdp_api();
@@ -195,8 +207,21 @@ impl Endpoint {
                             Event::RtpPacket(p) => {
                                 let at = Instant::now();
                                 let red_pt = self.rtc.codec_config().params().iter().find_map(|c| c.red());
+                                let opus_pt = self
+                                    .rtc
+                                    .codec_config()
+                                    .params()
+                                    .iter()
+                                    .find(|c| c.spec().codec == Codec::Opus)
+                                    .map(|c| *c.pt());
                                 let r = if Some(p.header.payload_type) == red_pt {
                                     match sfu::red::parse(&p.payload) {
+                                        // Every block must name our Opus payload type.
+                                        Some((blocks, n))
+                                            if blocks[..n].iter().any(|b| b.as_ref().map(|b| b.pt) != opus_pt) =>
+                                        {
+                                            Received::Corrupt
+                                        }
                                         Some((blocks, n)) => {
                                             let frames: Vec<Option<u64>> = blocks[..n]
                                                 .iter()
