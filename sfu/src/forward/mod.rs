@@ -538,8 +538,10 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             let mut want = if s.constraint.max_height == u16::MAX {
                 top
             } else {
+                // A layer whose size no keyframe has shown yet counts as wanted: switched off
+                // before it showed one, it would never be known, nor come back.
                 (0..=top)
-                    .filter(|&i| t.layers[i as usize].size.is_some_and(|(_, h)| h <= s.constraint.max_height))
+                    .filter(|&i| t.layers[i as usize].size.is_none_or(|(_, h)| h <= s.constraint.max_height))
                     .max()
                     .unwrap_or(0)
             };
@@ -812,6 +814,9 @@ mod tests {
         assert_eq!(f.needed_layer(1), Some(0), "nobody watches");
         f.subscribe(1, 1, t0);
         f.set_constraint(1, 1, Constraint { max_height: 180, ..Default::default() }, t0);
+        // Sizes not yet known: every layer counts as wanted, or one switched off too early
+        // would never show its size.
+        assert_eq!(f.needed_layer(1), Some(2));
         // Keyframes of all three streams tell their sizes (180, 360, 720).
         feed_frame(&mut f, 0, true, t0, &mut out);
         assert_eq!(f.needed_layer(1), Some(0), "a 180-px tile needs the small stream only");
