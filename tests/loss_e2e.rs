@@ -45,9 +45,7 @@ fn frames(rx: &mpsc::Receiver<Received>) -> BTreeSet<u64> {
 fn adaptive_red_recovers_audio_at_40_percent_downlink_loss() {
     let server = Server::start("loss");
     let token = server.admin_token();
-    let (s, _) =
-        server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "loss", "id": "loss"})));
-    assert_eq!(s, 201);
+    server.create_room(&token, "loss");
     let stop = Arc::new(AtomicBool::new(false));
     let (mut publisher, offer) = Endpoint::offer_opts(true, false, true);
     let answer = server.post_sdp("/whip/loss", &token, &offer).1;

@@ -65,9 +65,7 @@ fn h264_and_opus_reach_two_viewers_and_late_viewer_gets_keyframe() {
 fn simulcast_publisher_viewers_get_one_stream_the_highest() {
     let server = Server::start("simulcast");
     let token = server.admin_token();
-    let (s, _) =
-        server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "sim", "id": "sim"})));
-    assert_eq!(s, 201);
+    server.create_room(&token, "sim");
     let stop = Arc::new(AtomicBool::new(false));
     let (mut publisher, offer) = Endpoint::offer_with(true, true);
     assert!(offer.contains("a=simulcast:send q;h;f"), "offer: {offer}");
@@ -98,9 +96,7 @@ fn simulcast_publisher_viewers_get_one_stream_the_highest() {
 fn red_audio_passes_to_red_viewers_and_is_stripped_for_others() {
     let server = Server::start("red");
     let token = server.admin_token();
-    let (s, _) =
-        server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "red", "id": "red"})));
-    assert_eq!(s, 201);
+    server.create_room(&token, "red");
     let stop = Arc::new(AtomicBool::new(false));
     let (mut publisher, offer) = Endpoint::offer_opts(true, false, true);
     assert!(offer.contains("red/48000/2"), "publisher offers RED: {offer}");
@@ -139,9 +135,7 @@ fn red_audio_passes_to_red_viewers_and_is_stripped_for_others() {
 fn publisher_to_viewers(codec: Codec) {
     let server = Server::start("media");
     let token = server.admin_token();
-    let (s, _) =
-        server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "media", "id": "media"})));
-    assert_eq!(s, 201);
+    server.create_room(&token, "media");
     let stop = Arc::new(AtomicBool::new(false));
 
     // Publisher: keyframes only on request (keyframe_every = 0 after the first).
@@ -213,9 +207,7 @@ fn publisher_to_viewers(codec: Codec) {
 fn offer_with_one_payload_type_for_two_codecs_is_refused_and_nothing_breaks() {
     let server = Server::start("ptclash");
     let token = server.admin_token();
-    let (s, _) =
-        server.json("POST", "/api/v1/rooms", Some(&token), Some(serde_json::json!({"name": "pt", "id": "pt"})));
-    assert_eq!(s, 201);
+    server.create_room(&token, "pt");
     let (_, bad) = Endpoint::offer_with_opus_pt(false, false, true, 109);
     assert_eq!(bad.matches("a=rtpmap:109 ").count(), 2, "the clash is in the offer: {bad}");
     for path in ["/whep/pt", "/whip/pt"] {

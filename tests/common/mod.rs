@@ -154,6 +154,13 @@ impl Server {
         self.try_request(method, path, token, content_type, body).expect("http request")
     }
 
+    /// Create the room `id` (named the same) as `token`'s user; panics unless 201.
+    pub fn create_room(&self, token: &str, id: &str) {
+        let (s, body) =
+            self.json("POST", "/api/v1/rooms", Some(token), Some(serde_json::json!({"name": id, "id": id})));
+        assert_eq!(s, 201, "creating room {id}: {body}");
+    }
+
     pub fn json(
         &self,
         method: &str,
