@@ -170,7 +170,8 @@ export class Conference {
     this.watchConnection(pc, 'publish');
     for (const track of this.stream.getTracks()) {
       if (track.kind === 'video') {
-        this.videoTransceiver = addVideoTransceiver(pc, track, this.stream, captureSettings().layers);
+        const { layers, codec } = captureSettings();
+        this.videoTransceiver = addVideoTransceiver(pc, track, this.stream, layers, codec);
       } else {
         pc.addTransceiver(track, { direction: 'sendonly', streams: [this.stream] });
       }

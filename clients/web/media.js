@@ -9,8 +9,12 @@ const VIEWER_FAILED = 'Camera or microphone could not be started — you are joi
 // 720p streams) by setting sessionStorage['yunshi.capture'] = '{"width":640,"height":360,
 // "layers":2}' before joining. Chrome sends only as many layers as the resolution allows
 // (640×360 → 2, 1280×720 → 3), so ask for no more than that.
+// "codec" picks what the camera is sent as (see simulcast.js): 'vp8' (default) and 'h264' as
+// simulcast, 'vp9' and 'av1' as SVC — one stream whose `layers` spatial layers the server
+// hands out per viewer.
 const CAPTURE_KEY = 'yunshi.capture';
-const DEFAULT_CAPTURE = { width: 1280, height: 720, layers: 3 };
+const DEFAULT_CAPTURE = { width: 1280, height: 720, layers: 3, codec: 'vp8' };
+const CODECS = ['vp8', 'h264', 'vp9', 'av1'];
 
 export function captureSettings() {
   let stored = null;
@@ -23,6 +27,7 @@ export function captureSettings() {
     width: pick(stored?.width, 16, 3840, DEFAULT_CAPTURE.width),
     height: pick(stored?.height, 16, 2160, DEFAULT_CAPTURE.height),
     layers: pick(stored?.layers, 1, 3, DEFAULT_CAPTURE.layers),
+    codec: CODECS.includes(stored?.codec) ? stored.codec : DEFAULT_CAPTURE.codec,
   };
 }
 

@@ -1,5 +1,6 @@
-// The camera's sending side: VP8 simulcast, so that the server can give each viewer the
-// stream that fits its tile (set_quality, see quality.js) without asking us to re-encode.
+// The camera's sending side: VP8 simulcast (or H.264 simulcast, or VP9/AV1 SVC), so that the
+// server can give each viewer the layer that fits its tile (set_quality, see quality.js)
+// without asking us to re-encode.
 
 // Lowest layer first: that order is what the server and Chrome expect of a=simulcast.
 const ENCODINGS = {
@@ -19,8 +20,15 @@ const ENCODINGS = {
 // (max_temporal) by dropping frames nothing else refers to.
 const SCALABILITY_MODE = 'L1T3';
 
-// Adds a sendonly transceiver for the camera track with `layers` (1..3) simulcast streams.
-export function addVideoTransceiver(pc, track, stream, layers) {
+// SVC codecs send one stream with spatial layers, each predicted from the one below only at
+// keyframes (_KEY), so the server can drop the upper ones for a small tile at any time.
+const SVC_CODECS = ['vp9', 'av1'];
+const MIME = { vp8: 'video/vp8', h264: 'video/h264', vp9: 'video/vp9', av1: 'video/av1' };
+
+// Adds a sendonly transceiver for the camera track with `layers` (1..3) simulcast streams or
+// spatial layers, sent as `codec` ('vp8' unless told otherwise).
+export function addVideoTransceiver(pc, track, stream, layers, codec = 'vp8') {
+  if (SVC_CODECS.includes(codec)) return addSvcTransceiver(pc, track, stream, layers, codec);
   const encodings = ENCODINGS[layers] || ENCODINGS[3];
   const init = (extra) => ({
     direction: 'sendonly',
@@ -36,19 +44,39 @@ export function addVideoTransceiver(pc, track, stream, layers) {
     console.info(`scalabilityMode ${SCALABILITY_MODE} refused (${err.name}); simulcast without it`);
     transceiver = pc.addTransceiver(track, init({}));
   }
-  preferVp8(transceiver);
+  prefer(transceiver, codec);
   return transceiver;
 }
 
-// VP8 first: every browser simulcasts it, and the server's layer switching knows its
-// picture ids and key frames. The other codecs stay, in their order, as fallbacks.
-function preferVp8(transceiver) {
+function addSvcTransceiver(pc, track, stream, layers, codec) {
+  const mode = layers > 1 ? `L${layers}T3_KEY` : 'L1T3';
+  const encoding = { maxBitrate: ENCODINGS[1][0].maxBitrate };
+  let transceiver;
+  try {
+    transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings: [{ ...encoding, scalabilityMode: mode }] });
+  } catch (err) {
+    console.info(`scalabilityMode ${mode} refused (${err.name}); one layer`);
+    transceiver = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings: [encoding] });
+  }
+  prefer(transceiver, codec);
+  return transceiver;
+}
+
+// The chosen codec first (VP8 by default: every browser simulcasts it, and the server's layer
+// switching knows its picture ids and key frames). The others stay, in their order, as
+// fallbacks. H.264 prefers packetization-mode=1 with the constrained-baseline profile.
+function prefer(transceiver, codec) {
   if (typeof transceiver.setCodecPreferences !== 'function') return;
   const codecs = RTCRtpReceiver.getCapabilities?.('video')?.codecs || [];
-  const isVp8 = (codec) => codec.mimeType.toLowerCase() === 'video/vp8';
-  if (!codecs.some(isVp8)) return;
+  const mime = MIME[codec] || MIME.vp8;
+  const rank = (c) => {
+    if (c.mimeType.toLowerCase() !== mime) return 2;
+    const fmtp = c.sdpFmtpLine || '';
+    return codec === 'h264' && !(fmtp.includes('packetization-mode=1') && fmtp.includes('42e01f')) ? 1 : 0;
+  };
+  if (!codecs.some((c) => rank(c) < 2)) return;
   try {
-    transceiver.setCodecPreferences([...codecs.filter(isVp8), ...codecs.filter((c) => !isVp8(c))]);
+    transceiver.setCodecPreferences([...codecs].sort((a, b) => rank(a) - rank(b)));
   } catch (err) {
     console.info('setCodecPreferences failed; the browser picks the codec', err);
   }

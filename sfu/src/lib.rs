@@ -6,6 +6,7 @@
 pub mod allocate;
 pub mod codec;
 pub mod command;
+mod dd_extension;
 pub mod dynacast;
 pub mod fec;
 pub mod forward;

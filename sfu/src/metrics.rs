@@ -16,6 +16,7 @@ pub struct Metrics {
     pub nacks: IntCounterVec,
     pub plis: IntCounterVec,
     pub dropped: IntCounterVec,
+    pub dependency_descriptors: IntCounterVec,
     pub forward_latency: Histogram,
 }
 
@@ -44,13 +45,31 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let nacks = counter("yunshi_nacks_total", "NACKs by direction (rx = received from subscribers)", &["direction"]);
     let plis = counter("yunshi_plis_total", "Keyframe requests (PLI/FIR) by direction", &["direction"]);
     let dropped = counter("yunshi_dropped_packets_total", "Datagrams dropped, by reason", &["reason"]);
+    let dependency_descriptors = counter(
+        "yunshi_dependency_descriptors_total",
+        "Dependency Descriptor header extensions received, by result (read; unreadable: no structure yet, or corrupt)",
+        &["result"],
+    );
     let forward_latency = Histogram::with_opts(
         HistogramOpts::new("yunshi_forward_latency_seconds", "Receive to hand-off to the subscriber's send queue")
             .buckets(vec![0.000_01, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.05]),
     )
     .expect("valid histogram");
     registry.register(Box::new(forward_latency.clone())).expect("unique histogram");
-    Metrics { registry, rooms, participants, tracks, peers, packets, bytes, nacks, plis, dropped, forward_latency }
+    Metrics {
+        registry,
+        rooms,
+        participants,
+        tracks,
+        peers,
+        packets,
+        bytes,
+        nacks,
+        plis,
+        dropped,
+        dependency_descriptors,
+        forward_latency,
+    }
 });
 
 /// Label children resolved once; cloning a counter shares the same atomic.
@@ -68,6 +87,8 @@ pub struct WorkerMetrics {
     pub fec_packets_out: IntCounter,
     pub dropped_malformed: IntCounter,
     pub dropped_unknown_peer: IntCounter,
+    pub dd_read: IntCounter,
+    pub dd_unreadable: IntCounter,
     pub forward_latency: Histogram,
 }
 
@@ -88,6 +109,8 @@ impl WorkerMetrics {
             fec_packets_out: m.packets.with_label_values(&["out", "fec"]),
             dropped_malformed: m.dropped.with_label_values(&["malformed"]),
             dropped_unknown_peer: m.dropped.with_label_values(&["unknown_peer"]),
+            dd_read: m.dependency_descriptors.with_label_values(&["read"]),
+            dd_unreadable: m.dependency_descriptors.with_label_values(&["unreadable"]),
             forward_latency: m.forward_latency.clone(),
         }
     }

@@ -16,6 +16,7 @@ use str0m::rtp::Ssrc;
 use str0m::{Candidate, Rtc};
 
 use crate::command::{PeerKind, SfuError};
+use crate::dd_extension;
 use crate::forward::{Constraint, TrackKind};
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::sdp_fec::{self, FecPts};
@@ -103,22 +104,36 @@ const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Starting estimate for a receiver's downlink, before TWCC feedback says more.
 const INITIAL_ESTIMATE_KBPS: u64 = 1_500;
 
+/// What a new peer connection negotiates beyond the defaults.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Features {
+    /// Send-side bandwidth estimation (TWCC) for the allocator; receivers only.
+    pub bwe: bool,
+    /// Video FEC (red/ulpfec) towards it; receivers only.
+    pub fec: bool,
+    /// The Dependency Descriptor header extension (see `dd_extension::negotiate`).
+    pub descriptor: bool,
+}
+
 impl Peer {
     pub fn new(
         id: PeerId,
         room: RoomId,
         kind: PeerKind,
         candidate: SocketAddr,
-        bwe: bool,
-        fec: bool,
+        features: Features,
         now: Instant,
     ) -> Self {
+        let Features { bwe, fec, descriptor } = features;
         // Opus with RFC 2198 RED: browsers send redundant audio when it is negotiated.
         let mut config = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_stats_interval(Some(STATS_INTERVAL))
             .enable_opus(true, true);
+        if descriptor {
+            config = config.set_extension(dd_extension::ID, dd_extension::extension());
+        }
         // Opus DTX: publishers stop sending during silence (a packet every 400 ms, not every 20).
         config.codec_config().set_opus_dtx(true);
         if bwe && !kind.publishes() {

@@ -24,12 +24,13 @@ use tracing::{debug, info, warn};
 use crate::allocate::{allocate, Grant};
 use crate::codec::VideoCodec;
 use crate::command::{EventSink, PeerKind, SfuError, WorkerCommand, WorkerEvent};
+use crate::dd_extension;
 use crate::dynacast::PublishLayers;
 use crate::fec::VideoFec;
 use crate::forward::{Constraint, Forward, Forwarder, PacketMeta, TrackKind};
 use crate::ids::{next_id, PeerId, RoomId, TrackId};
 use crate::metrics::{WorkerMetrics, METRICS};
-use crate::peer::{Peer, Slot, WantedTrack};
+use crate::peer::{Features, Peer, Slot, WantedTrack};
 use crate::speaker::SpeakerDetector;
 use crate::{red, repair};
 use str0m::bwe::{Bitrate, BweKind};
@@ -622,22 +623,32 @@ impl Worker {
             }
         }
 
-        let meta = PacketMeta { seq: *pkt.seq_no, ts: pkt.header.timestamp, marker: pkt.header.marker, stream };
+        let dd = if kind == TrackKind::Video { dd_extension::raw(&pkt.header.ext_vals) } else { None };
+        let meta = PacketMeta { seq: *pkt.seq_no, ts: pkt.header.timestamp, marker: pkt.header.marker, stream, dd };
         let mut forwards = std::mem::take(&mut self.forwards);
         let outcome = self.forwarder.on_packet(track, meta, &pkt.payload, now, &mut forwards);
         if let Some(stream) = outcome.request_keyframe {
             self.request_keyframe(track, stream);
         }
+        match outcome.descriptor_read {
+            Some(true) => self.metrics.dd_read.inc(),
+            Some(false) => self.metrics.dd_unreadable.inc(),
+            None => {}
+        }
         // Parsed once per packet; each subscriber's rewrite is a fixed-size patch applied
         // while serialising, so the payload is shared, never copied.
         let vp8 = forwards.iter().any(|f| f.vp8.is_some()).then(|| Vp8Descriptor::parse(&pkt.payload).ok()).flatten();
         // Only the extensions that describe the media travel on; transport ones are per leg.
-        let exts = ExtensionValues {
+        let mut exts = ExtensionValues {
             audio_level: pkt.header.ext_vals.audio_level,
             voice_activity: pkt.header.ext_vals.voice_activity,
             video_orientation: pkt.header.ext_vals.video_orientation,
             ..Default::default()
         };
+        if dd.is_some() && self.forwarder.forwards_descriptor(track) {
+            // Shared by every receiver (a reference count each, see vendor/README.md).
+            exts.user_values = pkt.header.ext_vals.user_values.clone();
+        }
 
         let is_red = params.red() == Some(pt) && params.pt() != pt;
         let mut primary: Option<Option<Arc<[u8]>>> = None;
@@ -903,15 +914,12 @@ impl Worker {
         kind: PeerKind,
         offer: Option<String>,
     ) -> Result<String, SfuError> {
-        let mut peer = Peer::new(
-            id,
-            room,
-            kind,
-            self.candidate,
-            self.allocate_bandwidth,
-            self.video_fec != VideoFec::Off,
-            Instant::now(),
-        );
+        let features = Features {
+            bwe: self.allocate_bandwidth,
+            fec: self.video_fec != VideoFec::Off,
+            descriptor: dd_extension::negotiate(kind.publishes(), offer.as_deref()),
+        };
+        let mut peer = Peer::new(id, room, kind, self.candidate, features, Instant::now());
         let sdp = match (kind, offer) {
             (PeerKind::Subscribe, _) => {
                 peer.make_offer(true).ok_or_else(|| SfuError::Rejected("nothing to offer".into()))?

@@ -18,9 +18,22 @@ pub struct FrameInfo {
     /// VP8 15-bit picture id and TL0PICIDX, when present.
     pub picture_id: Option<u16>,
     pub tl0: Option<u8>,
+    /// From a Dependency Descriptor: bit T set when a receiver may move up to temporal layer
+    /// T here (this frame is a Switch for that decode target). Overrides `switch_up`.
+    pub switch_mask: Option<u8>,
 }
 
 impl FrameInfo {
+    /// The temporal layer a receiver at `current`, aiming for `want`, follows from this frame
+    /// (taken at a frame start): down at once, up where the frame allows it.
+    pub fn temporal_after(&self, current: u8, want: u8) -> u8 {
+        let raised = match self.switch_mask {
+            Some(mask) => (current.saturating_add(1)..=want.min(7)).rev().find(|t| mask & (1 << t) != 0),
+            None => (self.temporal > current && self.temporal <= want && self.switch_up).then_some(self.temporal),
+        };
+        raised.unwrap_or(current).min(want)
+    }
+
     /// A single-layer packet (audio, or codecs we do not parse for layers).
     pub fn plain(keyframe: bool) -> Self {
         Self { keyframe, switch_up: true, frame_start: true, ..Default::default() }

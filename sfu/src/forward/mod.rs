@@ -11,6 +11,7 @@
 //! - a muted track is not forwarded at all;
 //! - output sequence numbers, timestamps and VP8 picture ids are continuous per subscriber.
 
+pub mod dependency_descriptor;
 mod keyframe_gate;
 pub mod layers;
 mod rewrite;
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 use crate::allocate::{Demand, Grant, LayerRates};
 use crate::codec::{starts_keyframe, VideoCodec};
 use crate::ids::TrackId;
+use dependency_descriptor::Structure;
 
 /// At most one keyframe request per publisher stream per this interval.
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
@@ -50,13 +52,15 @@ pub enum TrackKind {
 
 /// One incoming packet, as far as forwarding cares.
 #[derive(Clone, Copy, Debug)]
-pub struct PacketMeta {
+pub struct PacketMeta<'a> {
     /// Extended (rollover-free) sequence number.
     pub seq: u64,
     pub ts: u32,
     pub marker: bool,
     /// Simulcast stream index (0 = lowest; 0 for a single stream).
     pub stream: u8,
+    /// The raw Dependency Descriptor header extension, when the publisher sends one.
+    pub dd: Option<&'a [u8]>,
 }
 
 /// One packet to write to one subscriber.
@@ -75,6 +79,8 @@ pub struct Forward<S> {
 pub struct Outcome {
     /// Ask the publisher for a keyframe on this stream (simulcast index; 0 otherwise).
     pub request_keyframe: Option<u8>,
+    /// The packet's Dependency Descriptor: `Some(true)` read, `Some(false)` unreadable.
+    pub descriptor_read: Option<bool>,
 }
 
 /// What a subscriber asked for on one track.
@@ -143,11 +149,75 @@ struct Track<S> {
     expected_layers: u8,
     first_packet: Option<Instant>,
     window_start: Option<Instant>,
+    /// The Dependency Descriptor structure of the last keyframe (per simulcast stream).
+    dd: [Option<Structure>; MAX_LAYERS],
+    /// Descriptors we could not read (before the first structure, or corrupt).
+    dd_errors: u64,
 }
 
 impl<S> Track<S> {
+    /// Spatial layers in one stream: VP9, and AV1 when it is not simulcast (its layers are
+    /// told apart by the Dependency Descriptor).
     fn svc(&self) -> bool {
-        self.codec == Some(VideoCodec::Vp9)
+        match self.codec {
+            Some(VideoCodec::Vp9) => true,
+            Some(VideoCodec::Av1) => self.expected_layers <= 1,
+            _ => false,
+        }
+    }
+
+    /// Layer facts from the Dependency Descriptor, over what the payload said: AV1 and H.264
+    /// carry no layer ids in their payload, and Chromium leaves VP8's TID out when it sends
+    /// one. VP9's own descriptor stays authoritative.
+    fn apply_dd(&mut self, raw: &[u8], stream: u8, info: &mut FrameInfo, now: Instant) -> Option<bool> {
+        if self.codec == Some(VideoCodec::Vp9) {
+            return None;
+        }
+        let svc = self.svc();
+        let slot = &mut self.dd[(stream as usize).min(MAX_LAYERS - 1)];
+        let frame = match dependency_descriptor::parse(raw, slot.as_ref()) {
+            Ok((frame, new)) => {
+                if let Some(new) = new {
+                    *slot = Some(new);
+                }
+                frame
+            }
+            Err(_) => {
+                self.dd_errors += 1;
+                return Some(false);
+            }
+        };
+        let Some(structure) = slot.as_ref() else { return Some(false) };
+        info.temporal = frame.temporal;
+        info.switch_mask = Some(frame.switch_mask(structure));
+        info.frame_start = frame.start;
+        info.frame_end = frame.end;
+        if svc {
+            info.spatial = frame.spatial;
+        }
+        // A new structure comes with a keyframe (the only frame type that may carry one).
+        if frame.new_structure && frame.start && frame.spatial == 0 {
+            info.keyframe = true;
+            for spatial in 0..=structure.max_spatial() {
+                // The structure lists the spatial layers about to follow in this keyframe:
+                // a subscriber starting on its base layer aims for them at once.
+                if svc {
+                    if let Some(l) = self.layers.get_mut(spatial as usize) {
+                        l.last_seen = Some(now);
+                    }
+                }
+                let layer = if svc { spatial as usize } else { stream as usize };
+                if let (Some(size), Some(l)) = (structure.resolution(spatial), self.layers.get_mut(layer)) {
+                    if svc || spatial == 0 {
+                        l.size = Some(size);
+                    }
+                }
+            }
+        }
+        if info.keyframe {
+            info.switch_mask = Some(u8::MAX);
+        }
+        Some(true)
     }
 
     fn new_selector(&self) -> Strategy {
@@ -248,6 +318,8 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             expected_layers: 1,
             first_packet: None,
             window_start: None,
+            dd: Default::default(),
+            dd_errors: 0,
         });
     }
 
@@ -311,7 +383,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         let i = (stream as usize).min(MAX_LAYERS - 1);
         if t.gates[i].allow(now) {
             t.asked[i] = Some(now);
-            Outcome { request_keyframe: Some(stream) }
+            Outcome { request_keyframe: Some(stream), ..Default::default() }
         } else {
             Outcome::default()
         }
@@ -438,6 +510,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             None => None,
         }
         .unwrap_or_default();
+        let descriptor_read = meta.dd.and_then(|raw| t.apply_dd(raw, meta.stream, &mut info, now));
         if !t.svc() {
             info.spatial = meta.stream;
         }
@@ -450,8 +523,9 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
                 t.layers[layer].size = Some(size);
             }
         }
+        let quiet = Outcome { descriptor_read, ..Default::default() };
         if t.muted || t.subs.is_empty() {
-            return Outcome::default();
+            return quiet;
         }
 
         let mut waiting_for: Option<u8> = None;
@@ -482,13 +556,13 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
                 waiting_for = Some(waiting_for.map_or(stream, |w| w.max(stream)));
             }
         }
-        let Some(stream) = waiting_for else { return Outcome::default() };
+        let Some(stream) = waiting_for else { return quiet };
         let i = (stream as usize).min(MAX_LAYERS - 1);
         let due = t.asked[i].is_none_or(|r| now.saturating_duration_since(r) >= KEYFRAME_RETRY);
         if due {
-            Self::ask(t, stream, now)
+            Outcome { descriptor_read, ..Self::ask(t, stream, now) }
         } else {
-            Outcome::default()
+            quiet
         }
     }
 
@@ -558,6 +632,14 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         self.tracks.get(&track).map(|t| t.rates())
     }
 
+    /// Whether receivers get the publisher's Dependency Descriptor with the packets: for AV1
+    /// SVC only, where a receiver needs it to tell the spatial layers of a temporal unit apart.
+    /// (Simulcast streams each number their frames on their own; a switch between them would
+    /// look like a jump back.)
+    pub fn forwards_descriptor(&self, track: TrackId) -> bool {
+        self.tracks.get(&track).is_some_and(|t| t.codec == Some(VideoCodec::Av1) && t.svc())
+    }
+
     pub fn subscriber_count(&self, track: TrackId) -> usize {
         self.tracks.get(&track).map_or(0, |t| t.subs.len())
     }
@@ -596,14 +678,17 @@ fn keyframe_size(codec: Option<VideoCodec>, payload: &[u8]) -> Option<(u16, u16)
 }
 
 #[cfg(test)]
+mod dd_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     const KEY: &[u8] = &[0x10, 0x00]; // VP8, S=1, PID=0, P=0
     const DELTA: &[u8] = &[0x10, 0x01];
 
-    fn meta(seq: u64, ts: u32) -> PacketMeta {
-        PacketMeta { seq, ts, marker: true, stream: 0 }
+    fn meta(seq: u64, ts: u32) -> PacketMeta<'static> {
+        PacketMeta { seq, ts, marker: true, stream: 0, dd: None }
     }
 
     fn video_forwarder() -> Forwarder<u32> {
@@ -771,7 +856,7 @@ mod tests {
         let mut all = Vec::new();
         let tid = if key { 0 } else { [0u8, 2, 1, 2][(n % 4) as usize] };
         for stream in 0..3u8 {
-            let m = PacketMeta { seq: 1000 * stream as u64 + n, ts: 3000 * n as u32, marker: true, stream };
+            let m = PacketMeta { seq: 1000 * stream as u64 + n, ts: 3000 * n as u32, marker: true, stream, dd: None };
             let p = vp8(100 * stream as u16 + n as u16, (n / 4) as u8, tid, key, HEIGHTS[stream as usize]);
             f.on_packet(1, m, &p, now, out);
             all.extend(out.iter().copied());

@@ -31,10 +31,7 @@ impl Selector for SimulcastSelector {
             }
             Some((cur, mut temporal)) => {
                 if info.frame_start {
-                    if info.temporal > temporal && info.temporal <= want.temporal && info.switch_up {
-                        temporal = info.temporal;
-                    }
-                    temporal = temporal.min(want.temporal);
+                    temporal = info.temporal_after(temporal, want.temporal);
                     self.current = Some((cur, temporal));
                 }
                 if info.temporal <= temporal {

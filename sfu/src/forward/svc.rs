@@ -27,10 +27,7 @@ impl Selector for SvcSelector {
                 spatial = want.spatial;
             }
             spatial = spatial.min(want.spatial);
-            if info.temporal > temporal && info.temporal <= want.temporal && info.switch_up {
-                temporal = info.temporal;
-            }
-            temporal = temporal.min(want.temporal);
+            temporal = info.temporal_after(temporal, want.temporal);
         }
         self.current = Some((spatial, temporal));
         if info.spatial <= spatial && info.temporal <= temporal {

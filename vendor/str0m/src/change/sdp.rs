@@ -1478,6 +1478,10 @@ impl AsSdpMediaLine for Media {
         // user's configured preferred order, however they are narrowed only include
         // those the remote peer wants.
         let effective_params = params.iter().filter(|p| self.remote_pts().contains(&p.pt));
+        // yunshi: in the remote's order of preference instead. A publisher sends the first
+        // codec of our answer; one that asked for AV1 or H.264 first must get it first.
+        let mut effective_params: Vec<_> = effective_params.collect();
+        effective_params.sort_by_key(|p| self.remote_pts().iter().position(|pt| *pt == p.pt));
 
         let mut pts = vec![];
 

@@ -959,7 +959,9 @@ impl ExtensionValues {
 /// Space for storing user extension values via [`ExtensionSerializer`].
 #[derive(Clone, Default)]
 pub struct UserExtensionValues {
-    map: Option<AnyMap>,
+    // yunshi: shared, copied on write, so that cloning the values of a forwarded packet for
+    // each receiver is a reference count, not a map allocation per receiver.
+    map: Option<Arc<AnyMap>>,
 }
 
 // The "AnyMap" idea is borrowed from the http crate but replacing Box for Any.
@@ -1028,8 +1030,7 @@ impl UserExtensionValues {
     /// ```
     pub fn set<T: Send + Sync + 'static>(&mut self, val: T) {
         // TODO: Consider simplifying to "self.set_arc(Arc::new(val))";
-        self.map
-            .get_or_insert_with(HashMap::default)
+        Arc::make_mut(self.map.get_or_insert_with(Default::default))
             .insert(TypeId::of::<T>(), Arc::new(val));
     }
 
@@ -1058,9 +1059,7 @@ impl UserExtensionValues {
     /// Like .set(), but takes an Arc, which can be nice to avoid cloning
     /// large extension values.
     pub fn set_arc<T: Send + Sync + 'static>(&mut self, val: Arc<T>) {
-        self.map
-            .get_or_insert_with(HashMap::default)
-            .insert(TypeId::of::<T>(), val);
+        Arc::make_mut(self.map.get_or_insert_with(Default::default)).insert(TypeId::of::<T>(), val);
     }
 
     /// Like .get(), but clones and returns the Arc, which can be nice to
@@ -1077,7 +1076,9 @@ impl UserExtensionValues {
     /// Remove a user extension value (by type).
     pub fn remove<T: Send + Sync + 'static>(&mut self) {
         if let Some(map) = &mut self.map {
-            map.remove(&TypeId::of::<T>());
+            if map.contains_key(&TypeId::of::<T>()) {
+                Arc::make_mut(map).remove(&TypeId::of::<T>());
+            }
         }
     }
 }
