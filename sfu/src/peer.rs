@@ -78,6 +78,9 @@ pub struct Peer {
     pub nacks_seen: HashMap<(Mid, bool), u64>,
     /// Latest send-side bandwidth estimate towards this peer (bits/s).
     pub estimate_bps: Option<u64>,
+    /// The last allocation gave some video less than its tile wants (or paused it): loss
+    /// on this link is likely congestion, and repair must not add to it.
+    pub bandwidth_limited: bool,
     /// Smoothed downlink loss from this peer's receiver reports (0..1).
     pub loss_ewma: f32,
     /// Downlink loss comes from transport-wide feedback (set once the first figure arrives).
@@ -162,6 +165,7 @@ impl Peer {
             unwanted: Vec::new(),
             nacks_seen: HashMap::new(),
             estimate_bps: None,
+            bandwidth_limited: false,
             loss_ewma: 0.0,
             twcc_loss: false,
             rtx_copies: 1,

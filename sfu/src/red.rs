@@ -105,6 +105,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn depth_fits_a_third_of_the_estimate() {
+        assert_eq!(depth_within(11, None), 11, "no estimate: loss alone decides");
+        assert_eq!(depth_within(11, Some(3_000_000)), 11);
+        assert_eq!(depth_within(11, Some(1_000_000)), 9);
+        assert_eq!(depth_within(11, Some(300_000)), 2);
+        assert_eq!(depth_within(11, Some(150_000)), 0);
+        assert_eq!(depth_within(3, Some(1_000_000)), 3);
+    }
+
+    #[test]
     fn pack_and_parse_at_every_depth() {
         let frames: Vec<Vec<u8>> = (0..MAX_BLOCKS).map(|i| vec![i as u8; 20 + i * 3]).collect();
         let mut out = Vec::new();
@@ -163,6 +173,20 @@ pub fn depth_for_loss(loss: f32) -> usize {
     let loss = loss.min(0.95);
     let copies = (TARGET.ln() / loss.ln()).ceil() as usize;
     copies.saturating_sub(1).clamp(1, MAX_BLOCKS - 1)
+}
+
+/// What one Opus frame per 20 ms costs on the wire as an extra RED block (a 32 kbps voice
+/// stream; the block header is 4 bytes).
+pub const FRAME_BPS: u64 = 32_000;
+
+/// `depth` limited to what a receiver's bandwidth estimate affords: all copies of the audio
+/// within a third of it. Loss on a congested link is the link saying "less"; answering it with
+/// eleven copies of every frame (80 % loss) multiplies the audio rate by twelve and keeps the
+/// link congested (measured: a 300 kbps link stayed at 70 % loss with video already paused).
+pub fn depth_within(depth: usize, estimate_bps: Option<u64>) -> usize {
+    let Some(estimate) = estimate_bps else { return depth };
+    let copies = (estimate / 3 / FRAME_BPS) as usize;
+    depth.min(copies.saturating_sub(1))
 }
 
 /// The last frames of one audio track, to repeat in RED payloads for lossy receivers.

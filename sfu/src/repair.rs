@@ -29,9 +29,21 @@ pub fn rtx_copies_for_loss(loss: f32) -> usize {
     }
 }
 
+/// Copies for a receiver whose bandwidth allocation is short of what its tiles want: its loss
+/// is (at least partly) congestion, which more copies would only deepen. One copy.
+pub fn rtx_copies(loss: f32, bandwidth_limited: bool) -> usize {
+    if bandwidth_limited { 1 } else { rtx_copies_for_loss(loss) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_congested_receiver_gets_one_copy() {
+        assert_eq!(rtx_copies(0.4, false), 3);
+        assert_eq!(rtx_copies(0.4, true), 1);
+    }
 
     #[test]
     fn copies_grow_with_loss() {

@@ -457,7 +457,8 @@ impl Worker {
         for (mid, slot) in &peer.slots {
             let (Some(track), true) = (slot.track, slot.active) else { continue };
             if slot.kind == TrackKind::Audio {
-                audio += AUDIO_RESERVE_BPS;
+                // Each RED block repeats a frame: redundancy is paid for before any video.
+                audio += AUDIO_RESERVE_BPS + red::FRAME_BPS * slot.red_depth as u64;
                 continue;
             }
             let publisher = self.tracks.get(&track).map(|t| t.publisher);
@@ -483,7 +484,12 @@ impl Worker {
         // Sustain what is granted plus the cheapest next raise (str0m pads up to it), so the
         // estimate can grow to where the raise fits; probe towards what everything would need.
         let minimum = granted + crate::allocate::next_step(&demands, &grants).unwrap_or(0);
+        let limited = grants.iter().zip(&demands).any(|(g, d)| match g {
+            Grant::Paused => true,
+            Grant::Layer(l) => *l < d.max_layer && d.rates.get(d.max_layer as usize).is_some_and(|r| *r > 0),
+        });
         if let Some(peer) = self.peers.get_mut(&id) {
+            peer.bandwidth_limited = limited;
             peer.rtc.bwe().set_bitrate(Bitrate::bps(minimum.min(desired)), Bitrate::bps(desired.max(granted)));
             self.dirty.push(id);
         }
@@ -526,12 +532,17 @@ impl Worker {
             _ => loss,
         };
         peer.loss_ewma = if peer.loss_ewma == 0.0 { loss } else { 0.8 * peer.loss_ewma + 0.2 * loss };
-        let up = red::depth_for_loss(loss);
-        let floor = red::depth_for_loss(peer.loss_ewma);
+        // With an estimate (allocate_bandwidth), redundancy stays within what it affords.
+        let up = red::depth_within(red::depth_for_loss(loss), peer.estimate_bps);
+        let floor = red::depth_within(red::depth_for_loss(peer.loss_ewma), peer.estimate_bps);
         for slot in peer.slots.values_mut().filter(|s| s.kind == TrackKind::Audio) {
             let depth = if up > slot.red_depth {
                 slot.red_changed = Some(now);
                 up
+            } else if slot.red_depth > up.max(floor) && red::depth_within(slot.red_depth, peer.estimate_bps) < slot.red_depth {
+                // The estimate fell: no waiting out the decay.
+                slot.red_changed = Some(now);
+                up.max(floor)
             } else if slot.red_depth > floor && slot.red_changed.is_none_or(|t| now.duration_since(t) >= RED_DECAY) {
                 slot.red_changed = Some(now);
                 slot.red_depth - 1
@@ -548,7 +559,7 @@ impl Worker {
     /// More copies per NACK as the smoothed downlink loss grows (see `repair`).
     fn adapt_repair(&mut self, id: PeerId) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        let copies = repair::rtx_copies_for_loss(peer.loss_ewma);
+        let copies = repair::rtx_copies(peer.loss_ewma, peer.bandwidth_limited);
         if copies == peer.rtx_copies {
             return;
         }

@@ -608,8 +608,11 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         }
         let top = t.expected_layers - 1;
         let mut needed = 0;
-        for s in t.subs.iter().filter(|s| !s.paused()) {
-            let mut want = if s.constraint.max_height == u16::MAX {
+        // What subscribers' tiles want, not what their bandwidth grants allow: a subscriber
+        // squeezed for a while comes back up only to layers that are still being sent (and
+        // measured; the allocator cannot raise anyone to a layer it knows no cost of).
+        for s in t.subs.iter().filter(|s| !s.constraint.paused) {
+            let want = if s.constraint.max_height == u16::MAX {
                 top
             } else {
                 // A layer whose size no keyframe has shown yet counts as wanted: switched off
@@ -619,9 +622,6 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
                     .max()
                     .unwrap_or(0)
             };
-            if let Some(Grant::Layer(cap)) = s.grant {
-                want = want.min(cap);
-            }
             needed = needed.max(want);
         }
         Some(needed)
@@ -910,8 +910,11 @@ mod tests {
         assert_eq!(f.needed_layer(1), Some(1));
         f.set_constraint(1, 2, Constraint::default(), t0);
         assert_eq!(f.needed_layer(1), Some(2), "an unlimited tile wants the top");
+        // A bandwidth grant does not: the layer stays on, measured, for when the link recovers.
         f.set_grant(1, 2, Grant::Layer(1), t0);
-        assert_eq!(f.needed_layer(1), Some(1), "the bandwidth grant caps it");
+        assert_eq!(f.needed_layer(1), Some(2), "squeezed for bandwidth, the top stays on");
+        f.set_grant(1, 2, Grant::Paused, t0);
+        assert_eq!(f.needed_layer(1), Some(2), "paused for bandwidth, the top stays on");
         f.set_constraint(1, 2, Constraint { paused: true, ..Default::default() }, t0);
         assert_eq!(f.needed_layer(1), Some(0), "a hidden tile needs nothing");
         assert_eq!(video_forwarder().needed_layer(1), None, "one stream: nothing to switch off");

@@ -19,6 +19,7 @@
 // | BENCH_BW_STEP_SECONDS | 20 | seconds per step phase |
 // | BENCH_BW_ALLOCATE | true | the server's allocate_bandwidth |
 // | BENCH_BW_OUT | bench-bw/results.json | JSON results |
+// | BENCH_BW_LOG | (none) | write the server's log there (with RUST_LOG=sfu::worker=debug: estimates, allocations) |
 //
 // Output: a table on stdout and the JSON file. Needs root (namespace, tc).
 
@@ -107,12 +108,14 @@ try {
   const next = await sampler(call.inside);
   for (const cap of CAPS) {
     call.ns.setRate({ downKbps: cap });
+    console.error(`${new Date().toISOString()} cap ${cap} kbps`);
     const samples = [];
     for (let i = 0; i < SECONDS; i++) samples.push(await next());
     results.steady.push(steadySummary(cap, samples));
   }
   for (const cap of [3000, 500, 3000]) {
     call.ns.setRate({ downKbps: cap });
+    console.error(`${new Date().toISOString()} step to ${cap} kbps`);
     const samples = [];
     for (let i = 0; i < STEP_SECONDS; i++) samples.push(await next());
     results.step.push({ cap_kbps: cap, settle_s: settleSeconds(samples), final_height: samples.at(-1).height,
@@ -120,6 +123,7 @@ try {
   }
   call.ns.setRate({});
 } finally {
+  if (process.env.BENCH_BW_LOG) await writeFile(process.env.BENCH_BW_LOG, call.server.logs());
   await call.close();
 }
 

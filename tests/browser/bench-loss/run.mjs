@@ -4,7 +4,8 @@
 //
 // Two Chromiums in a call (lib/losscall.mjs): `outside` in the root namespace, `inside` in a
 // network namespace joined by a veth (198.18.N.0/24); the server listens on the root side.
-// Both publish 640×360 in 2 simulcast layers with a fake camera and microphone. After the call
+// Both publish 640×360 in 2 simulcast layers (or BENCH_CODEC/BENCH_LAYERS) with a fake camera
+// and microphone. After the call
 // is up without loss, each point drops a random share of the UDP datagrams with nftables
 // inside the namespace (lib/netns.mjs), measures for BENCH_SECONDS, removes the rule and waits
 // for the video to flow again:
@@ -44,6 +45,8 @@
 // | BENCH_LOSS_PNG | bench-loss/loss.png | plot ('' for none) |
 // | BENCH_RTT_MS | 0 | added round trip (lib/delayrelay.mjs, half each way, both pages) |
 // | BENCH_VIDEO_FEC | (server default: auto) | the server's video_fec: off, auto, always |
+// | BENCH_CODEC | vp8 | what the pages send: vp8 or h264 (simulcast), vp9 or av1 (SVC, L{layers}T3_KEY) |
+// | BENCH_LAYERS | 2 | simulcast streams or spatial layers (640×360: at most 2 simulcast, 3 SVC) |
 
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -53,7 +56,7 @@ import { lossNamespaceUnavailable } from '../lib/netns.mjs';
 import { YUNSHI_BIN } from '../lib/server.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const CAPTURE = { width: 640, height: 360, layers: 2 };
+const CAPTURE = { width: 640, height: 360, layers: Number(process.env.BENCH_LAYERS || 2), codec: process.env.BENCH_CODEC || 'vp8' };
 const SECONDS = Number(process.env.BENCH_SECONDS || 60);
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 5);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
