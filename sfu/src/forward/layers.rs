@@ -87,6 +87,46 @@ pub fn parse_vp8(p: &[u8]) -> Option<FrameInfo> {
     Some(info)
 }
 
+/// The picture size of each spatial layer from VP9's scalability structure (RFC 9628 §4.2.1),
+/// which the first packet of a keyframe carries (V bit) when the sender says. Index = spatial id.
+pub fn vp9_layer_sizes(p: &[u8]) -> Option<Vec<(u16, u16)>> {
+    let b0 = *p.first()?;
+    if b0 & 0x02 == 0 {
+        return None;
+    }
+    let flexible = b0 & 0x10 != 0;
+    let mut i = 1;
+    if b0 & 0x80 != 0 {
+        i += if *p.get(i)? & 0x80 != 0 { 2 } else { 1 };
+    }
+    if b0 & 0x20 != 0 {
+        i += if flexible { 1 } else { 2 };
+    }
+    if flexible && b0 & 0x40 != 0 {
+        // Up to three reference differences, each byte's N bit says another follows.
+        for _ in 0..3 {
+            let r = *p.get(i)?;
+            i += 1;
+            if r & 0x01 == 0 {
+                break;
+            }
+        }
+    }
+    let v = *p.get(i)?;
+    i += 1;
+    let layers = usize::from(v >> 5) + 1;
+    if v & 0x10 == 0 {
+        return None;
+    }
+    let mut sizes = Vec::with_capacity(layers);
+    for _ in 0..layers {
+        let b = p.get(i..i + 4)?;
+        sizes.push((u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])));
+        i += 4;
+    }
+    Some(sizes)
+}
+
 /// RFC 9628 §4.2 (non-flexible and flexible modes).
 pub fn parse_vp9(p: &[u8]) -> Option<FrameInfo> {
     let b0 = *p.first()?;
@@ -118,6 +158,26 @@ pub fn parse_vp9(p: &[u8]) -> Option<FrameInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vp9_scalability_structure_sizes() {
+        // I (15-bit pid), L, B, V; non-flexible: layer byte + TL0PICIDX; SS: N_S=2, Y=1, G=0.
+        let mut p = vec![0xA0 | 0x08 | 0x02, 0x80, 0x05, 0x00, 0x07, 0b0101_0000];
+        for (w, h) in [(160u16, 90u16), (320, 180), (640, 360)] {
+            p.extend_from_slice(&w.to_be_bytes());
+            p.extend_from_slice(&h.to_be_bytes());
+        }
+        assert_eq!(vp9_layer_sizes(&p), Some(vec![(160, 90), (320, 180), (640, 360)]));
+        // Cut short, or without the V bit: nothing.
+        assert_eq!(vp9_layer_sizes(&p[..12]), None);
+        let mut no_v = p.clone();
+        no_v[0] &= !0x02;
+        assert_eq!(vp9_layer_sizes(&no_v), None);
+        // Flexible mode with P: two reference bytes (N set on the first) before the SS.
+        let mut flex = vec![0x80 | 0x40 | 0x20 | 0x10 | 0x08 | 0x02, 0x05, 0x00, 0x03, 0x04, 0b0011_0000];
+        flex.extend_from_slice(&[0, 200, 0, 100, 1, 144, 0, 200]);
+        assert_eq!(vp9_layer_sizes(&flex), Some(vec![(200, 100), (400, 200)]));
+    }
 
     #[test]
     fn vp8_temporal_layers_and_picture_ids() {

@@ -522,6 +522,14 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             if let Some(size) = keyframe_size(t.codec, payload) {
                 t.layers[layer].size = Some(size);
             }
+            // VP9 SVC: the keyframe's scalability structure sizes every spatial layer.
+            if t.codec == Some(VideoCodec::Vp9) {
+                for (l, size) in layers::vp9_layer_sizes(payload).into_iter().flatten().enumerate().take(MAX_LAYERS) {
+                    t.layers[l].size = Some(size);
+                    // Announced: a subscriber starting on this keyframe aims for it at once.
+                    t.layers[l].last_seen = Some(now);
+                }
+            }
         }
         let quiet = Outcome { descriptor_read, ..Default::default() };
         if t.muted || t.subs.is_empty() {
@@ -645,8 +653,8 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
     }
 }
 
-/// Picture size carried by a keyframe: VP8's frame header (RFC 6386 §9.1), VP9's scalability
-/// structure when present (it lists every spatial layer; we take the base layer's there).
+/// Picture size carried by a keyframe: VP8's frame header (RFC 6386 §9.1). (VP9 and AV1 size
+/// all their spatial layers at once, from the scalability structure or the descriptor.)
 fn keyframe_size(codec: Option<VideoCodec>, payload: &[u8]) -> Option<(u16, u16)> {
     match codec? {
         VideoCodec::Vp8 => {
@@ -889,6 +897,50 @@ mod tests {
             let pids: Vec<u16> = v.iter().map(|f| f.vp8.unwrap().0).collect();
             assert!(pids.windows(2).all(|w| w[1] == w[0] + 1), "subscriber {sub}: picture ids {pids:?}");
         }
+    }
+
+    /// One-packet VP9 pictures of `spatials` layers: (payload, spatial) per packet; the first
+    /// layer of a keyframe carries the scalability structure with 320×180 / 640×360 / 1280×720.
+    fn vp9_picture(key: bool, spatials: u8) -> Vec<Vec<u8>> {
+        (0..spatials)
+            .map(|sid| {
+                let inter = if key && sid == 0 { 0 } else { 0x40 };
+                let ss = key && sid == 0;
+                let mut p = vec![0x20 | inter | 0x08 | 0x04 | if ss { 0x02 } else { 0 }, sid << 1, 0];
+                if ss {
+                    p.push(((spatials - 1) << 5) | 0x10);
+                    for (w, h) in [(320u16, 180u16), (640, 360), (1280, 720)].iter().take(spatials as usize) {
+                        p.extend_from_slice(&w.to_be_bytes());
+                        p.extend_from_slice(&h.to_be_bytes());
+                    }
+                }
+                p.push(0);
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn vp9_svc_sizes_from_the_scalability_structure() {
+        let t0 = Instant::now();
+        let mut f = Forwarder::default();
+        f.add_track(1, TrackKind::Video, 90_000);
+        f.set_codec(1, Some(VideoCodec::Vp9), 90_000);
+        f.subscribe(1, 1, t0);
+        f.set_constraint(1, 1, Constraint { max_height: 400, ..Default::default() }, t0);
+        let mut out = Vec::new();
+        let mut got = Vec::new();
+        let mut seq = 0;
+        for n in 0..4u32 {
+            for (sid, p) in vp9_picture(n == 0, 3).iter().enumerate() {
+                seq += 1;
+                let m = PacketMeta { seq, ts: 3000 * n, marker: sid == 2, stream: 0, dd: None };
+                f.on_packet(1, m, p, t0, &mut out);
+                got.extend(out.iter().map(|fw| (sid, fw.marker)));
+            }
+        }
+        // A 400-px tile: S0 and S1 from the first keyframe on, the marker on S1's end.
+        assert_eq!(got, [(0, false), (1, true)].repeat(4));
     }
 
     #[test]
