@@ -12,8 +12,8 @@ use str0m::rtp::{Extension, ExtensionSerializer, ExtensionValues};
 
 use crate::forward::dependency_descriptor::URI;
 
-/// The id Chromium offers it under; answers take the offerer's id whatever it is.
-pub const ID: u8 = 13;
+/// Its id in our offers (13 is str0m's for video orientation; answers take the offerer's id).
+pub const ID: u8 = 12;
 
 /// The descriptor's bytes as they arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
