@@ -32,7 +32,11 @@ pub fn rtx_copies_for_loss(loss: f32) -> usize {
 /// Copies for a receiver whose bandwidth allocation is short of what its tiles want: its loss
 /// is (at least partly) congestion, which more copies would only deepen. One copy.
 pub fn rtx_copies(loss: f32, bandwidth_limited: bool) -> usize {
-    if bandwidth_limited { 1 } else { rtx_copies_for_loss(loss) }
+    if bandwidth_limited {
+        1
+    } else {
+        rtx_copies_for_loss(loss)
+    }
 }
 
 #[cfg(test)]

@@ -539,7 +539,9 @@ impl Worker {
             let depth = if up > slot.red_depth {
                 slot.red_changed = Some(now);
                 up
-            } else if slot.red_depth > up.max(floor) && red::depth_within(slot.red_depth, peer.estimate_bps) < slot.red_depth {
+            } else if slot.red_depth > up.max(floor)
+                && red::depth_within(slot.red_depth, peer.estimate_bps) < slot.red_depth
+            {
                 // The estimate fell: no waiting out the decay.
                 slot.red_changed = Some(now);
                 up.max(floor)

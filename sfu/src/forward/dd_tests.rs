@@ -14,11 +14,16 @@ const AV1_DELTA: &[u8] = &[0x10, 0x00];
 const H264_IDR: &[u8] = &[0x65, 0x88];
 const H264_SLICE: &[u8] = &[0x41, 0x9a];
 
-/// Temporal pattern 0,2,1,2 → template index of (spatial, temporal) in the specs above, for
-/// non-key frames: L1T3 templates 1,3,2,3; L3T3_KEY 1+3s (T0 S0 is template 1), 2+3s, 3+3s.
-fn template(spec: &Spec, spatial: u8, temporal: u8) -> usize {
-    let skip_key = usize::from(spatial == 0 && temporal == 0);
-    spec.templates.iter().position(|t| (t.0, t.1) == (spatial, temporal)).unwrap() + skip_key
+/// The template of a frame of (spatial, temporal): in both specs each spatial layer's first
+/// T0 template belongs to the key picture, the next one to delta pictures.
+fn template(spec: &Spec, spatial: u8, temporal: u8, key: bool) -> usize {
+    let first = spec.templates.iter().position(|t| (t.0, t.1) == (spatial, temporal)).unwrap();
+    let has_key_template = temporal == 0 && spec.templates.get(first + 1).is_some_and(|t| (t.0, t.1) == (spatial, 0));
+    if has_key_template && !key {
+        first + 1
+    } else {
+        first
+    }
 }
 
 struct Stream {
@@ -47,7 +52,7 @@ impl Stream {
         let temporal = if key { 0 } else { [0u8, 2, 1, 2][(n % 4) as usize] };
         let mut asked = None;
         for s in 0..spatials {
-            let t = if key && s == 0 { 0 } else { template(spec, s, temporal) };
+            let t = template(spec, s, temporal, key);
             let dd = descriptor(spec, t, true, true, self.frame, key && s == 0);
             let payload = if key && s == 0 { payloads.0 } else { payloads.1 };
             let m =
@@ -83,11 +88,14 @@ fn av1_svc_gives_each_subscriber_the_spatial_layers_its_tile_takes() {
     let full = st.of(1);
     let tile = st.of(2);
     // The unlimited subscriber starts on the keyframe with all three layers (the structure
-    // announced them), so it needs no second keyframe.
-    assert_eq!(full.len(), 36);
-    assert!(full.iter().all(|&(s, _, m)| m == (s == 2)));
-    // The 360-px tile: S0 and S1 of every unit, never S2; the marker moves to S1's end.
-    assert_eq!(tile.len(), 24);
+    // announced them), so it needs no second keyframe; after the key picture it gets S2 alone
+    // (KEY mode: S2 no longer predicts from S0 and S1, which the descriptor says).
+    assert_eq!(full.len(), 3 + 11);
+    assert_eq!(full[..3].iter().map(|g| g.0).collect::<Vec<_>>(), [0, 1, 2]);
+    assert!(full[3..].iter().all(|&(s, _, m)| s == 2 && m));
+    // The 360-px tile: the key picture's S0 and S1, then S1 alone, never S2; the marker on
+    // S1's end.
+    assert_eq!(tile.len(), 2 + 11);
     assert!(tile.iter().all(|&(s, _, _)| s <= 1));
     assert!(tile.iter().all(|&(s, _, m)| m == (s == 1)));
     // Each subscriber's sequence numbers run without a gap, dropped layers or not.
@@ -98,31 +106,39 @@ fn av1_svc_gives_each_subscriber_the_spatial_layers_its_tile_takes() {
 }
 
 #[test]
-fn av1_svc_down_at_once_and_up_only_at_a_keyframe() {
+fn av1_svc_moves_between_spatial_layers_at_keyframes() {
     let mut st = Stream::new(VideoCodec::Av1);
     st.f.subscribe(1, 1, st.now);
     for n in 0..4 {
         st.unit(&L3T3_KEY, n, 3, n == 0, (AV1_KEY, AV1_DELTA));
     }
     assert_eq!(st.f.current_layer(1, 1).map(|t| t.spatial), Some(2));
-    // Squeezed to 180 px: from the next temporal unit only S0, marker on it.
-    st.f.set_constraint(1, 1, Constraint { max_height: 180, ..Default::default() }, st.now);
+    // Squeezed to 180 px: it has had S2 alone since the key picture (no S0 history), so it
+    // stays on S2 and a keyframe is asked for...
+    st.now += KEYFRAME_RETRY;
+    let asked =
+        st.f.set_constraint(1, 1, Constraint { max_height: 180, ..Default::default() }, st.now).request_keyframe;
+    assert_eq!(asked, Some(0), "a keyframe is asked for the move down");
     st.got.clear();
     st.unit(&L3T3_KEY, 4, 3, false, (AV1_KEY, AV1_DELTA));
-    assert_eq!(st.of(1), vec![(0, 0, true)]);
-    // Room again (a while after the first keyframe request): delta frames do not raise it (S1
-    // and S2 predict from frames it never got)...
+    assert_eq!(st.of(1), vec![(2, 0, true)]);
+    // ...which moves it to S0, alone from then on.
+    st.got.clear();
+    st.unit(&L3T3_KEY, 5, 3, true, (AV1_KEY, AV1_DELTA));
+    st.unit(&L3T3_KEY, 6, 3, false, (AV1_KEY, AV1_DELTA));
+    assert_eq!(st.of(1), vec![(0, 0, true), (0, 1, true)]);
+    // Room again: delta pictures do not raise it (S1 and S2 predict from frames it never got)...
     st.now += KEYFRAME_RETRY;
     let asked = st.f.set_constraint(1, 1, Constraint::default(), st.now).request_keyframe;
     assert_eq!(asked, Some(0), "a keyframe is asked for the raise");
     st.got.clear();
-    for n in 5..8 {
+    for n in 7..10 {
         st.unit(&L3T3_KEY, n, 3, false, (AV1_KEY, AV1_DELTA));
     }
     assert!(st.of(1).iter().all(|&(s, _, _)| s == 0));
     // ...the next keyframe does.
     st.got.clear();
-    st.unit(&L3T3_KEY, 8, 3, true, (AV1_KEY, AV1_DELTA));
+    st.unit(&L3T3_KEY, 10, 3, true, (AV1_KEY, AV1_DELTA));
     assert_eq!(st.of(1).len(), 3);
 }
 

@@ -102,6 +102,23 @@ impl Frame {
         Dti::from_bits(self.dtis >> (2 * target))
     }
 
+    /// The spatial layers whose receivers need this frame: bit S is set when the frame is
+    /// present (DTI not NotPresent) in the decode target of spatial layer S at its highest
+    /// temporal layer. In L3T3_KEY a delta frame of S0 is needed by S0 receivers only (S1 and
+    /// S2 predict from their own layer), a keyframe by all.
+    pub fn needed_by(&self, s: &Structure) -> u8 {
+        let mut mask = 0;
+        for spatial in 0..=s.max_spatial {
+            let top = (0..s.decode_targets as usize)
+                .filter(|&t| s.target_layers[t].0 == spatial)
+                .max_by_key(|&t| s.target_layers[t].1);
+            if top.is_some_and(|t| self.dti(t) != Dti::NotPresent) {
+                mask |= 1 << spatial;
+            }
+        }
+        mask
+    }
+
     /// The temporal layers of this frame's spatial layer that a receiver may move up to here:
     /// bit T is set when the frame is a Switch for the decode target (spatial, T). In L1T3 a
     /// T0 frame switches to every target, a T1 frame to T0-2 only (it is Discardable for T0-1).
@@ -434,16 +451,20 @@ pub(crate) mod tests {
         resolutions: None,
     };
 
-    /// L3T3_KEY: nine decode targets (S0T0..S2T2).
+    /// L3T3_KEY as libwebrtc describes it: nine decode targets (S0T0..S2T2); the key
+    /// picture's frames (first template of each spatial layer) serve every layer above them,
+    /// delta frames only their own layer.
     pub const L3T3_KEY: Spec = Spec {
         templates: &[
             (0, 0, "SSSSSSSSS"),
             (0, 0, "SSS------"),
             (0, 1, "-DS------"),
             (0, 2, "--D------"),
+            (1, 0, "---SSSSSS"),
             (1, 0, "---SSS---"),
             (1, 1, "----DS---"),
             (1, 2, "-----D---"),
+            (2, 0, "------SSS"),
             (2, 0, "------SSS"),
             (2, 1, "-------DS"),
             (2, 2, "--------D"),
@@ -497,21 +518,32 @@ pub(crate) mod tests {
         assert_eq!(s.max_spatial(), 2);
         assert_eq!(s.decode_targets, 9);
         assert_eq!(s.target_layers[4], (1, 1));
+        assert_eq!(s.template_count, 12);
         assert_eq!(s.target_layers[8], (2, 2));
         assert_eq!(s.resolution(0), Some((320, 180)));
         assert_eq!(s.resolution(2), Some((1280, 720)));
         assert_eq!(s.resolution(3), None);
         for (i, &(sp, tp, _)) in L3T3_KEY.templates.iter().enumerate() {
+            // (every template reads back as its own layer)
             let (f, _) = parse(&descriptor(&L3T3_KEY, i, true, true, 2 + i as u16, false), Some(&s)).unwrap();
             assert_eq!((f.spatial, f.temporal), (sp, tp), "template {i}");
         }
-        // S1T1 (template 5): Switch for target S1T2 only.
-        let (f, _) = parse(&descriptor(&L3T3_KEY, 5, true, true, 9, false), Some(&s)).unwrap();
+        // S1T1 (template 6): Switch for target S1T2 only.
+        let (f, _) = parse(&descriptor(&L3T3_KEY, 6, true, true, 9, false), Some(&s)).unwrap();
         assert_eq!(f.switch_mask(&s), 0b100);
         assert_eq!(f.dti(5), Dti::Switch);
         // The keyframe is a Switch for every target, but only its own layer's count here.
         let (k, _) = parse(&descriptor(&L3T3_KEY, 0, true, true, 10, false), Some(&s)).unwrap();
         assert_eq!(k.switch_mask(&s), 0b111);
+        // Who needs what: the key picture's S0 everyone, its S1 the S1 and S2 receivers; a
+        // delta S0 frame S0 receivers only; a delta S1 frame S1 receivers only (KEY mode: no
+        // inter-layer prediction after the key picture).
+        assert_eq!(k.needed_by(&s), 0b111);
+        let (k1, _) = parse(&descriptor(&L3T3_KEY, 4, true, true, 11, false), Some(&s)).unwrap();
+        assert_eq!(k1.needed_by(&s), 0b110);
+        let (d0, _) = parse(&descriptor(&L3T3_KEY, 1, true, true, 12, false), Some(&s)).unwrap();
+        assert_eq!(d0.needed_by(&s), 0b001);
+        assert_eq!(f.needed_by(&s), 0b010);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct FrameInfo {
     /// From a Dependency Descriptor: bit T set when a receiver may move up to temporal layer
     /// T here (this frame is a Switch for that decode target). Overrides `switch_up`.
     pub switch_mask: Option<u8>,
+    /// Spatial layers whose receivers need this frame (bit S), when the stream says: a lower
+    /// layer's delta frame in a KEY mode is not needed above it. `None`: every layer at or
+    /// above its own.
+    pub needed_by: Option<u8>,
 }
 
 impl FrameInfo {
@@ -125,6 +129,21 @@ pub fn vp9_layer_sizes(p: &[u8]) -> Option<Vec<(u16, u16)>> {
         i += 4;
     }
     Some(sizes)
+}
+
+/// VP9's prediction flags (RFC 9628 §4.2): (P: predicted from an earlier picture, D: predicted
+/// from the spatial layer below in the same picture). `None` without layer indices.
+pub fn vp9_prediction(p: &[u8]) -> Option<(bool, bool)> {
+    let b0 = *p.first()?;
+    if b0 & 0x20 == 0 {
+        return None;
+    }
+    let mut i = 1;
+    if b0 & 0x80 != 0 {
+        i += if *p.get(i)? & 0x80 != 0 { 2 } else { 1 };
+    }
+    let l = *p.get(i)?;
+    Some((b0 & 0x40 != 0, l & 0x01 != 0))
 }
 
 /// RFC 9628 §4.2 (non-flexible and flexible modes).

@@ -153,6 +153,9 @@ struct Track<S> {
     dd: [Option<Structure>; MAX_LAYERS],
     /// Descriptors we could not read (before the first structure, or corrupt).
     dd_errors: u64,
+    /// VP9 SVC in a KEY mode: upper layers' delta frames do not predict from the layer below
+    /// (learnt from their D bits; one that does makes it `Some(false)` for good).
+    vp9_key_mode: Option<bool>,
 }
 
 impl<S> Track<S> {
@@ -163,6 +166,23 @@ impl<S> Track<S> {
             Some(VideoCodec::Vp9) => true,
             Some(VideoCodec::Av1) => self.expected_layers <= 1,
             _ => false,
+        }
+    }
+
+    /// Which layers need a VP9 frame, once the stream shows it is in a KEY mode: a key
+    /// picture's frames serve their layer and those above, a delta frame only its own layer.
+    fn vp9_needed_by(&mut self, payload: &[u8], info: &mut FrameInfo) {
+        let Some((inter_picture, inter_layer)) = layers::vp9_prediction(payload) else { return };
+        if info.frame_start && info.spatial > 0 && inter_picture {
+            self.vp9_key_mode = match (self.vp9_key_mode, inter_layer) {
+                (_, true) => Some(false),
+                (None, false) => Some(true),
+                (known, false) => known,
+            };
+        }
+        if self.vp9_key_mode == Some(true) {
+            let all_from_here = (0x0f << info.spatial) & 0x0f;
+            info.needed_by = Some(if inter_picture { 1 << info.spatial } else { all_from_here });
         }
     }
 
@@ -194,6 +214,7 @@ impl<S> Track<S> {
         info.frame_end = frame.end;
         if svc {
             info.spatial = frame.spatial;
+            info.needed_by = Some(frame.needed_by(structure));
         }
         // A new structure comes with a keyframe (the only frame type that may carry one).
         if frame.new_structure && frame.start && frame.spatial == 0 {
@@ -320,6 +341,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             window_start: None,
             dd: Default::default(),
             dd_errors: 0,
+            vp9_key_mode: None,
         });
     }
 
@@ -511,6 +533,9 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         }
         .unwrap_or_default();
         let descriptor_read = meta.dd.and_then(|raw| t.apply_dd(raw, meta.stream, &mut info, now));
+        if t.codec == Some(VideoCodec::Vp9) {
+            t.vp9_needed_by(payload, &mut info);
+        }
         if !t.svc() {
             info.spatial = meta.stream;
         }
@@ -904,9 +929,11 @@ mod tests {
     fn vp9_picture(key: bool, spatials: u8) -> Vec<Vec<u8>> {
         (0..spatials)
             .map(|sid| {
-                let inter = if key && sid == 0 { 0 } else { 0x40 };
+                let inter = if key { 0 } else { 0x40 };
                 let ss = key && sid == 0;
-                let mut p = vec![0x20 | inter | 0x08 | 0x04 | if ss { 0x02 } else { 0 }, sid << 1, 0];
+                // D (inter-layer dependency) only within the key picture.
+                let d = u8::from(key && sid > 0);
+                let mut p = vec![0x20 | inter | 0x08 | 0x04 | if ss { 0x02 } else { 0 }, (sid << 1) | d, 0];
                 if ss {
                     p.push(((spatials - 1) << 5) | 0x10);
                     for (w, h) in [(320u16, 180u16), (640, 360), (1280, 720)].iter().take(spatials as usize) {
@@ -939,8 +966,10 @@ mod tests {
                 got.extend(out.iter().map(|fw| (sid, fw.marker)));
             }
         }
-        // A 400-px tile: S0 and S1 from the first keyframe on, the marker on S1's end.
-        assert_eq!(got, [(0, false), (1, true)].repeat(4));
+        // A 400-px tile: S0 and S1 of the key picture, the marker on S1's end; the upper
+        // layers of delta pictures do not predict from the one below (D=0), so from the second
+        // delta picture on (the first one shows it) S1 goes alone.
+        assert_eq!(got, [[(0, false), (1, true)].repeat(2), vec![(1, true)], vec![(1, true)]].concat());
     }
 
     #[test]
