@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { createRoom, createUser, loginToken } from './lib/api.mjs';
 import { launchChromium } from './lib/chromium.mjs';
 import { printLogsOnFailure, startServer } from './lib/server.mjs';
-import { inboundStats, outboundVideoStats, pollUntil } from './lib/stats.mjs';
+import { outboundVideoStats, pollUntil, receivedVideo } from './lib/stats.mjs';
 import { fillLogin, joinViaDeepLink, waitJoined } from './lib/ui.mjs';
 
 const CAPTURE = { width: 640, height: 360, layers: 2 };
@@ -18,12 +18,6 @@ const SAMPLE_FOR_MS = 8_000;
 const MIN_FRAMES_WHILE_SAMPLING = 40;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// The received video's stats on a page (the only remote video in these rooms).
-async function receivedVideo(page) {
-  const stats = await inboundStats(page, 'yunshi.pcSubscribe');
-  return stats.video.find((v) => v.framesDecoded > 0) || stats.video[0] || null;
-}
 
 // The publish connection's simulcast encodings: { rid: active }.
 async function encodingsOf(page) {

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { createRoom, createUser, loginToken } from './lib/api.mjs';
 import { launchChromium } from './lib/chromium.mjs';
 import { printLogsOnFailure, startServer } from './lib/server.mjs';
-import { inboundStats, outboundVideoStats, pollUntil } from './lib/stats.mjs';
+import { outboundVideoStats, pollUntil, receivedVideo } from './lib/stats.mjs';
 import { fillLogin, joinViaDeepLink, waitJoined } from './lib/ui.mjs';
 
 const AV1_CAPTURE = { width: 640, height: 360, layers: 2, codec: 'av1' };
@@ -22,11 +22,6 @@ const SAMPLE_FOR_MS = 8_000;
 const MIN_FRAMES_WHILE_SAMPLING = 40;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function receivedVideo(page) {
-  const stats = await inboundStats(page, 'yunshi.pcSubscribe');
-  return stats.video.find((v) => v.framesDecoded > 0) || stats.video[0] || null;
-}
 
 // The descriptor counters from /metrics: {read, unreadable}.
 async function descriptorCounts(server) {
@@ -99,25 +94,36 @@ describe('layers from the Dependency Descriptor (AV1 SVC, H.264 temporal)', () =
     return page;
   }
 
-  test('AV1 SVC: a viewer pinned to 180 px gets the base layer, an unpinned one the full picture', () => printLogsOnFailure(server, async () => {
-    const publishing = await launchChromium({ capture: AV1_CAPTURE });
+  // A publisher in a new room, in its own browser sending `capture`; returns once it encodes.
+  async function startPublisher(capture) {
+    const browser = await launchChromium({ capture });
     try {
       const room = await createRoom(server.url, token);
-      const publisher = await publishing.newPage();
-      const publisherId = await joinViaDeepLink(publisher, server.url, { ...publisherUser, roomId: room.id });
-      const sent = await pollUntil(() => outboundVideoStats(publisher, 'yunshi.pcPublish'),
+      const page = await browser.newPage();
+      const id = await joinViaDeepLink(page, server.url, { ...publisherUser, roomId: room.id });
+      const sent = await pollUntil(() => outboundVideoStats(page, 'yunshi.pcPublish'),
         (s) => s.some((x) => x.framesEncoded > 10),
         { timeoutMs: 20_000, what: 'the publisher encoding video' });
-      const codec = await sentCodec(publisher);
-      console.log(`publisher: ${codec}, ${JSON.stringify(sent.map(({ scalabilityMode, frameWidth, frameHeight, encoderImplementation }) =>
-        ({ scalabilityMode, frameWidth, frameHeight, encoderImplementation })))}`);
+      const codec = await sentCodec(page);
+      console.log(`publisher: ${codec}, ${JSON.stringify(sent.map(({ rid, scalabilityMode, frameWidth, frameHeight, encoderImplementation }) =>
+        ({ rid, scalabilityMode, frameWidth, frameHeight, encoderImplementation })))}`);
+      return { browser, roomId: room.id, id, sent, codec };
+    } catch (err) {
+      await browser.close();
+      throw err;
+    }
+  }
+
+  test('AV1 SVC: a viewer pinned to 180 px gets the base layer, an unpinned one the full picture', () => printLogsOnFailure(server, async () => {
+    const { browser: publishing, roomId, id: publisherId, sent, codec } = await startPublisher(AV1_CAPTURE);
+    try {
       assert.equal(codec, 'video/AV1', 'the publisher sends AV1');
       assert.equal(sent.length, 1, 'one stream (SVC), not simulcast');
       assert.equal(sent[0].scalabilityMode, 'L2T3_KEY');
 
       const before = await descriptorCounts(server);
-      const pinned = await joinViewer(room.id, publisherId, { height: SMALL });
-      const full = await joinViewer(room.id, publisherId, null);
+      const pinned = await joinViewer(roomId, publisherId, { height: SMALL });
+      const full = await joinViewer(roomId, publisherId, null);
 
       const [small, large] = await Promise.all([sample(pinned), sample(full)]);
       console.log(`pinned to ${SMALL}: heights {${[...new Set(small.heights)].join(', ')}}, ${small.decoded} frames (${small.last.codec}); ` +
@@ -142,23 +148,14 @@ describe('layers from the Dependency Descriptor (AV1 SVC, H.264 temporal)', () =
   }));
 
   test('H.264: a viewer limited to the base temporal layer gets a fraction of the frames', () => printLogsOnFailure(server, async () => {
-    const publishing = await launchChromium({ capture: H264_CAPTURE });
+    const { browser: publishing, roomId, id: publisherId, sent, codec } = await startPublisher(H264_CAPTURE);
     try {
-      const room = await createRoom(server.url, token);
-      const publisher = await publishing.newPage();
-      const publisherId = await joinViaDeepLink(publisher, server.url, { ...publisherUser, roomId: room.id });
-      const sent = await pollUntil(() => outboundVideoStats(publisher, 'yunshi.pcPublish'),
-        (s) => s.some((x) => x.framesEncoded > 10),
-        { timeoutMs: 20_000, what: 'the publisher encoding video' });
-      const codec = await sentCodec(publisher);
-      console.log(`publisher: ${codec}, ${JSON.stringify(sent.map(({ rid, scalabilityMode, frameHeight, encoderImplementation }) =>
-        ({ rid, scalabilityMode, frameHeight, encoderImplementation })))}`);
       assert.equal(codec, 'video/H264', 'the publisher sends H.264');
       assert.ok(sent.every((s) => s.scalabilityMode === 'L1T3'), 'three temporal layers per stream');
 
       const before = await descriptorCounts(server);
-      const base = await joinViewer(room.id, publisherId, { height: 360, temporal: 0 });
-      const full = await joinViewer(room.id, publisherId, { height: 360 });
+      const base = await joinViewer(roomId, publisherId, { height: 360, temporal: 0 });
+      const full = await joinViewer(roomId, publisherId, { height: 360 });
       const [slow, fast] = await Promise.all([sample(base), sample(full)]);
       console.log(`base temporal layer only: ${slow.decoded} frames in ${SAMPLE_FOR_MS / 1000} s (${slow.last.codec}); ` +
         `all layers: ${fast.decoded} frames`);

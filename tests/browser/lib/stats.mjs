@@ -36,6 +36,13 @@ export async function inboundStats(page, pcPath) {
   }, pcPath);
 }
 
+// The received video of the web client's subscribe connection (the first one decoding, else
+// the first one): for pages that receive a single remote video.
+export async function receivedVideo(page) {
+  const stats = await inboundStats(page, 'yunshi.pcSubscribe');
+  return stats.video.find((v) => v.framesDecoded > 0) || stats.video[0] || null;
+}
+
 // The video streams a connection sends, one per simulcast layer: [{rid, bytesSent,
 // frameWidth, frameHeight, framesEncoded, qualityLimitationReason, active}], by rid.
 export async function outboundVideoStats(page, pcPath) {
