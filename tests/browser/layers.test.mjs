@@ -9,7 +9,7 @@ import { createRoom, createUser, loginToken } from './lib/api.mjs';
 import { launchChromium } from './lib/chromium.mjs';
 import { printLogsOnFailure, startServer } from './lib/server.mjs';
 import { outboundVideoStats, pollUntil, receivedVideo } from './lib/stats.mjs';
-import { fillLogin, joinViaDeepLink, waitJoined } from './lib/ui.mjs';
+import { joinPinned, joinViaDeepLink } from './lib/ui.mjs';
 
 const CAPTURE = { width: 640, height: 360, layers: 2 };
 const SMALL = 180;                  // height of the 'h' layer, and the pinned tile's height
@@ -78,12 +78,7 @@ describe('simulcast layers', () => {
     // Pin before joining, so that the very first set_quality (sent as the track arrives,
     // before the subscribe answer) already asks for 180 px.
     const viewer = await browser.newPage();
-    await viewer.goto(`${server.url}/?room=${encodeURIComponent(room.id)}`);
-    await viewer.waitForFunction(() => typeof window.yunshi?.setMaxHeight === 'function');
-    await viewer.evaluate(({ id, height }) => window.yunshi.setMaxHeight(id, height),
-      { id: publisher.id, height: SMALL });
-    await fillLogin(viewer, viewerUser.username, viewerUser.password);
-    await waitJoined(viewer);
+    await joinPinned(viewer, server.url, { ...viewerUser, roomId: room.id }, { participantId: publisher.id, height: SMALL });
 
     // The publisher starts with both layers; once the viewer's pin holds (3 s), nobody receives
     // 'f' and the server has the publisher switch it off (publish_layers), while 'h' goes on.

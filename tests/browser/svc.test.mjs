@@ -12,7 +12,7 @@ import { createRoom, createUser, loginToken } from './lib/api.mjs';
 import { launchChromium } from './lib/chromium.mjs';
 import { printLogsOnFailure, startServer } from './lib/server.mjs';
 import { outboundVideoStats, pollUntil, receivedVideo } from './lib/stats.mjs';
-import { fillLogin, joinViaDeepLink, waitJoined } from './lib/ui.mjs';
+import { joinPinned, joinViaDeepLink } from './lib/ui.mjs';
 
 const AV1_CAPTURE = { width: 640, height: 360, layers: 2, codec: 'av1' };
 const H264_CAPTURE = { width: 640, height: 360, layers: 2, codec: 'h264' };
@@ -85,12 +85,7 @@ describe('layers from the Dependency Descriptor (AV1 SVC, H.264 temporal)', () =
       await joinViaDeepLink(page, server.url, { ...viewerUser, roomId });
       return page;
     }
-    await page.goto(`${server.url}/?room=${encodeURIComponent(roomId)}`);
-    await page.waitForFunction(() => typeof window.yunshi?.setMaxHeight === 'function');
-    await page.evaluate(({ id, height, temporal }) => window.yunshi.setMaxHeight(id, height, temporal),
-      { id: publisherId, ...pin });
-    await fillLogin(page, viewerUser.username, viewerUser.password);
-    await waitJoined(page);
+    await joinPinned(page, server.url, { ...viewerUser, roomId }, { participantId: publisherId, ...pin });
     return page;
   }
 

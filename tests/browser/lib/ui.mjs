@@ -25,6 +25,17 @@ export async function joinViaDeepLink(page, baseUrl, { username, password, roomI
   return waitJoined(page);
 }
 
+// Joins like joinViaDeepLink, but first pins one participant's video (the client's
+// setMaxHeight: height, and optionally the highest temporal layer), so that the very first
+// set_quality, sent as the track arrives before the subscribe answer, already asks for it.
+export async function joinPinned(page, baseUrl, { username, password, roomId }, { participantId, height, temporal }) {
+  await page.goto(`${baseUrl}/?room=${encodeURIComponent(roomId)}`);
+  await page.waitForFunction(() => typeof window.yunshi?.setMaxHeight === 'function');
+  await page.evaluate(({ id, h, t }) => window.yunshi.setMaxHeight(id, h, t), { id: participantId, h: height, t: temporal });
+  await fillLogin(page, username, password);
+  await waitJoined(page);
+}
+
 // Resolves to the participant id once the server has answered `join` with `joined`.
 export async function waitJoined(page) {
   const handle = await page.waitForFunction(() => window.yunshi?.participantId, null,
