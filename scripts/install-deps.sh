@@ -19,6 +19,8 @@ if [ "$what" = "test" ]; then
   have chromium || need_apt+=(chromium)
   have nft || need_apt+=(nftables)
   have ip || need_apt+=(iproute2)
+  # The load tool (loadtest/) builds libopus from source with cmake (OpenH264 needs only cc).
+  have cmake || need_apt+=(cmake)
 fi
 
 if [ ${#need_apt[@]} -gt 0 ]; then

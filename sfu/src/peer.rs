@@ -12,7 +12,7 @@ use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::PayloadParams;
 use str0m::media::{Direction, MediaKind, Mid, Pt};
-use str0m::rtp::Ssrc;
+use str0m::rtp::{Extension, Ssrc};
 use str0m::{Candidate, Rtc};
 
 use crate::command::{PeerKind, SfuError};
@@ -118,6 +118,9 @@ pub struct Features {
     pub descriptor: bool,
 }
 
+/// abs-capture-time's id in our offers (clear of str0m's standard ids and the DD's 12).
+pub const ABS_CAPTURE_TIME_ID: u8 = 9;
+
 impl Peer {
     pub fn new(
         id: PeerId,
@@ -137,6 +140,9 @@ impl Peer {
         if descriptor {
             config = config.set_extension(dd_extension::ID, dd_extension::extension());
         }
+        // abs-capture-time travels end to end (the capture instant of each frame, from the
+        // publisher): receivers measure glass-to-glass delay through any number of SFU hops.
+        config = config.set_extension(ABS_CAPTURE_TIME_ID, Extension::AbsoluteCaptureTime);
         // Opus DTX: publishers stop sending during silence (a packet every 400 ms, not every 20).
         config.codec_config().set_opus_dtx(true);
         if bwe && !kind.publishes() {

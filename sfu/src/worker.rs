@@ -656,6 +656,7 @@ impl Worker {
             audio_level: pkt.header.ext_vals.audio_level,
             voice_activity: pkt.header.ext_vals.voice_activity,
             video_orientation: pkt.header.ext_vals.video_orientation,
+            abs_capture_time: pkt.header.ext_vals.abs_capture_time,
             ..Default::default()
         };
         if dd.is_some() && self.forwarder.forwards_descriptor(track) {

@@ -1,0 +1,178 @@
+//! yunshi-loadtest: see `yunshi-loadtest --help` and docs/loadtest.md.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use loadtest::media::{encode_audio, encode_video, VideoSpec};
+use loadtest::peer::Media;
+use loadtest::scenario::{meeting, ramp, webinar, Harness, Target};
+
+#[derive(Parser)]
+#[command(
+    name = "yunshi-loadtest",
+    about = "Load a WebRTC SFU with real endpoints and real media, and measure what arrives"
+)]
+struct Cli {
+    /// The server's HTTP address.
+    #[arg(long, default_value = "http://127.0.0.1:8080", env = "YUNSHI_LOADTEST_SERVER")]
+    server: String,
+    /// API token; without one the tool logs in with --user/--password.
+    #[arg(long, env = "YUNSHI_LOADTEST_TOKEN")]
+    token: Option<String>,
+    #[arg(long, default_value = "admin")]
+    user: String,
+    #[arg(long, env = "YUNSHI_ADMIN_PASSWORD")]
+    password: Option<String>,
+    /// The server's process id: its CPU time and memory go into the result (same machine).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Media worker threads of this tool.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Video of each publisher: width, height, frame rate, bitrate (kbit/s), simulcast encodings.
+    #[arg(long, default_value_t = 1280)]
+    width: u16,
+    #[arg(long, default_value_t = 720)]
+    height: u16,
+    #[arg(long, default_value_t = 30)]
+    fps: u32,
+    #[arg(long, default_value_t = 1500)]
+    kbps: u32,
+    #[arg(long, default_value_t = 1)]
+    layers: u8,
+    /// Receivers do not negotiate RED audio.
+    #[arg(long)]
+    no_red: bool,
+    /// Seconds measured (after the warm-up).
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Seconds between everyone joining and measuring.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Write the result here as JSON.
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// No progress line.
+    #[arg(long)]
+    quiet: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// One publisher (WHIP) → N viewers (WHEP).
+    Webinar {
+        #[arg(long, default_value_t = 10)]
+        viewers: usize,
+        #[arg(long, default_value = "loadtest-webinar")]
+        room: String,
+    },
+    /// R rooms × P participants over the conference WebSocket: all publish, all subscribe.
+    Meeting {
+        #[arg(long, default_value_t = 1)]
+        rooms: usize,
+        #[arg(long, default_value_t = 4)]
+        participants: usize,
+    },
+    /// A webinar growing by --step viewers every --step-seconds until loss or p99 latency
+    /// passes its limit, or --max viewers.
+    Ramp {
+        #[arg(long, default_value_t = 50)]
+        step: usize,
+        #[arg(long, default_value_t = 2000)]
+        max: usize,
+        #[arg(long, default_value_t = 10)]
+        step_seconds: u64,
+        #[arg(long, default_value_t = 0.1)]
+        max_loss_pct: f64,
+        #[arg(long, default_value_t = 10.0)]
+        max_p99_ms: f64,
+        /// Write the plot of the steps here (PNG).
+        #[arg(long)]
+        png: Option<std::path::PathBuf>,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("yunshi-loadtest: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let token = match cli.token.clone() {
+        Some(t) => t,
+        None => {
+            let password = cli.password.clone().ok_or("give --token, or --password (or YUNSHI_ADMIN_PASSWORD)")?;
+            loadtest::http::login(&cli.server, &cli.user, &password)?
+        }
+    };
+    let spec = VideoSpec {
+        width: cli.width,
+        height: cli.height,
+        fps: cli.fps,
+        kbps: cli.kbps,
+        layers: cli.layers,
+        ..Default::default()
+    };
+    eprintln!(
+        "encoding media: H.264 {}x{} {} fps {} kbit/s, {} layer(s); Opus",
+        spec.width, spec.height, spec.fps, spec.kbps, spec.layers
+    );
+    let video = encode_video(&spec)?;
+    for l in &video {
+        eprintln!(
+            "  layer {}x{}: {:.0} kbit/s, {} frames, IDR every {}",
+            l.width,
+            l.height,
+            l.bitrate_kbps(spec.fps),
+            l.frames.len(),
+            spec.gop
+        );
+    }
+    let media = Arc::new(Media { video, audio: encode_audio(2, 32)?, fps: spec.fps });
+    let target = Target { server: cli.server.clone(), token, server_pid: cli.server_pid };
+    let mut h = Harness::new(target, media, cli.threads).map_err(|e| e.to_string())?;
+    h.red = !cli.no_red;
+    h.progress = !cli.quiet;
+    let duration = Duration::from_secs(cli.duration);
+    let warmup = Duration::from_secs(cli.warmup);
+    let params = serde_json::json!({
+        "server": cli.server, "threads": cli.threads, "width": cli.width, "height": cli.height, "fps": cli.fps,
+        "kbps": cli.kbps, "layers": cli.layers, "red": !cli.no_red, "duration_s": cli.duration,
+    });
+    let result = match cli.scenario {
+        Scenario::Webinar { viewers, room } => {
+            let t = webinar::run(&mut h, &room, viewers, warmup, duration)?;
+            println!("webinar: 1 publisher → {viewers} viewers, {} s\n{}", cli.duration, t.table());
+            serde_json::json!({ "scenario": "webinar", "viewers": viewers, "params": params, "result": t.to_json() })
+        }
+        Scenario::Meeting { rooms, participants } => {
+            let t = meeting::run(&mut h, rooms, participants, warmup, duration)?;
+            println!("meeting: {rooms} room(s) × {participants} participants, {} s\n{}", cli.duration, t.table());
+            serde_json::json!({ "scenario": "meeting", "rooms": rooms, "participants": participants, "params": params, "result": t.to_json() })
+        }
+        Scenario::Ramp { step, max, step_seconds, max_loss_pct, max_p99_ms, png } => {
+            let limits = ramp::Limits { loss_pct: max_loss_pct, p99: Duration::from_secs_f64(max_p99_ms / 1000.0) };
+            let r = ramp::run(&mut h, step, max, Duration::from_secs(step_seconds), limits)?;
+            println!("{}", r.table());
+            if let Some(png) = png {
+                ramp::plot(&r, &png)?;
+                eprintln!("wrote {}", png.display());
+            }
+            serde_json::json!({ "scenario": "ramp", "params": params, "result": r.to_json() })
+        }
+    };
+    h.stop();
+    if let Some(path) = cli.json {
+        std::fs::write(&path, serde_json::to_string_pretty(&result).unwrap_or_default())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
