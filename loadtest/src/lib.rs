@@ -12,6 +12,7 @@ pub mod histogram;
 pub mod http;
 pub mod media;
 pub mod peer;
+pub mod plot;
 pub mod poller;
 pub mod proc_stat;
 pub mod report;

@@ -127,12 +127,12 @@ fn run(cli: Cli) -> Result<(), String> {
     let video = encode_video(&spec)?;
     for l in &video {
         eprintln!(
-            "  layer {}x{}: {:.0} kbit/s, {} frames, IDR every {}",
+            "  layer {}x{}: {:.0} kbit/s, {} frames ({} IDR), looped",
             l.width,
             l.height,
             l.bitrate_kbps(spec.fps),
             l.frames.len(),
-            spec.gop
+            l.idr.len()
         );
     }
     let media = Arc::new(Media { video, audio: encode_audio(2, 32)?, fps: spec.fps });

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::plot::{Panel, Series};
 use crate::report::Totals;
 use crate::scenario::webinar::Webinar;
 use crate::scenario::Harness;
@@ -114,6 +115,29 @@ impl Ramp {
     }
 }
 
-pub fn plot(_r: &Ramp, _png: &std::path::Path) -> Result<(), String> {
-    Err("plotting is not built yet".into())
+/// The ramp's curves, one series per ramp (so several servers can share a plot).
+pub fn panels(ramps: &[(&str, &Ramp)]) -> Vec<Panel> {
+    let series = |f: &dyn Fn(&Step) -> Option<f64>| -> Vec<Series> {
+        ramps
+            .iter()
+            .map(|(name, r)| Series {
+                name: name.to_string(),
+                points: r.steps.iter().filter_map(|s| f(s).map(|y| (s.viewers as f64, y))).collect(),
+            })
+            .collect()
+    };
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
+    vec![
+        Panel { title: "packets/s delivered to viewers".into(), series: series(&|s| Some(s.totals.packets_per_s())) },
+        Panel {
+            title: "server CPU, % of one core".into(),
+            series: series(&|s| s.totals.server_core_share().map(|c| c * 100.0)),
+        },
+        Panel { title: "loss at viewers, %".into(), series: series(&|s| Some(s.totals.loss_pct())) },
+        Panel { title: "video latency p99, ms".into(), series: series(&|s| ms(s.p99())) },
+    ]
+}
+
+pub fn plot(r: &Ramp, png: &std::path::Path) -> Result<(), String> {
+    crate::plot::write_png(png, "yunshi-loadtest ramp", "viewers", &panels(&[("server", r)]))
 }

@@ -144,6 +144,9 @@ struct Track<S> {
     gates: [KeyframeGate; MAX_LAYERS],
     /// Last keyframe request per stream on behalf of waiting subscribers.
     asked: [Option<Instant>; MAX_LAYERS],
+    /// A keyframe arrived on the stream since the last request: whoever still waits came too
+    /// late for it and is asked for again as soon as the gate allows, not after a retry.
+    answered: [bool; MAX_LAYERS],
     /// Simulcast streams announced in the SDP; until they have had time to show up, an unseen
     /// one still counts, so subscribers do not start low and climb through every stream.
     expected_layers: u8,
@@ -336,6 +339,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             layers: Default::default(),
             gates: std::array::from_fn(|_| KeyframeGate::new(KEYFRAME_REQUEST_INTERVAL)),
             asked: [None; MAX_LAYERS],
+            answered: [false; MAX_LAYERS],
             expected_layers: 1,
             first_packet: None,
             window_start: None,
@@ -405,6 +409,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         let i = (stream as usize).min(MAX_LAYERS - 1);
         if t.gates[i].allow(now) {
             t.asked[i] = Some(now);
+            t.answered[i] = false;
             Outcome { request_keyframe: Some(stream), ..Default::default() }
         } else {
             Outcome::default()
@@ -544,6 +549,8 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         t.first_packet.get_or_insert(now);
         t.measure(layer, payload.len(), now);
         if info.keyframe {
+            t.answered[layer] = true;
+            t.answered[(meta.stream as usize).min(MAX_LAYERS - 1)] = true;
             if let Some(size) = keyframe_size(t.codec, payload) {
                 t.layers[layer].size = Some(size);
             }
@@ -591,7 +598,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         }
         let Some(stream) = waiting_for else { return quiet };
         let i = (stream as usize).min(MAX_LAYERS - 1);
-        let due = t.asked[i].is_none_or(|r| now.saturating_duration_since(r) >= KEYFRAME_RETRY);
+        let due = t.answered[i] || t.asked[i].is_none_or(|r| now.saturating_duration_since(r) >= KEYFRAME_RETRY);
         if due {
             Outcome { descriptor_read, ..Self::ask(t, stream, now) }
         } else {
@@ -772,6 +779,27 @@ mod tests {
         }
         // ~3 s of waiting, one retry per second.
         assert_eq!(requests, 2);
+    }
+
+    #[test]
+    fn subscriber_too_late_for_the_requested_keyframe_is_asked_for_at_the_next_gate() {
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        let mut f = video_forwarder();
+        let mut out = Vec::new();
+        assert!(f.subscribe(1, 7, t0).request_keyframe.is_some());
+        // The keyframe that request brought arrives, then a second viewer joins (gate closed).
+        f.on_packet(1, meta(0, 0), KEY, ms(40), &mut out);
+        assert!(f.subscribe(1, 8, ms(100)).request_keyframe.is_none());
+        let mut asked_at = None;
+        for i in 1..30u64 {
+            let now = ms(40 + 33 * i);
+            if f.on_packet(1, meta(i, 0), DELTA, now, &mut out).request_keyframe.is_some() {
+                asked_at.get_or_insert(now);
+            }
+        }
+        // At the first packet once the 300-ms gate reopens, not after the 1-s retry.
+        assert_eq!(asked_at, Some(ms(40 + 33 * 8)));
     }
 
     #[test]
