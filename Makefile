@@ -4,7 +4,7 @@ CARGO ?= cargo
 HTTP ?= 127.0.0.1:8080
 DATA ?= data
 
-.PHONY: run test deps-run deps-test build build-release test-rust test-browser bench-join bench-call bench-loss bench-bw fmt clippy
+.PHONY: run test deps-run deps-test build build-release test-rust test-browser bench-join bench-call bench-loss bench-bw bench-capacity fmt clippy
 
 run: deps-run build-release
 	@echo "yunshi: starting; open http://$(HTTP) once it says it is up (Ctrl-C stops it)"
@@ -48,6 +48,13 @@ bench-loss: deps-test build-release
 
 bench-bw: deps-test build-release
 	cd tests/browser && YUNSHI_BIN=$(CURDIR)/target/release/yunshi node bench-bw/run.mjs
+
+# Capacity: yunshi and Janus side by side under yunshi-loadtest (server on core 0, tool on
+# core 1, in a network namespace; root). CAP_* settings in bench/capacity.sh.
+bench-capacity:
+	@scripts/install-deps.sh bench
+	$(CARGO) build --release --locked -p yunshi -p yunshi-loadtest
+	bench/capacity.sh
 
 fmt:
 	$(CARGO) fmt --all

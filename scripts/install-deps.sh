@@ -3,6 +3,7 @@
 # gcc, Python and Node. Idempotent: it checks first and installs only what is missing.
 #   scripts/install-deps.sh run    -> what building and running yunshi needs
 #   scripts/install-deps.sh test   -> plus the browser test tools (chromium, playwright-core)
+#   scripts/install-deps.sh bench  -> plus what the benchmarks compare against (Janus)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-test}"
@@ -13,7 +14,8 @@ pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "insta
 
 # Building: str0m's crypto (aws-lc) builds with the C compiler; pkg-config for -sys crates.
 pkg_installed pkg-config || need_apt+=(pkg-config)
-if [ "$what" = "test" ]; then
+[ "$what" = "bench" ] && { have janus || need_apt+=(janus); }
+if [ "$what" = "test" ] || [ "$what" = "bench" ]; then
   # Browser tests use Debian's Chromium (never a downloaded browser build); loss tests put it
   # in a network namespace (iproute2) and drop packets with nftables.
   have chromium || need_apt+=(chromium)
@@ -31,7 +33,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-if [ "$what" = "test" ]; then
+if [ "$what" = "test" ] || [ "$what" = "bench" ]; then
   # npm dev dependencies of the browser tests, reinstalled only when the lock file changes.
   stamp=tests/browser/node_modules/.installed-lock
   if [ ! -f "$stamp" ] || ! cmp -s tests/browser/package-lock.json "$stamp"; then

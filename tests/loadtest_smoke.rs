@@ -14,6 +14,7 @@ use loadtest::media::{encode_audio, encode_video, VideoSpec};
 use loadtest::peer::Media;
 use loadtest::report::Totals;
 use loadtest::scenario::{meeting, webinar, Harness, Target};
+use loadtest::server::Yunshi;
 
 const SECONDS: u64 = 5;
 
@@ -56,7 +57,9 @@ fn loadtest_meeting_and_webinar_deliver_everything_on_loopback() {
     // 3 publishers + 3 subscribe connections; each participant receives the 2 others.
     check("meeting", &m, 6, 6);
 
-    let w = webinar::run(&mut h, "smoke-webinar", 4, Duration::from_secs(1), Duration::from_secs(SECONDS)).unwrap();
+    let mut yunshi = Yunshi { server: h.target.server.clone(), token: h.target.token.clone() };
+    let w = webinar::run(&mut h, &mut yunshi, "smoke-webinar", 4, Duration::from_secs(1), Duration::from_secs(SECONDS))
+        .unwrap();
     eprintln!("webinar 1→4:\n{}", w.table());
     check("webinar", &w, 5, 4);
     h.stop();

@@ -35,9 +35,22 @@ pub fn request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> std::io::Result<Response> {
+    request_waiting(server, method, path, token, content_type, body, Duration::from_secs(15))
+}
+
+/// As `request`, waiting up to `wait` for the answer (a long poll waits longer).
+pub fn request_waiting(
+    server: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+    wait: Duration,
+) -> std::io::Result<Response> {
     let host = authority(server);
     let mut s = TcpStream::connect(host)?;
-    s.set_read_timeout(Some(Duration::from_secs(15)))?;
+    s.set_read_timeout(Some(wait))?;
     s.set_nodelay(true)?;
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());

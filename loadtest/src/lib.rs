@@ -10,6 +10,7 @@
 pub mod h264;
 pub mod histogram;
 pub mod http;
+pub mod janus;
 pub mod media;
 pub mod peer;
 pub mod plot;
@@ -17,5 +18,7 @@ pub mod poller;
 pub mod proc_stat;
 pub mod report;
 pub mod scenario;
+pub mod server;
 pub mod stream_stats;
+pub mod udp_recv;
 pub mod worker;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use loadtest::media::{encode_audio, encode_video, VideoSpec};
 use loadtest::peer::Media;
 use loadtest::scenario::{meeting, ramp, webinar, Harness, Target};
+use loadtest::server::{Server, Yunshi};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +26,13 @@ struct Cli {
     user: String,
     #[arg(long, env = "YUNSHI_ADMIN_PASSWORD")]
     password: Option<String>,
+    /// What the server is: yunshi (WHIP/WHEP, conference WebSocket) or janus (VideoRoom over
+    /// its HTTP API at --server, e.g. http://10.99.0.1:8088/janus; webinar and ramp only).
+    #[arg(long, default_value = "yunshi")]
+    kind: String,
+    /// Address the endpoints' UDP sockets bind to (and offer as their candidate).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
     /// The server's process id: its CPU time and memory go into the result (same machine).
     #[arg(long)]
     server_pid: Option<u32>,
@@ -80,6 +88,9 @@ enum Scenario {
     /// A webinar growing by --step viewers every --step-seconds until loss or p99 latency
     /// passes its limit, or --max viewers.
     Ramp {
+        /// Rooms, each with one publisher; viewers are spread over them.
+        #[arg(long, default_value_t = 1)]
+        rooms: usize,
         #[arg(long, default_value_t = 50)]
         step: usize,
         #[arg(long, default_value_t = 2000)]
@@ -94,6 +105,16 @@ enum Scenario {
         #[arg(long)]
         png: Option<std::path::PathBuf>,
     },
+    /// Plot ramps written with --json (several servers side by side) into one PNG.
+    Plot {
+        /// Ramp results (JSON files from `ramp --json`).
+        #[arg(required = true)]
+        inputs: Vec<std::path::PathBuf>,
+        #[arg(long)]
+        png: std::path::PathBuf,
+        #[arg(long, default_value = "yunshi-loadtest ramp")]
+        title: String,
+    },
 }
 
 fn main() {
@@ -105,8 +126,24 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    if let Scenario::Plot { inputs, png, title } = &cli.scenario {
+        let mut ramps = Vec::new();
+        for path in inputs {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            ramps.push(v);
+        }
+        ramp::plot_results(&ramps, png, title)?;
+        eprintln!("wrote {}", png.display());
+        return Ok(());
+    }
+    let janus = cli.kind == "janus";
+    if !janus && cli.kind != "yunshi" {
+        return Err(format!("--kind {}: yunshi or janus", cli.kind));
+    }
     let token = match cli.token.clone() {
         Some(t) => t,
+        None if janus => String::new(),
         None => {
             let password = cli.password.clone().ok_or("give --token, or --password (or YUNSHI_ADMIN_PASSWORD)")?;
             loadtest::http::login(&cli.server, &cli.user, &password)?
@@ -139,27 +176,35 @@ fn run(cli: Cli) -> Result<(), String> {
     let target = Target { server: cli.server.clone(), token, server_pid: cli.server_pid };
     let mut h = Harness::new(target, media, cli.threads).map_err(|e| e.to_string())?;
     h.red = !cli.no_red;
+    h.bind = cli.bind;
+    let mut server: Box<dyn Server> = if janus {
+        Box::new(loadtest::janus::Janus::new(&cli.server))
+    } else {
+        Box::new(Yunshi { server: cli.server.clone(), token: h.target.token.clone() })
+    };
     h.progress = !cli.quiet;
     let duration = Duration::from_secs(cli.duration);
     let warmup = Duration::from_secs(cli.warmup);
     let params = serde_json::json!({
-        "server": cli.server, "threads": cli.threads, "width": cli.width, "height": cli.height, "fps": cli.fps,
+        "server": cli.server, "kind": cli.kind, "threads": cli.threads, "width": cli.width, "height": cli.height, "fps": cli.fps,
         "kbps": cli.kbps, "layers": cli.layers, "red": !cli.no_red, "duration_s": cli.duration,
     });
     let result = match cli.scenario {
         Scenario::Webinar { viewers, room } => {
-            let t = webinar::run(&mut h, &room, viewers, warmup, duration)?;
+            let t = webinar::run(&mut h, server.as_mut(), &room, viewers, warmup, duration)?;
             println!("webinar: 1 publisher → {viewers} viewers, {} s\n{}", cli.duration, t.table());
             serde_json::json!({ "scenario": "webinar", "viewers": viewers, "params": params, "result": t.to_json() })
         }
+        Scenario::Meeting { .. } if janus => return Err("meeting runs against yunshi only".into()),
         Scenario::Meeting { rooms, participants } => {
             let t = meeting::run(&mut h, rooms, participants, warmup, duration)?;
             println!("meeting: {rooms} room(s) × {participants} participants, {} s\n{}", cli.duration, t.table());
             serde_json::json!({ "scenario": "meeting", "rooms": rooms, "participants": participants, "params": params, "result": t.to_json() })
         }
-        Scenario::Ramp { step, max, step_seconds, max_loss_pct, max_p99_ms, png } => {
+        Scenario::Plot { .. } => unreachable!("handled above"),
+        Scenario::Ramp { rooms, step, max, step_seconds, max_loss_pct, max_p99_ms, png } => {
             let limits = ramp::Limits { loss_pct: max_loss_pct, p99: Duration::from_secs_f64(max_p99_ms / 1000.0) };
-            let r = ramp::run(&mut h, step, max, Duration::from_secs(step_seconds), limits)?;
+            let r = ramp::run(&mut h, server.as_mut(), rooms, step, max, Duration::from_secs(step_seconds), limits)?;
             println!("{}", r.table());
             if let Some(png) = png {
                 ramp::plot(&r, &png)?;

@@ -3,7 +3,7 @@
 //! (`worker`), never blocking.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -39,6 +39,9 @@ pub struct Latency {
     pub audio: Histogram,
     /// Packets that carried no capture time, or one in the future.
     pub unstamped: u64,
+    /// Video delay beyond each stream's fastest packet (needs no capture time: comparable
+    /// across servers that do not carry abs-capture-time).
+    pub video_over_fastest: Histogram,
 }
 
 pub struct Publisher {
@@ -54,6 +57,9 @@ pub struct Publisher {
     next_audio: Option<Instant>,
     pub keyframe_requests: u64,
     pub frames_sent: u64,
+    /// Where in the frame interval this publisher's frames fall (0..1): publishers started
+    /// together would otherwise all send at the same instant, which no set of real cameras does.
+    phase: f64,
 }
 
 pub struct ReceivedStream {
@@ -88,9 +94,10 @@ pub struct LoadPeer {
     pub send_errors: u64,
 }
 
-fn bind() -> std::io::Result<(UdpSocket, SocketAddr)> {
-    let socket = UdpSocket::bind("127.0.0.1:0")?;
+fn bind(ip: IpAddr) -> std::io::Result<(UdpSocket, SocketAddr)> {
+    let socket = UdpSocket::bind((ip, 0))?;
     socket.set_nonblocking(true)?;
+    crate::udp_recv::enable_timestamps(&socket)?;
     let local = socket.local_addr()?;
     Ok((socket, local))
 }
@@ -119,9 +126,12 @@ impl LoadPeer {
         }
     }
 
+    /// Endpoints bind a UDP socket on `ip` (loopback, or the address a server in a network
+    /// namespace can reach) and offer it as their host candidate.
+    ///
     /// A publisher of audio and `media.video.len()` simulcast encodings (one: no simulcast).
-    pub fn publisher(media: Arc<Media>) -> std::io::Result<(LoadPeer, String)> {
-        let (socket, local) = bind()?;
+    pub fn publisher(media: Arc<Media>, ip: IpAddr) -> std::io::Result<(LoadPeer, String)> {
+        let (socket, local) = bind(ip)?;
         let mut rtc = builder(false, false).build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").map_err(std::io::Error::other)?);
         let layers = media.video.len();
@@ -149,6 +159,8 @@ impl LoadPeer {
             next_audio: None,
             keyframe_requests: 0,
             frames_sent: 0,
+            // A fixed spread from the port (no RNG needed): golden-ratio steps fill 0..1 evenly.
+            phase: (local.port() as f64 * 0.618_033_988_75).fract(),
         };
         let mut peer = LoadPeer::new(rtc, socket, local, Role::Publisher(Box::new(publisher)));
         peer.pending = Some(pending);
@@ -160,8 +172,8 @@ impl LoadPeer {
     }
 
     /// A WHEP-style viewer: offers to receive audio and video. `red`: negotiate RFC 2198 audio.
-    pub fn viewer(red: bool) -> std::io::Result<(LoadPeer, String)> {
-        let (socket, local) = bind()?;
+    pub fn viewer(red: bool, ip: IpAddr) -> std::io::Result<(LoadPeer, String)> {
+        let (socket, local) = bind(ip)?;
         let mut rtc = builder(true, red).build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").map_err(std::io::Error::other)?);
         let mut api = rtc.sdp_api();
@@ -175,8 +187,8 @@ impl LoadPeer {
 
     /// A conference subscribe connection: the server offers, this answers (again on every
     /// renegotiation, through `answer`).
-    pub fn answerer(red: bool) -> std::io::Result<LoadPeer> {
-        let (socket, local) = bind()?;
+    pub fn answerer(red: bool, ip: IpAddr) -> std::io::Result<LoadPeer> {
+        let (socket, local) = bind(ip)?;
         let mut rtc = builder(true, red).build(Instant::now());
         rtc.add_local_candidate(Candidate::host(local, "udp").map_err(std::io::Error::other)?);
         Ok(LoadPeer::new(rtc, socket, local, Self::subscriber_role()))
@@ -199,7 +211,15 @@ impl LoadPeer {
     }
 
     /// Feed one datagram and everything it causes; returns when the endpoint next wants time.
-    pub fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8], lat: &mut Latency) -> Instant {
+    /// `arrived`: the kernel's receive time, for latency (None: now).
+    pub fn receive(
+        &mut self,
+        now: Instant,
+        arrived: Option<SystemTime>,
+        from: SocketAddr,
+        data: &[u8],
+        lat: &mut Latency,
+    ) -> Instant {
         let Ok(contents) = data.try_into() else {
             return now + Duration::from_millis(1);
         };
@@ -208,7 +228,7 @@ impl LoadPeer {
         if let Err(e) = self.rtc.handle_input(input) {
             self.failed.get_or_insert(format!("input: {e}"));
         }
-        self.run(now, lat)
+        self.run(now, arrived, lat)
     }
 
     /// Let time pass: send media that is due, then str0m's timers.
@@ -216,10 +236,10 @@ impl LoadPeer {
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             self.failed.get_or_insert(format!("timeout: {e}"));
         }
-        self.run(now, lat)
+        self.run(now, None, lat)
     }
 
-    fn run(&mut self, now: Instant, lat: &mut Latency) -> Instant {
+    fn run(&mut self, now: Instant, arrived: Option<SystemTime>, lat: &mut Latency) -> Instant {
         if self.connected_at.is_some() {
             if let Role::Publisher(p) = &mut self.role {
                 p.send_due(&mut self.rtc, now);
@@ -239,7 +259,7 @@ impl LoadPeer {
                     };
                     return media.map_or(t, |m| m.min(t));
                 }
-                Ok(Output::Event(e)) => self.on_event(e, now, lat),
+                Ok(Output::Event(e)) => self.on_event(e, now, arrived, lat),
                 Err(e) => {
                     self.failed.get_or_insert(format!("rtc: {e}"));
                     return now + Duration::from_secs(3600);
@@ -248,7 +268,7 @@ impl LoadPeer {
         }
     }
 
-    fn on_event(&mut self, e: Event, now: Instant, lat: &mut Latency) {
+    fn on_event(&mut self, e: Event, now: Instant, arrived: Option<SystemTime>, lat: &mut Latency) {
         match e {
             Event::Connected => {
                 self.connected_at.get_or_insert(now);
@@ -283,6 +303,11 @@ impl LoadPeer {
                 if !stream.stats.on_packet(*pkt.seq_no, pkt.header.timestamp, pkt.payload.len(), now) {
                     return;
                 }
+                let arrived = arrived.unwrap_or_else(SystemTime::now);
+                if stream.kind == MediaKind::Video {
+                    let d = stream.stats.delay_over_fastest(pkt.time.numer(), arrived);
+                    lat.video_over_fastest.record(d);
+                }
                 let hist = if stream.kind == MediaKind::Audio { &mut lat.audio } else { &mut lat.video };
                 let ts = pkt.header.timestamp;
                 let captured = match pkt.header.ext_vals.abs_capture_time {
@@ -293,7 +318,7 @@ impl LoadPeer {
                     None => stream.capture.filter(|(t, _)| *t == ts).map(|(_, c)| c),
                 };
                 match captured {
-                    Some(c) if record_latency(hist, c, SystemTime::now()) => {}
+                    Some(c) if record_latency(hist, c, arrived) => {}
                     _ => lat.unstamped += 1,
                 }
                 if stream.kind == MediaKind::Video && s.h264_pts.contains(&pkt.header.payload_type) {
@@ -322,6 +347,16 @@ impl LoadPeer {
     }
 }
 
+/// The next send time on the media clock, unless the sender is over a second behind it (a
+/// stall), in which case from now: no catch-up burst of a second's frames.
+fn keep_cadence(next: Instant, now: Instant) -> Instant {
+    if now.saturating_duration_since(next) > Duration::from_secs(1) {
+        now
+    } else {
+        next
+    }
+}
+
 impl Publisher {
     fn next_due(&self) -> Option<Instant> {
         match (self.next_video, self.next_audio) {
@@ -344,7 +379,7 @@ impl Publisher {
     fn send_due(&mut self, rtc: &mut Rtc, now: Instant) {
         let capture = AbsCaptureTime { capture_time: SystemTime::now(), clock_offset: None };
         let frame_interval = Duration::from_secs(1) / self.media.fps.max(1);
-        let next_video = *self.next_video.get_or_insert(now);
+        let next_video = *self.next_video.get_or_insert_with(|| now + frame_interval.mul_f64(self.phase));
         if now >= next_video {
             let ts = MediaTime::new(self.video_n * 90_000 / self.media.fps.max(1) as u64, Frequency::NINETY_KHZ);
             for (i, rid) in self.rids.iter().enumerate() {
@@ -363,10 +398,11 @@ impl Publisher {
                 }
             }
             self.video_n += 1;
-            // Catch up without a burst if we were late (a stalled loop sends the next frame now).
-            self.next_video = Some((next_video + frame_interval).max(now));
+            // Keep to the media clock (receivers measure delay against it); only after a long
+            // stall start afresh from now.
+            self.next_video = Some(keep_cadence(next_video + frame_interval, now));
         }
-        let next_audio = *self.next_audio.get_or_insert(now);
+        let next_audio = *self.next_audio.get_or_insert_with(|| now + AUDIO_FRAME.mul_f64(self.phase));
         if now >= next_audio {
             let clip = &self.media.audio.frames;
             let frame = clip[(self.audio_n as usize) % clip.len()].clone();
@@ -378,7 +414,7 @@ impl Publisher {
                 }
             }
             self.audio_n += 1;
-            self.next_audio = Some((next_audio + AUDIO_FRAME).max(now));
+            self.next_audio = Some(keep_cadence(next_audio + AUDIO_FRAME, now));
         }
     }
 }

@@ -38,6 +38,7 @@ pub struct Totals {
     pub latency_video: Histogram,
     pub latency_audio: Histogram,
     pub unstamped: u64,
+    pub video_over_fastest: Histogram,
     pub tool_cpu: Duration,
     pub server_cpu: Option<Duration>,
     pub server_rss: Option<u64>,
@@ -66,6 +67,16 @@ pub fn quantile(v: &[Duration], q: f64) -> Option<Duration> {
 }
 
 impl Totals {
+    /// p99 video latency: from capture times where the server carries them, else the delay
+    /// over each stream's fastest packet.
+    pub fn video_p99(&self) -> Option<Duration> {
+        if self.latency_video.count() > 0 {
+            self.latency_video.quantile(0.99)
+        } else {
+            self.video_over_fastest.quantile(0.99)
+        }
+    }
+
     pub fn from_snapshot(s: &Snapshot) -> Totals {
         let mut t = Totals { tool_cpu: s.cpu, ..Default::default() };
         for p in &s.peers {
@@ -181,7 +192,12 @@ impl Totals {
             "packets": { "video": self.video_packets, "audio": self.audio_packets, "per_s": self.packets_per_s().round() },
             "lost": { "video": self.video_lost, "audio": self.audio_lost, "pct": self.loss_pct() },
             "mbit_per_s": ((self.video_bytes + self.audio_bytes) as f64 * 8.0 / self.seconds.max(1e-9) / 1e4).round() / 100.0,
-            "latency_ms": { "video": lat(&self.latency_video), "audio": lat(&self.latency_audio), "unstamped": self.unstamped },
+            "latency_ms": {
+                "video": lat(&self.latency_video),
+                "audio": lat(&self.latency_audio),
+                "unstamped": self.unstamped,
+                "video_over_fastest": lat(&self.video_over_fastest),
+            },
             "jitter_ms": { "max": ms(Some(self.jitter_max)), "mean": ms((self.jitter_n > 0).then(|| self.jitter_sum / self.jitter_n)) },
             "join_ms": { "p50": ms(quantile(&self.join, 0.5)), "p99": ms(quantile(&self.join, 0.99)), "max": ms(quantile(&self.join, 1.0)), "without_keyframe": self.join_missing },
             "resolutions": self.resolutions,
@@ -241,6 +257,10 @@ impl Totals {
                     d(self.latency_audio.quantile(0.99)),
                     d(self.latency_audio.max())
                 ),
+            ),
+            (
+                "video delay over fastest p50/p99".into(),
+                format!("{} / {}", d(self.video_over_fastest.quantile(0.5)), d(self.video_over_fastest.quantile(0.99))),
             ),
             ("jitter max".into(), d(Some(self.jitter_max))),
             (

@@ -29,6 +29,8 @@ pub struct StreamStats {
     pub first_keyframe_at: Option<Instant>,
     /// Frame size from the last keyframe's parameter sets, when the codec tells.
     pub resolution: Option<(u16, u16)>,
+    /// Smallest arrival-minus-media-time seen, in seconds (see `delay_over_fastest`).
+    fastest_transit: Option<f64>,
 }
 
 impl StreamStats {
@@ -49,7 +51,21 @@ impl StreamStats {
             first_packet_at: None,
             first_keyframe_at: None,
             resolution: None,
+            fastest_transit: None,
         }
+    }
+
+    /// Delay of a packet beyond the fastest one of this stream: arrival time minus media time
+    /// (extended RTP timestamp), less the smallest such difference so far. Publishers send
+    /// frames on the media clock, so this is the delay added on the way (queueing in the SFU,
+    /// fan-out bursts) without needing the capture time a server may not carry (Janus 1.1
+    /// drops abs-capture-time). The first packets set the floor; it only ever drops.
+    pub fn delay_over_fastest(&mut self, media_time: u64, arrived: SystemTime) -> Duration {
+        let at = arrived.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let transit = at - media_time as f64 / self.clock_rate as f64;
+        let fastest = self.fastest_transit.map_or(transit, |f| f.min(transit));
+        self.fastest_transit = Some(fastest);
+        Duration::from_secs_f64((transit - fastest).max(0.0))
     }
 
     fn is_seen(&self, back: u64) -> bool {
@@ -215,6 +231,20 @@ mod tests {
         s.on_packet(50, 50 * 960, 100, at(t, 50 * 20 + 16));
         let j = s.jitter().as_secs_f64() * 1000.0;
         assert!((j - 1.0).abs() < 0.05, "jitter {j} ms");
+    }
+
+    #[test]
+    fn delay_over_the_fastest_packet_of_the_stream() {
+        let mut s = StreamStats::new(90_000);
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        // Frames every 33.3 ms (3000 ticks); the second arrives 4 ms late, the third on time.
+        assert_eq!(s.delay_over_fastest(90_000, t0), Duration::ZERO);
+        let late = s.delay_over_fastest(93_000, t0 + Duration::from_micros(33_333 + 4_000));
+        assert!((late.as_secs_f64() * 1e3 - 4.0).abs() < 0.01, "{late:?}");
+        // A packet faster than all before lowers the floor: it is the new zero.
+        assert_eq!(s.delay_over_fastest(96_000, t0 + Duration::from_micros(66_666 - 1_000)), Duration::ZERO);
+        let d = s.delay_over_fastest(99_000, t0 + Duration::from_micros(100_000));
+        assert!((d.as_secs_f64() * 1e3 - 1.0).abs() < 0.01, "{d:?}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use str0m::media::MediaKind;
 
 use crate::peer::{Latency, LoadPeer};
 use crate::poller::Poller;
+use crate::udp_recv;
 
 /// Longest sleep: commands are looked at least this often.
 const MAX_WAIT: Duration = Duration::from_millis(5);
@@ -133,8 +134,10 @@ impl Worker {
                 let Some((peer, _)) = self.peers.get_mut(&key) else { continue };
                 let mut next = None;
                 for _ in 0..RECV_BURST {
-                    match peer.socket().recv_from(&mut buf) {
-                        Ok((n, from)) => next = Some(peer.receive(Instant::now(), from, &buf[..n], &mut self.latency)),
+                    match udp_recv::recv(peer.socket(), &mut buf) {
+                        Ok((n, from, at)) => {
+                            next = Some(peer.receive(Instant::now(), at, from, &buf[..n], &mut self.latency))
+                        }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                         Err(_) => break,
                     }

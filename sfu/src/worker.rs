@@ -1,8 +1,9 @@
 //! A media worker: one thread, one UDP socket, every peer of the rooms pinned to it.
 //!
-//! The loop reads top to bottom: control commands, due timeouts, then one datagram:
-//! recv → find peer (by source address, STUN by `accepts`) → `handle_input` → drain
-//! `poll_output` → for RTP: forwarder decides → subscribers' `write_rtp` → drain them.
+//! The loop reads top to bottom: control commands, due timeouts, then the datagrams waiting
+//! (one `recvmmsg`): recv → find peer (by source address, STUN by `accepts`) → `handle_input`
+//! → drain `poll_output` → for RTP: forwarder decides → subscribers' `write_rtp` → drain them
+//! → their datagrams join the send batch, which leaves in `sendmmsg` calls (`udp_batch`).
 //! No locks and no actor messages on this path; events to the control plane are rare.
 
 use std::cmp::Reverse;
@@ -32,12 +33,14 @@ use crate::ids::{next_id, PeerId, RoomId, TrackId};
 use crate::metrics::{WorkerMetrics, METRICS};
 use crate::peer::{Features, Peer, Slot, WantedTrack};
 use crate::speaker::SpeakerDetector;
+use crate::udp_batch::{self, RecvBatch, SendBatch};
 use crate::{red, repair};
 use str0m::bwe::{Bitrate, BweKind};
 
 /// Upper bound on how long a command waits while the socket is idle.
+/// Socket buffers asked for, each way (see `udp_batch::grow_buffers`).
+const SOCKET_BUFFER: usize = 8 << 20;
 const IDLE_WAKE: Duration = Duration::from_millis(5);
-const RECV_BUF: usize = 2048;
 /// How often rooms' active speakers are re-evaluated.
 const SPEAKER_POLL: Duration = Duration::from_millis(200);
 /// How often every receiver's bandwidth is re-shared (layer rates drift between estimates).
@@ -82,6 +85,10 @@ struct TrackSource {
 
 pub struct Worker {
     socket: UdpSocket,
+    /// Datagrams on their way out, sent together (see `udp_batch`).
+    send: SendBatch,
+    /// Receive buffers, taken out while their datagrams are handled.
+    recv: Option<Box<RecvBatch>>,
     /// Our host candidate; also the destination str0m expects on received datagrams.
     candidate: SocketAddr,
     commands: Receiver<WorkerCommand>,
@@ -126,9 +133,19 @@ pub struct WorkerConfig {
 pub fn spawn_worker(config: WorkerConfig, events: EventSink) -> std::io::Result<WorkerHandle> {
     let WorkerConfig { index, bind, candidate, allocate_bandwidth, video_fec } = config;
     let socket = UdpSocket::bind(bind)?;
+    let (rcvbuf, sndbuf) = udp_batch::grow_buffers(&socket, SOCKET_BUFFER);
+    if rcvbuf < SOCKET_BUFFER {
+        warn!(
+            rcvbuf,
+            "media socket receive buffer below {SOCKET_BUFFER} bytes: raise net.core.rmem_max (README, Deployment)"
+        );
+    }
+    debug!(rcvbuf, sndbuf, "media socket buffers");
     let (tx, rx) = crossbeam_channel::unbounded();
     let worker = Worker {
         socket,
+        send: SendBatch::default(),
+        recv: Some(Box::default()),
         candidate,
         commands: rx,
         events,
@@ -154,11 +171,10 @@ pub fn spawn_worker(config: WorkerConfig, events: EventSink) -> std::io::Result<
 
 impl Worker {
     fn run(mut self) {
-        let mut buf = vec![0u8; RECV_BUF];
         loop {
             // A bug must not take every room on this thread down with it: a panic while
             // handling one step is logged and counted, and the loop goes on.
-            let step = catch_unwind(AssertUnwindSafe(|| self.step(&mut buf)));
+            let step = catch_unwind(AssertUnwindSafe(|| self.step()));
             match step {
                 Ok(true) => {}
                 Ok(false) => {
@@ -169,13 +185,14 @@ impl Worker {
                     tracing::error!("media worker recovered from a panic");
                     METRICS.dropped.with_label_values(&["worker_panic"]).inc();
                     self.dirty.clear();
+                    self.recv.get_or_insert_with(Box::default);
                 }
             }
         }
     }
 
-    /// One turn of the loop: commands, timers, then at most one datagram.
-    fn step(&mut self, buf: &mut [u8]) -> bool {
+    /// One turn of the loop: commands, timers, then the datagrams waiting (or a wait for them).
+    fn step(&mut self) -> bool {
         if !self.handle_commands() {
             return false;
         }
@@ -194,19 +211,42 @@ impl Worker {
             self.drain_dirty();
             self.check_publish_layers(now);
         }
-        let wait = self
-            .timeouts
-            .peek()
-            .map(|Reverse((t, _))| t.saturating_duration_since(now))
-            .unwrap_or(IDLE_WAKE)
-            .clamp(Duration::from_micros(500), IDLE_WAKE);
-        let _ = self.socket.set_read_timeout(Some(wait));
-        match self.socket.recv_from(buf) {
-            Ok((n, source)) => self.handle_datagram(&buf[..n], source),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) => warn!("udp recv failed: {e}"),
+        let mut batch = self.recv.take().unwrap_or_default();
+        let received = match batch.recv(&self.socket) {
+            Ok(n) => n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => 0,
+            Err(e) => {
+                warn!("udp recv failed: {e}");
+                0
+            }
+        };
+        for i in 0..received {
+            if let Some((data, source)) = batch.get(i) {
+                self.handle_datagram(data, source);
+            }
+        }
+        self.recv = Some(batch);
+        self.flush_sends();
+        if received == 0 {
+            let wait = self
+                .timeouts
+                .peek()
+                .map(|Reverse((t, _))| t.saturating_duration_since(Instant::now()))
+                .unwrap_or(IDLE_WAKE)
+                .min(IDLE_WAKE);
+            if !wait.is_zero() {
+                udp_batch::wait_readable(&self.socket, wait);
+            }
         }
         true
+    }
+
+    fn flush_sends(&mut self) {
+        let failed = self.send.failed;
+        self.send.flush(&self.socket);
+        if self.send.failed > failed {
+            METRICS.dropped.with_label_values(&["send_failed"]).inc_by(self.send.failed - failed);
+        }
     }
 
     // ---------------------------------------------------------------- input
@@ -269,7 +309,13 @@ impl Worker {
     }
 
     /// Poll a peer until it has nothing more to say (str0m's rule after every input).
+    ///
+    /// Media written to a subscriber waits in str0m until a timeout lets its pacer see the
+    /// queue: str0m answers `Timeout(now)`. That timeout is handled here at once, so the packet
+    /// leaves now rather than on the next turn of the loop through the timer heap (which cost
+    /// a heap entry per packet per subscriber).
     fn drain(&mut self, id: PeerId) {
+        let mut immediate = false;
         loop {
             let Some(peer) = self.peers.get_mut(&id) else {
                 return;
@@ -280,6 +326,16 @@ impl Worker {
             }
             match peer.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
+                    if !immediate {
+                        let now = Instant::now();
+                        if t <= now {
+                            immediate = true;
+                            if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                                debug!(peer = id, "timeout input failed: {e}");
+                            }
+                            continue;
+                        }
+                    }
                     peer.next_timeout = t;
                     if peer.scheduled.is_none_or(|s| t < s) {
                         peer.scheduled = Some(t);
@@ -287,11 +343,7 @@ impl Worker {
                     }
                     return;
                 }
-                Ok(Output::Transmit(t)) => {
-                    if let Err(e) = self.socket.send_to(&t.contents, t.destination) {
-                        debug!("udp send to {} failed: {e}", t.destination);
-                    }
-                }
+                Ok(Output::Transmit(t)) => self.send.push(&self.socket, t.contents.into(), t.destination),
                 Ok(Output::Event(e)) => self.handle_event(id, e),
                 Err(e) => {
                     warn!(peer = id, "peer failed: {e}");
@@ -1023,7 +1075,7 @@ impl Worker {
         peer.rtc.disconnect();
         // Flush what str0m still wants to say (DTLS close_notify, RTCP BYE).
         while let Ok(Output::Transmit(t)) = peer.rtc.poll_output() {
-            let _ = self.socket.send_to(&t.contents, t.destination);
+            self.send.push(&self.socket, t.contents.into(), t.destination);
         }
         for addr in &peer.remote_addrs {
             self.by_addr.remove(addr);

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::net::TcpStream;
+use std::net::{IpAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -84,7 +84,7 @@ impl Meeting {
                 let name = format!("lt-{r}-{p}");
                 let mut ws = connect(&h.target.server, &h.target.token, &room)?;
                 let (publish_key, subscribe_key) = (h.key(), h.key());
-                let mut sub = LoadPeer::answerer(h.red).map_err(|e| e.to_string())?;
+                let mut sub = LoadPeer::answerer(h.red, h.bind).map_err(|e| e.to_string())?;
                 sub.signalled_at = Instant::now();
                 dispatcher.add(subscribe_key, sub);
                 send(&mut ws, json!({ "type": "join", "name": name }))?;
@@ -102,10 +102,10 @@ impl Meeting {
         let stop = Arc::new(AtomicBool::new(false));
         let status = Arc::new(Mutex::new(Status::default()));
         let control = {
-            let (stop, status, media) = (stop.clone(), status.clone(), h.media.clone());
+            let (stop, status, media, bind) = (stop.clone(), status.clone(), h.media.clone(), h.bind);
             std::thread::Builder::new()
                 .name("loadtest-control".into())
-                .spawn(move || control(participants, dispatcher, media, stop, status))
+                .spawn(move || control(participants, dispatcher, media, bind, stop, status))
                 .map_err(|e| e.to_string())?
         };
         Ok(Meeting { stop, control: Some(control), status, keys, participants_per_room: per_room })
@@ -165,6 +165,7 @@ fn control(
     mut participants: Vec<Participant>,
     dispatcher: Dispatcher,
     media: Arc<Media>,
+    bind: IpAddr,
     stop: Arc<AtomicBool>,
     status: Arc<Mutex<Status>>,
 ) {
@@ -185,7 +186,7 @@ fn control(
                 match p.ws.read() {
                     Ok(Message::Text(t)) => {
                         busy = true;
-                        if let Err(e) = on_message(p, &t, &dispatcher, &media, &answers_tx) {
+                        if let Err(e) = on_message(p, &t, &dispatcher, &media, bind, &answers_tx) {
                             fail(format!("{}: {e}", p.name));
                         }
                     }
@@ -229,12 +230,13 @@ fn on_message(
     text: &str,
     dispatcher: &Dispatcher,
     media: &Arc<Media>,
+    bind: IpAddr,
     answers: &AnswerTx,
 ) -> Result<(), String> {
     let v: Value = serde_json::from_str(text).map_err(|e| format!("bad server message: {e}"))?;
     match v["type"].as_str().unwrap_or_default() {
         "joined" => {
-            let (mut peer, offer) = LoadPeer::publisher(media.clone()).map_err(|e| e.to_string())?;
+            let (mut peer, offer) = LoadPeer::publisher(media.clone(), bind).map_err(|e| e.to_string())?;
             peer.signalled_at = Instant::now();
             p.publisher = Some(peer);
             send(&mut p.ws, json!({ "type": "publish_offer", "sdp": offer }))

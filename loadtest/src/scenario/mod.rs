@@ -5,6 +5,7 @@ pub mod meeting;
 pub mod ramp;
 pub mod webinar;
 
+use std::net::IpAddr;
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -43,6 +44,8 @@ impl Dispatcher {
 
 pub struct Harness {
     pub target: Target,
+    /// Address the endpoints' sockets bind to.
+    pub bind: IpAddr,
     pub media: Arc<Media>,
     /// Receivers negotiate RED audio, as browsers do (the SFU then packs it for them).
     pub red: bool,
@@ -59,7 +62,15 @@ impl Harness {
             let handle = Worker::spawn(format!("loadtest-{i}"), rx)?;
             workers.push((tx, handle));
         }
-        Ok(Harness { target, media, red: true, workers, next_key: 1, progress: true })
+        Ok(Harness {
+            target,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            media,
+            red: true,
+            workers,
+            next_key: 1,
+            progress: true,
+        })
     }
 
     pub fn key(&mut self) -> u64 {
@@ -102,6 +113,7 @@ impl Harness {
             all.latency.video.merge(&s.latency.video);
             all.latency.audio.merge(&s.latency.audio);
             all.latency.unstamped += s.latency.unstamped;
+            all.latency.video_over_fastest.merge(&s.latency.video_over_fastest);
             all.cpu += s.cpu;
         }
         all
@@ -155,6 +167,7 @@ impl Harness {
         totals.latency_video = end.latency.video.clone();
         totals.latency_audio = end.latency.audio.clone();
         totals.unstamped = end.latency.unstamped;
+        totals.video_over_fastest = end.latency.video_over_fastest.clone();
         if let (Some(a), Some(pid)) = (server_cpu0, self.target.server_pid) {
             totals.server_cpu = proc_stat::process_cpu(pid).map(|b| b.saturating_sub(a));
             totals.server_rss = proc_stat::process_rss(pid);

@@ -10,6 +10,7 @@ use crate::plot::{Panel, Series};
 use crate::report::Totals;
 use crate::scenario::webinar::Webinar;
 use crate::scenario::Harness;
+use crate::server::Server;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -24,14 +25,16 @@ pub struct Step {
 
 pub struct Ramp {
     pub limits: Limits,
+    pub rooms: usize,
     pub steps: Vec<Step>,
     /// Why it stopped.
     pub stopped: String,
 }
 
 impl Step {
+    /// From capture times, or (a server that drops abs-capture-time) over the fastest packet.
     fn p99(&self) -> Option<Duration> {
-        self.totals.latency_video.quantile(0.99)
+        self.totals.video_p99()
     }
 
     fn within(&self, l: &Limits) -> bool {
@@ -39,27 +42,49 @@ impl Step {
     }
 }
 
-pub fn run(h: &mut Harness, step: usize, max: usize, step_time: Duration, limits: Limits) -> Result<Ramp, String> {
-    let mut w = Webinar::start(h, "loadtest-ramp", 0)?;
-    let mut r = Ramp { limits, steps: Vec::new(), stopped: format!("reached --max {max}") };
-    while w.viewers.len() < max {
-        let n = step.min(max - w.viewers.len());
-        if let Err(e) = w.add_viewers(h, n) {
-            r.stopped = format!("joining failed at {} viewers: {e}", w.viewers.len());
-            break;
+/// `rooms` webinars (a publisher each) share the viewers, added round-robin: one publisher's
+/// frame fanned out to everyone is a burst whose tail is latency, as on any SFU; many rooms
+/// are what a loaded server carries.
+pub fn run(
+    h: &mut Harness,
+    server: &mut dyn Server,
+    rooms: usize,
+    step: usize,
+    max: usize,
+    step_time: Duration,
+    limits: Limits,
+) -> Result<Ramp, String> {
+    let mut webinars = Vec::new();
+    for i in 0..rooms.max(1) {
+        webinars.push(Webinar::start(h, server, &format!("loadtest-ramp-{i}"), 0)?);
+    }
+    let viewers = |ws: &[Webinar]| ws.iter().map(|w| w.viewers.len()).sum::<usize>();
+    let mut r = Ramp { limits, rooms: webinars.len(), steps: Vec::new(), stopped: format!("reached --max {max}") };
+    'ramp: while viewers(&webinars) < max {
+        let n = step.min(max - viewers(&webinars));
+        let count = webinars.len();
+        for i in 0..count {
+            let share = n / count + usize::from(i < n % count);
+            if let Err(e) = webinars[i].add_viewers(h, server, share) {
+                r.stopped = format!("joining failed at {} viewers: {e}", viewers(&webinars));
+                break 'ramp;
+            }
         }
         // Let joins settle (keyframes, first NACK rounds) before measuring the step.
         std::thread::sleep(Duration::from_secs(1));
-        let totals = h.measure(step_time, &format!("ramp {:>5} viewers", w.viewers.len()));
-        let s = Step { viewers: w.viewers.len(), totals };
+        let total = viewers(&webinars);
+        let totals = h.measure(step_time, &format!("ramp ({}) {total:>5} viewers", server.name()));
+        let s = Step { viewers: total, totals };
         let ok = s.within(&limits);
         r.steps.push(s);
         if !ok {
-            r.stopped = format!("limit passed at {} viewers", w.viewers.len());
+            r.stopped = format!("limit passed at {total} viewers");
             break;
         }
     }
-    w.end(h);
+    for w in webinars {
+        w.end(h, server);
+    }
     Ok(r)
 }
 
@@ -70,7 +95,7 @@ impl Ramp {
     }
 
     pub fn table(&self) -> String {
-        let mut out = String::from("ramp: 1 publisher, viewers added in steps\n");
+        let mut out = format!("ramp: {} room(s) with a publisher each, viewers added in steps\n", self.rooms);
         out.push_str(
             "  viewers  pkt/s out  loss %   p50 ms   p99 ms  join p99 ms  server core %  µs/pkt  tool core %\n",
         );
@@ -106,6 +131,7 @@ impl Ramp {
 
     pub fn to_json(&self) -> Value {
         json!({
+            "rooms": self.rooms,
             "limits": { "loss_pct": self.limits.loss_pct, "p99_ms": self.limits.p99.as_secs_f64() * 1e3 },
             "stopped": self.stopped,
             "capacity_viewers": self.capacity().map(|s| s.viewers),
@@ -134,10 +160,51 @@ pub fn panels(ramps: &[(&str, &Ramp)]) -> Vec<Panel> {
             series: series(&|s| s.totals.server_core_share().map(|c| c * 100.0)),
         },
         Panel { title: "loss at viewers, %".into(), series: series(&|s| Some(s.totals.loss_pct())) },
-        Panel { title: "video latency p99, ms".into(), series: series(&|s| ms(s.p99())) },
+        Panel {
+            title: "video delay over each stream's fastest packet, p99, ms".into(),
+            series: series(&|s| ms(s.totals.video_over_fastest.quantile(0.99))),
+        },
     ]
 }
 
 pub fn plot(r: &Ramp, png: &std::path::Path) -> Result<(), String> {
     crate::plot::write_png(png, "yunshi-loadtest ramp", "viewers", &panels(&[("server", r)]))
+}
+
+/// Plot ramp results read back from their JSON (`{"params": {"kind"}, "result": {"steps"}}`),
+/// one series per file, named by the server kind.
+pub fn plot_results(results: &[Value], png: &std::path::Path, title: &str) -> Result<(), String> {
+    let f = |v: &Value, path: &[&str]| path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_f64);
+    let panel = |title: &str, path: &[&str], scale: f64| Panel {
+        title: title.into(),
+        series: results
+            .iter()
+            .map(|r| Series {
+                name: r["params"]["kind"].as_str().unwrap_or("server").to_string(),
+                points: r["result"]["steps"]
+                    .as_array()
+                    .map(|steps| {
+                        steps
+                            .iter()
+                            .filter_map(|s| Some((s["viewers"].as_f64()?, f(&s["totals"], path)? * scale)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect(),
+    };
+    let panels = vec![
+        panel("packets/s delivered to viewers", &["packets", "per_s"], 1.0),
+        panel("server CPU, % of one core", &["server", "core_share"], 100.0),
+        panel("loss at viewers, %", &["lost", "pct"], 1.0),
+        panel(
+            "video delay over each stream's fastest packet, p99, ms",
+            &["latency_ms", "video_over_fastest", "p99"],
+            1.0,
+        ),
+    ];
+    if panels.iter().all(|p| p.series.iter().all(|s| s.points.is_empty())) {
+        return Err("no ramp steps in the inputs".into());
+    }
+    crate::plot::write_png(png, title, "viewers", &panels)
 }
