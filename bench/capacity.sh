@@ -11,7 +11,8 @@
 #   CAP_STEP     viewers added per step (default 40)
 #   CAP_MAX      most viewers (default 1000)
 #   CAP_SECONDS  measured seconds per step (default 10)
-#   CAP_SERVERS  which servers (default "yunshi janus")
+#   CAP_SERVERS  which servers (default "yunshi relay janus"; relay = the raw limit: the load
+#                tool's own WHIP/WHEP relay with no SFU logic, see loadtest/src/relay.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -22,7 +23,7 @@ PNG=docs/img/bench-capacity.png
 PASSWORD=bench-Admin-pw-2026
 WIDTH=${CAP_WIDTH:-1920}; HEIGHT=${CAP_HEIGHT:-1080}; KBPS=${CAP_KBPS:-3000}
 ROOMS=${CAP_ROOMS:-4}; STEP=${CAP_STEP:-40}; MAX=${CAP_MAX:-1000}; SECONDS_PER_STEP=${CAP_SECONDS:-10}
-SERVERS=${CAP_SERVERS:-yunshi janus}
+SERVERS=${CAP_SERVERS:-yunshi relay janus}
 
 [ "$(id -u)" -eq 0 ] || { echo "bench-capacity: needs root (network namespace, taskset of servers)"; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench-capacity: needs 2 cores (server on one, load tool on the other)"; exit 1; }
@@ -76,6 +77,14 @@ for server in $SERVERS; do
       in_ns taskset -c 1 ./target/release/yunshi-loadtest --bind "$IP" --server-pid "$SERVER_PID" \
         --server "http://$IP:18080" --password "$PASSWORD" --width 1280 --height 720 --kbps 1500 --layers 3 \
         --quiet --duration 20 --json "$OUT/yunshi-meeting.json" meeting --rooms 5 --participants 6
+      ;;
+    relay)
+      ip netns exec "$NS" taskset -c 0 ./target/release/yunshi-loadtest relay --http "$IP:18090" --media "$IP:41100" \
+        > "$OUT/relay.log" 2>&1 &
+      SERVER_PID=$!
+      wait_http "http://$IP:18090/healthz"
+      echo "== relay (raw limit): ramp"
+      loadtest --kind relay --server "http://$IP:18090" --token relay --json "$OUT/relay-ramp.json" "${ramp_args[@]}"
       ;;
     janus)
       command -v janus >/dev/null || { echo "bench-capacity: janus is not installed (scripts/install-deps.sh bench)"; exit 1; }

@@ -49,6 +49,12 @@ for r in rows:
         f(r["join"], "{:.0f} ms"), f(r["us"], "{:.2f} µs"), f(r["full_core_pps"], "{:.0f} pkt/s"),
         f(r["full_core_pps"] and r["full_core_pps"] / PKTS_1080P, "{:.0f}"), f(r["kb_per_viewer"], "{:.0f} KB"), r["stopped"]))
 by = {r["kind"]: r for r in rows}
+if "yunshi" in by and "relay" in by:
+    y, r = by["yunshi"], by["relay"]
+    if y["us"] and r["us"]:
+        print(f"\nyunshi as a share of the raw limit (CPU per packet, relay/yunshi): {r['us'] / y['us'] * 100:.0f} %")
+    if y["cap"] and r["cap"]:
+        print(f"yunshi as a share of the raw limit (viewers within limits): {y['cap'] / r['cap'] * 100:.0f} %")
 if "yunshi" in by and "janus" in by:
     y, j = by["yunshi"], by["janus"]
     if y["cap"] and j["cap"]:

@@ -16,6 +16,7 @@ pub mod peer;
 pub mod plot;
 pub mod poller;
 pub mod proc_stat;
+pub mod relay;
 pub mod report;
 pub mod scenario;
 pub mod server;

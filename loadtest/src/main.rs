@@ -26,8 +26,9 @@ struct Cli {
     user: String,
     #[arg(long, env = "YUNSHI_ADMIN_PASSWORD")]
     password: Option<String>,
-    /// What the server is: yunshi (WHIP/WHEP, conference WebSocket) or janus (VideoRoom over
-    /// its HTTP API at --server, e.g. http://10.99.0.1:8088/janus; webinar and ramp only).
+    /// What the server is: yunshi (WHIP/WHEP, conference WebSocket), janus (VideoRoom over its
+    /// HTTP API at --server, e.g. http://10.99.0.1:8088/janus; webinar and ramp only) or relay
+    /// (this tool's raw-limit baseline, spoken to like yunshi; webinar and ramp only).
     #[arg(long, default_value = "yunshi")]
     kind: String,
     /// Address the endpoints' UDP sockets bind to (and offer as their candidate).
@@ -105,6 +106,15 @@ enum Scenario {
         #[arg(long)]
         png: Option<std::path::PathBuf>,
     },
+    /// Be the raw-limit baseline server: WHIP/WHEP with no SFU logic (every packet of a room's
+    /// publisher to each of its viewers, unchanged). Point the tool at it like at yunshi.
+    Relay {
+        #[arg(long, default_value = "127.0.0.1:18090")]
+        http: std::net::SocketAddr,
+        /// UDP address to bind and offer as the ICE candidate.
+        #[arg(long, default_value = "127.0.0.1:41100")]
+        media: std::net::SocketAddr,
+    },
     /// Plot ramps written with --json (several servers side by side) into one PNG.
     Plot {
         /// Ramp results (JSON files from `ramp --json`).
@@ -126,6 +136,9 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    if let Scenario::Relay { http, media } = &cli.scenario {
+        return loadtest::relay::run(*http, *media).map_err(|e| format!("relay: {e}"));
+    }
     if let Scenario::Plot { inputs, png, title } = &cli.scenario {
         let mut ramps = Vec::new();
         for path in inputs {
@@ -138,8 +151,8 @@ fn run(cli: Cli) -> Result<(), String> {
         return Ok(());
     }
     let janus = cli.kind == "janus";
-    if !janus && cli.kind != "yunshi" {
-        return Err(format!("--kind {}: yunshi or janus", cli.kind));
+    if !matches!(cli.kind.as_str(), "yunshi" | "janus" | "relay") {
+        return Err(format!("--kind {}: yunshi, janus or relay (WHIP/WHEP like yunshi)", cli.kind));
     }
     let token = match cli.token.clone() {
         Some(t) => t,
@@ -195,13 +208,13 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("webinar: 1 publisher → {viewers} viewers, {} s\n{}", cli.duration, t.table());
             serde_json::json!({ "scenario": "webinar", "viewers": viewers, "params": params, "result": t.to_json() })
         }
-        Scenario::Meeting { .. } if janus => return Err("meeting runs against yunshi only".into()),
+        Scenario::Meeting { .. } if cli.kind != "yunshi" => return Err("meeting runs against yunshi only".into()),
         Scenario::Meeting { rooms, participants } => {
             let t = meeting::run(&mut h, rooms, participants, warmup, duration)?;
             println!("meeting: {rooms} room(s) × {participants} participants, {} s\n{}", cli.duration, t.table());
             serde_json::json!({ "scenario": "meeting", "rooms": rooms, "participants": participants, "params": params, "result": t.to_json() })
         }
-        Scenario::Plot { .. } => unreachable!("handled above"),
+        Scenario::Plot { .. } | Scenario::Relay { .. } => unreachable!("handled above"),
         Scenario::Ramp { rooms, step, max, step_seconds, max_loss_pct, max_p99_ms, png } => {
             let limits = ramp::Limits { loss_pct: max_loss_pct, p99: Duration::from_secs_f64(max_p99_ms / 1000.0) };
             let r = ramp::run(&mut h, server.as_mut(), rooms, step, max, Duration::from_secs(step_seconds), limits)?;

@@ -17,7 +17,7 @@ pub mod red;
 pub mod repair;
 mod sdp_fec;
 pub mod speaker;
-mod udp_batch;
+pub mod udp_batch;
 mod worker;
 
 pub use command::{EventSink, LayerConstraint, PeerKind, SfuError, WorkerCommand, WorkerEvent};
