@@ -11,8 +11,10 @@
 #   CAP_STEP     viewers added per step (default 40)
 #   CAP_MAX      most viewers (default 1000)
 #   CAP_SECONDS  measured seconds per step (default 10)
-#   CAP_SERVERS  which servers (default "yunshi relay janus"; relay = the raw limit: the load
-#                tool's own WHIP/WHEP relay with no SFU logic, see loadtest/src/relay.rs)
+#   CAP_SERVERS  what to measure (default "yunshi relay janus ceiling"): relay = the load tool's
+#                own WHIP/WHEP relay with no SFU logic (str0m's floor, loadtest/src/relay.rs);
+#                ceiling = this machine's limit with no WebRTC stack at all (decrypt once,
+#                encrypt + send per viewer; loadtest/src/ceiling.rs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO="$PWD"
@@ -23,7 +25,7 @@ PNG=docs/img/bench-capacity.png
 PASSWORD=bench-Admin-pw-2026
 WIDTH=${CAP_WIDTH:-1920}; HEIGHT=${CAP_HEIGHT:-1080}; KBPS=${CAP_KBPS:-3000}
 ROOMS=${CAP_ROOMS:-4}; STEP=${CAP_STEP:-40}; MAX=${CAP_MAX:-1000}; SECONDS_PER_STEP=${CAP_SECONDS:-10}
-SERVERS=${CAP_SERVERS:-yunshi relay janus}
+SERVERS=${CAP_SERVERS:-yunshi relay janus ceiling}
 
 [ "$(id -u)" -eq 0 ] || { echo "bench-capacity: needs root (network namespace, taskset of servers)"; exit 1; }
 [ "$(nproc)" -ge 2 ] || { echo "bench-capacity: needs 2 cores (server on one, load tool on the other)"; exit 1; }
@@ -95,12 +97,18 @@ for server in $SERVERS; do
       echo "== janus: ramp"
       loadtest --kind janus --server "http://$IP:8088/janus" --json "$OUT/janus-ramp.json" "${ramp_args[@]}"
       ;;
+    ceiling)
+      echo "== ceiling: 1 stream to 100 viewers, relaying thread on core 0"
+      ./target/release/yunshi-loadtest --json "$OUT/ceiling.json" ceiling --viewers 100 --rate 4000 --seconds 10 \
+        --relay-core 0 --tool-core 1
+      continue
+      ;;
     *) echo "bench-capacity: unknown server $server"; exit 1 ;;
   esac
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
   inputs+=("$OUT/$server-ramp.json")
 done
 
-./target/release/yunshi-loadtest plot "${inputs[@]}" --png "$PNG" \
+[ ${#inputs[@]} -gt 0 ] && ./target/release/yunshi-loadtest plot "${inputs[@]}" --png "$PNG" \
   --title "$(nproc)-core $(uname -m), server on 1 core: ${WIDTH}x${HEIGHT} ${KBPS} kbit/s to each viewer, $ROOMS rooms"
-python3 bench/summary.py "${inputs[@]}"
+python3 bench/summary.py "${inputs[@]}" $( [ -f "$OUT/ceiling.json" ] && echo "$OUT/ceiling.json" )

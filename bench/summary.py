@@ -13,8 +13,12 @@ import sys
 PKTS_1080P = 310
 
 rows = []
+ceiling = None
 for path in sys.argv[1:]:
     r = json.load(open(path))
+    if r.get("scenario") == "ceiling":
+        ceiling = r
+        continue
     kind = r["params"].get("kind", "server")
     res = r["result"]
     steps = res["steps"]
@@ -55,6 +59,11 @@ if "yunshi" in by and "relay" in by:
         print(f"\nyunshi as a share of the raw limit (CPU per packet, relay/yunshi): {r['us'] / y['us'] * 100:.0f} %")
     if y["cap"] and r["cap"]:
         print(f"yunshi as a share of the raw limit (viewers within limits): {y['cap'] / r['cap'] * 100:.0f} %")
+if ceiling:
+    print(f"\nceiling (no WebRTC stack; {ceiling['viewers']} viewers): {ceiling['us_per_packet']:.2f} µs per packet out = {ceiling['full_core_pps']:.0f} packets/s per core")
+    for kind in ("yunshi", "relay", "janus"):
+        if kind in by and by[kind]["us"]:
+            print(f"{kind} as a share of the ceiling (CPU per packet): {ceiling['us_per_packet'] / by[kind]['us'] * 100:.0f} %")
 if "yunshi" in by and "janus" in by:
     y, j = by["yunshi"], by["janus"]
     if y["cap"] and j["cap"]:

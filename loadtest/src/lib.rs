@@ -7,6 +7,7 @@
 //! (`stream_stats`), latency from the abs-capture-time header extension the publisher stamps
 //! and the SFU carries through.
 
+pub mod ceiling;
 pub mod h264;
 pub mod histogram;
 pub mod http;

@@ -115,6 +115,23 @@ enum Scenario {
         #[arg(long, default_value = "127.0.0.1:41100")]
         media: std::net::SocketAddr,
     },
+    /// The machine's raw limit without a WebRTC stack: receive, decrypt once, encrypt and send
+    /// per viewer (AES-128-GCM, recvmmsg/sendmmsg), on --relay-core; feeder on --tool-core.
+    Ceiling {
+        #[arg(long, default_value_t = 50)]
+        viewers: usize,
+        /// Input packets per second (set it above what one core can relay).
+        #[arg(long, default_value_t = 20_000)]
+        rate: u64,
+        #[arg(long, default_value_t = 1100)]
+        size: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long)]
+        relay_core: Option<usize>,
+        #[arg(long)]
+        tool_core: Option<usize>,
+    },
     /// Plot ramps written with --json (several servers side by side) into one PNG.
     Plot {
         /// Ramp results (JSON files from `ramp --json`).
@@ -136,6 +153,20 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
+    if let Scenario::Ceiling { viewers, rate, size, seconds, relay_core, tool_core } = &cli.scenario {
+        let c = loadtest::ceiling::run(*viewers, *rate, *size, *seconds, *relay_core, *tool_core)
+            .map_err(|e| e.to_string())?;
+        println!("{}", c.table());
+        if let Some(path) = &cli.json {
+            let v = serde_json::json!({
+                "scenario": "ceiling", "viewers": c.viewers, "packets_in": c.received, "packets_out": c.sent,
+                "seconds": c.seconds, "cpu_s": c.cpu.as_secs_f64(), "us_per_packet": c.us_per_packet(),
+                "full_core_pps": 1e6 / c.us_per_packet(),
+            });
+            std::fs::write(path, serde_json::to_string_pretty(&v).unwrap_or_default()).map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
     if let Scenario::Relay { http, media } = &cli.scenario {
         return loadtest::relay::run(*http, *media).map_err(|e| format!("relay: {e}"));
     }
@@ -214,7 +245,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("meeting: {rooms} room(s) × {participants} participants, {} s\n{}", cli.duration, t.table());
             serde_json::json!({ "scenario": "meeting", "rooms": rooms, "participants": participants, "params": params, "result": t.to_json() })
         }
-        Scenario::Plot { .. } | Scenario::Relay { .. } => unreachable!("handled above"),
+        Scenario::Plot { .. } | Scenario::Relay { .. } | Scenario::Ceiling { .. } => unreachable!("handled above"),
         Scenario::Ramp { rooms, step, max, step_seconds, max_loss_pct, max_p99_ms, png } => {
             let limits = ramp::Limits { loss_pct: max_loss_pct, p99: Duration::from_secs_f64(max_p99_ms / 1000.0) };
             let r = ramp::run(&mut h, server.as_mut(), rooms, step, max, Duration::from_secs(step_seconds), limits)?;

@@ -67,8 +67,11 @@ pub fn write_png(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> R
         chart
             .configure_mesh()
             .x_desc(x_label)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| if y_max >= 100.0 { format!("{y:.0}") } else { format!("{y:.1}") })
+            .disable_x_mesh()
             .label_style(("sans-serif", 13))
-            .light_line_style(RGBColor(235, 235, 235))
+            .light_line_style(RGBColor(245, 245, 245))
             .draw()
             .map_err(e)?;
         for (i, s) in panel.series.iter().enumerate() {
