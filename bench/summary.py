@@ -29,6 +29,11 @@ for path in sys.argv[1:]:
     rss = [(s["viewers"], s["totals"]["server"]["rss_bytes"]) for s in steps if s["totals"]["server"]["rss_bytes"]]
     per_viewer = (rss[-1][1] - rss[0][1]) / (rss[-1][0] - rss[0][0]) if len(rss) >= 2 and rss[-1][0] > rss[0][0] else None
     t = at["totals"] if at else None
+    # The join: a publisher's WHIP POST -> first keyframe at viewers waiting for it,
+    # at the step nearest 80 % of capacity.
+    near80 = min(steps, key=lambda s: abs(s["viewers"] - 0.8 * cap)) if cap else None
+    pj = sorted(near80.get("publisher_join_ms", [])) if near80 else []
+    pub_join = (near80["viewers"], pj[min(len(pj) - 1, int(0.99 * len(pj)))]) if pj else None
     lat = lambda t: t["latency_ms"]["video"]["p99"] if t["latency_ms"]["video"]["p99"] is not None else t["latency_ms"]["video_over_fastest"]["p99"]
     rows.append({
         "kind": kind,
@@ -41,16 +46,19 @@ for path in sys.argv[1:]:
         "full_core_pps": 1e6 / us_med if us_med else None,
         "kb_per_viewer": per_viewer / 1024 if per_viewer else None,
         "stopped": res["stopped"],
+        "pub_join": pub_join,
         "video_per_viewer": (t["packets"]["video"] / t["seconds"] / max(t["video_streams"], 1)) if t else None,
     })
 
 f = lambda x, fmt: "-" if x is None else fmt.format(x)
-print("| server | viewers within limits | packets/s delivered | server core | p99 video delay | join p99 | CPU per packet | a full core at that cost | = 1080p streams/core | memory per viewer | stopped |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+print("| server | viewers within limits | packets/s delivered | server core | p99 video delay | viewer join p99 | publisher join p99 (at ~80 %) | CPU per packet | a full core at that cost | = 1080p streams/core | memory per viewer | stopped |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+    print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
         r["kind"], f(r["cap"], "{}"), f(r["pps"], "{:.0f}"), f(r["core"], "{:.0f} %"), f(r["p99"], "{:.1f} ms"),
-        f(r["join"], "{:.0f} ms"), f(r["us"], "{:.2f} µs"), f(r["full_core_pps"], "{:.0f} pkt/s"),
+        f(r["join"], "{:.0f} ms"),
+        "-" if not r["pub_join"] else "{:.0f} ms ({} viewers)".format(r["pub_join"][1], r["pub_join"][0]),
+        f(r["us"], "{:.2f} µs"), f(r["full_core_pps"], "{:.0f} pkt/s"),
         f(r["full_core_pps"] and r["full_core_pps"] / PKTS_1080P, "{:.0f}"), f(r["kb_per_viewer"], "{:.0f} KB"), r["stopped"]))
 by = {r["kind"]: r for r in rows}
 if "yunshi" in by and "relay" in by:

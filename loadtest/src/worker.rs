@@ -60,6 +60,8 @@ pub struct PeerSummary {
     pub failed: Option<String>,
     /// Signalling start to the first keyframe (receivers).
     pub first_keyframe: Option<Duration>,
+    /// When that first keyframe arrived.
+    pub first_keyframe_at: Option<Instant>,
     pub streams: Vec<StreamSummary>,
     pub frames_sent: u64,
     pub keyframe_requests: u64,
@@ -200,6 +202,7 @@ fn summary(key: u64, p: &LoadPeer) -> PeerSummary {
         connected: p.connected_at.is_some(),
         failed: p.failed.clone(),
         first_keyframe: None,
+        first_keyframe_at: None,
         streams: Vec::new(),
         frames_sent: 0,
         keyframe_requests: 0,
@@ -217,6 +220,7 @@ fn summary(key: u64, p: &LoadPeer) -> PeerSummary {
             .filter_map(|st| st.stats.first_keyframe_at)
             .min();
         s.first_keyframe = first.map(|t| t.saturating_duration_since(p.signalled_at));
+        s.first_keyframe_at = first;
         s.streams = sub
             .streams
             .values()

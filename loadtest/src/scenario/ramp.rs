@@ -2,7 +2,7 @@
 //! up (loss or p99 latency over its limit, or endpoints failing), or a ceiling is reached.
 //! Each step is measured on its own, so the result is a curve: load against CPU, loss, latency.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -21,6 +21,53 @@ pub struct Limits {
 pub struct Step {
     pub viewers: usize,
     pub totals: Totals,
+    /// A publisher joining under this load: WHIP POST → first keyframe at each of the viewers
+    /// already waiting in its room (the join figure). Empty where the server cannot
+    /// take viewers before the publisher (Janus).
+    pub publisher_join: Vec<Duration>,
+}
+
+/// Viewers waiting in the probe room when its publisher joins.
+const PROBE_VIEWERS: usize = 5;
+
+/// Under the current load: open a room, let `PROBE_VIEWERS` viewers wait in it, then publish
+/// and time WHIP POST → each viewer's first keyframe. The room is closed again afterwards.
+fn probe_publisher_join(h: &mut Harness, server: &mut dyn Server, room: &str) -> Result<Vec<Duration>, String> {
+    server.prepare_room(room)?;
+    let mut viewers = Vec::new();
+    for _ in 0..PROBE_VIEWERS {
+        let (peer, session) = server.viewer(room, h.red, h.bind)?;
+        let key = h.key();
+        h.add(key, peer);
+        viewers.push((key, session));
+    }
+    let keys: Vec<u64> = viewers.iter().map(|(k, _)| *k).collect();
+    let result = h.wait_connected(&keys, Duration::from_secs(10)).and_then(|()| {
+        let posted = Instant::now();
+        let (peer, session) = server.publisher(room, h.media.clone(), h.bind)?;
+        let key = h.key();
+        h.add(key, peer);
+        viewers.push((key, session));
+        let deadline = posted + Duration::from_secs(5);
+        loop {
+            let snap = h.snapshot(false);
+            let got: Vec<Duration> = snap
+                .peers
+                .iter()
+                .filter(|p| keys.contains(&p.key))
+                .filter_map(|p| p.first_keyframe_at.map(|t| t.saturating_duration_since(posted)))
+                .collect();
+            if got.len() == keys.len() || Instant::now() > deadline {
+                return Ok(got);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    for (key, session) in &viewers {
+        server.end(session);
+        h.remove(*key);
+    }
+    result
 }
 
 pub struct Ramp {
@@ -74,7 +121,12 @@ pub fn run(
         std::thread::sleep(Duration::from_secs(1));
         let total = viewers(&webinars);
         let totals = h.measure(step_time, &format!("ramp ({}) {total:>5} viewers", server.name()));
-        let s = Step { viewers: total, totals };
+        let publisher_join = if server.name() == "janus" {
+            Vec::new()
+        } else {
+            probe_publisher_join(h, server, &format!("loadtest-ramp-probe-{total}"))?
+        };
+        let s = Step { viewers: total, totals, publisher_join };
         let ok = s.within(&limits);
         r.steps.push(s);
         if !ok {
@@ -103,13 +155,14 @@ impl Ramp {
             let t = &s.totals;
             let f = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64() * 1e3));
             out.push_str(&format!(
-                "  {:>7}  {:>9.0}  {:>6.3}  {:>7}  {:>7}  {:>11}  {:>13}  {:>6}  {:>11.1}\n",
+                "  {:>7}  {:>9.0}  {:>6.3}  {:>7}  {:>7}  {:>11}  {:>21}  {:>13}  {:>6}  {:>11.1}\n",
                 s.viewers,
                 t.packets_per_s(),
                 t.loss_pct(),
                 f(t.latency_video.quantile(0.5)),
                 f(s.p99()),
                 f(crate::report::quantile(&t.join, 0.99)),
+                f(s.publisher_join.iter().max().copied()),
                 t.server_core_share().map_or("-".into(), |c| format!("{:.1}", c * 100.0)),
                 t.server_us_per_packet().map_or("-".into(), |u| format!("{u:.2}")),
                 t.tool_cpu.as_secs_f64() * 100.0 / t.seconds.max(1e-9),
@@ -136,7 +189,17 @@ impl Ramp {
             "stopped": self.stopped,
             "capacity_viewers": self.capacity().map(|s| s.viewers),
             "capacity_packets_per_s": self.capacity().map(|s| s.totals.packets_per_s().round()),
-            "steps": self.steps.iter().map(|s| json!({ "viewers": s.viewers, "totals": s.totals.to_json() })).collect::<Vec<_>>(),
+            "steps": self
+                .steps
+                .iter()
+                .map(|s| {
+                    json!({
+                        "viewers": s.viewers,
+                        "totals": s.totals.to_json(),
+                        "publisher_join_ms": s.publisher_join.iter().map(|d| d.as_secs_f64() * 1e3).collect::<Vec<_>>(),
+                    })
+                })
+                .collect::<Vec<_>>(),
         })
     }
 }
