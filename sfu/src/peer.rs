@@ -87,6 +87,9 @@ pub struct Peer {
     pub twcc_loss: bool,
     /// Retransmitted copies per NACKed video packet (`repair::rtx_copies_for_loss`).
     pub rtx_copies: usize,
+    /// Queued in the worker's `dirty` list (drained once per batch of input, however many
+    /// packets were written to it meanwhile).
+    pub dirty: bool,
     /// Loss in the last audio receiver report, and when it came.
     pub audio_loss: Option<(f32, Instant)>,
     /// What the receiver asked for per track (tile size, frame rate, hidden). Kept here, not
@@ -175,6 +178,7 @@ impl Peer {
             loss_ewma: 0.0,
             twcc_loss: false,
             rtx_copies: 1,
+            dirty: false,
             audio_loss: None,
             constraints: HashMap::new(),
             fec: fec && !kind.publishes(),

@@ -185,6 +185,7 @@ impl Worker {
                     tracing::error!("media worker recovered from a panic");
                     METRICS.dropped.with_label_values(&["worker_panic"]).inc();
                     self.dirty.clear();
+                    self.peers.values_mut().for_each(|p| p.dirty = false);
                     self.recv.get_or_insert_with(Box::default);
                 }
             }
@@ -226,6 +227,7 @@ impl Worker {
             }
         }
         self.recv = Some(batch);
+        self.drain_dirty();
         self.flush_sends();
         if received == 0 {
             let wait = self
@@ -282,7 +284,9 @@ impl Worker {
             self.metrics.dropped_malformed.inc();
         }
         self.drain(peer_id);
-        self.drain_dirty();
+        // Subscribers written to are drained once the whole batch of input is handled
+        // (`step`): a frame's packets then leave together, one str0m timeout per subscriber
+        // per batch instead of one per packet.
     }
 
     fn handle_timeouts(&mut self, now: Instant) {
@@ -356,6 +360,9 @@ impl Worker {
 
     fn drain_dirty(&mut self) {
         while let Some(id) = self.dirty.pop() {
+            if let Some(p) = self.peers.get_mut(&id) {
+                p.dirty = false;
+            }
             self.drain(id);
         }
     }
@@ -493,7 +500,10 @@ impl Worker {
         if let Some(rx) = peer.rtc.direct_api().stream_rx_by_mid(src.mid, rid) {
             rx.request_keyframe(KeyframeRequestKind::Pli);
             self.metrics.plis_out.inc();
-            self.dirty.push(src.publisher);
+            if !peer.dirty {
+                peer.dirty = true;
+                self.dirty.push(src.publisher);
+            }
         }
     }
 
@@ -543,7 +553,10 @@ impl Worker {
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.bandwidth_limited = limited;
             peer.rtc.bwe().set_bitrate(Bitrate::bps(minimum.min(desired)), Bitrate::bps(desired.max(granted)));
-            self.dirty.push(id);
+            if !peer.dirty {
+                peer.dirty = true;
+                self.dirty.push(id);
+            }
         }
         for (track, stream) in keyframes {
             self.request_keyframe(track, stream);
@@ -842,7 +855,10 @@ impl Worker {
                     self.metrics.bytes_out_video.inc_by(pkt.payload.len() as u64);
                 }
             }
-            self.dirty.push(sub_id);
+            if !sub.dirty {
+                sub.dirty = true;
+                self.dirty.push(sub_id);
+            }
         }
         if !forwards.is_empty() {
             self.metrics.forward_latency.observe(now.saturating_duration_since(pkt.timestamp).as_secs_f64());
