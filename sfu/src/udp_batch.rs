@@ -66,12 +66,60 @@ fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
     }
 }
 
+/// Linux's UDP_SEGMENT socket option (linux/udp.h): the size of each datagram in a GSO send.
+const UDP_SEGMENT: libc::c_int = 103;
+/// Most datagrams in one GSO send, and most bytes (the kernel's limits are 64 and 64 KiB).
+const GSO_MAX_SEGMENTS: usize = 64;
+const GSO_MAX_BYTES: usize = 65_000;
+
 /// Outgoing datagrams waiting for one `sendmmsg`. Buffers are str0m's own (moved, not copied).
-#[derive(Default)]
+///
+/// A run of datagrams to one destination, all of one size but the last (a frame's packets to
+/// one subscriber), leaves as one UDP GSO message: the kernel walks its stack once for the run
+/// and cuts it into datagrams at the end. Where GSO fails (an old kernel, a device without it)
+/// the batch falls back to one message per datagram for good.
 pub struct SendBatch {
     pending: Vec<(Vec<u8>, SocketAddr)>,
     /// Datagrams the kernel refused (counted, never retried: RTP has its own repair).
     pub failed: u64,
+    gso: bool,
+}
+
+impl Default for SendBatch {
+    fn default() -> Self {
+        SendBatch { pending: Vec::new(), failed: 0, gso: true }
+    }
+}
+
+/// One message of a flush: `count` datagrams from `start`, GSO-cut at `segment` if `count > 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Message {
+    start: usize,
+    count: usize,
+    segment: usize,
+}
+
+/// Group datagrams into messages: a run to one destination of equal sizes (the last may be
+/// shorter) within the GSO limits is one message.
+fn group(pending: &[(Vec<u8>, SocketAddr)], gso: bool) -> Vec<Message> {
+    let mut out: Vec<Message> = Vec::new();
+    for (i, (data, to)) in pending.iter().enumerate() {
+        if let Some(m) = out.last_mut().filter(|_| gso) {
+            let (first, dest) = (&pending[m.start].0, pending[m.start].1);
+            let last = &pending[m.start + m.count - 1].0;
+            let fits = dest == *to
+                && last.len() == m.segment
+                && data.len() <= m.segment
+                && m.count < GSO_MAX_SEGMENTS
+                && (m.count + 1) * first.len() <= GSO_MAX_BYTES;
+            if fits {
+                m.count += 1;
+                continue;
+            }
+        }
+        out.push(Message { start: i, count: 1, segment: data.len() });
+    }
+    out
 }
 
 impl SendBatch {
@@ -93,40 +141,68 @@ impl SendBatch {
             return 0;
         }
         let n = self.pending.len();
+        let messages = group(&self.pending, self.gso);
         let mut addrs: Vec<(libc::sockaddr_storage, libc::socklen_t)> =
-            self.pending.iter().map(|(_, to)| to_storage(to)).collect();
+            messages.iter().map(|m| to_storage(&self.pending[m.start].1)).collect();
         let mut iovs: Vec<libc::iovec> = self
             .pending
             .iter()
             .map(|(d, _)| libc::iovec { iov_base: d.as_ptr() as *mut libc::c_void, iov_len: d.len() })
             .collect();
-        // SAFETY: zeroed mmsghdr is valid; every pointer below refers to the vectors above,
-        // which outlive the system calls.
-        let mut msgs: Vec<libc::mmsghdr> = (0..n)
-            .map(|i| unsafe {
-                let mut m: libc::mmsghdr = zeroed();
-                m.msg_hdr.msg_name = &mut addrs[i].0 as *mut _ as *mut libc::c_void;
-                m.msg_hdr.msg_namelen = addrs[i].1;
-                m.msg_hdr.msg_iov = &mut iovs[i];
-                m.msg_hdr.msg_iovlen = 1;
-                m
+        // SAFETY: CMSG_SPACE is a pure size computation.
+        let space = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as usize;
+        let mut controls = vec![0u8; space * messages.len()];
+        // SAFETY: zeroed mmsghdr is valid; every pointer refers to the vectors above, which
+        // outlive the system calls; each control buffer is CMSG_SPACE(2) bytes of its own.
+        let mut msgs: Vec<libc::mmsghdr> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| unsafe {
+                let mut h: libc::mmsghdr = zeroed();
+                h.msg_hdr.msg_name = &mut addrs[i].0 as *mut _ as *mut libc::c_void;
+                h.msg_hdr.msg_namelen = addrs[i].1;
+                h.msg_hdr.msg_iov = &mut iovs[m.start];
+                h.msg_hdr.msg_iovlen = m.count;
+                if m.count > 1 {
+                    let control = &mut controls[i * space..(i + 1) * space];
+                    h.msg_hdr.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+                    h.msg_hdr.msg_controllen = space;
+                    let c = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                    (*c).cmsg_level = libc::SOL_UDP;
+                    (*c).cmsg_type = UDP_SEGMENT;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as usize;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c) as *mut u16, m.segment as u16);
+                }
+                h
             })
             .collect();
-        let mut sent = 0;
-        while sent < n {
-            // SAFETY: msgs[sent..] are initialised mmsghdrs.
-            let r = unsafe { libc::sendmmsg(socket.as_raw_fd(), msgs[sent..].as_mut_ptr(), (n - sent) as u32, 0) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                // This datagram cannot go (e.g. an unreachable destination): skip it, go on.
-                self.failed += 1;
-                sent += 1;
+        let mut done = 0;
+        while done < msgs.len() {
+            // SAFETY: msgs[done..] are initialised mmsghdrs.
+            let r =
+                unsafe { libc::sendmmsg(socket.as_raw_fd(), msgs[done..].as_mut_ptr(), (msgs.len() - done) as u32, 0) };
+            if r >= 0 {
+                done += r as usize;
                 continue;
             }
-            sent += r as usize;
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            let m = messages[done];
+            if m.count > 1 && self.gso {
+                // GSO refused: never again; send this run's datagrams one by one.
+                self.gso = false;
+                for (data, to) in &self.pending[m.start..m.start + m.count] {
+                    if socket.send_to(data, to).is_err() {
+                        self.failed += 1;
+                    }
+                }
+            } else {
+                // This datagram cannot go (e.g. an unreachable destination): skip it, go on.
+                self.failed += m.count as u64;
+            }
+            done += 1;
         }
         self.pending.clear();
         n
@@ -287,6 +363,58 @@ mod tests {
             assert_eq!(inb.recv(&b).unwrap(), 1);
             assert_eq!(inb.get(0).unwrap().0, &[2]);
         }
+    }
+
+    #[test]
+    fn runs_to_one_destination_of_one_size_are_one_gso_message() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let p = |n: usize, to| (vec![0u8; n], to);
+        // a frame to a (3 full + a short last), one packet to b, then two more to a.
+        let pending = vec![p(1200, a), p(1200, a), p(1200, a), p(700, a), p(1200, b), p(900, a), p(900, a)];
+        let m = group(&pending, true);
+        assert_eq!(
+            m,
+            vec![
+                Message { start: 0, count: 4, segment: 1200 },
+                Message { start: 4, count: 1, segment: 1200 },
+                Message { start: 5, count: 2, segment: 900 },
+            ]
+        );
+        // Nothing follows a short datagram in its run; a bigger one starts a new run.
+        let m = group(&[p(500, a), p(400, a), p(400, a), p(600, a)], true);
+        assert_eq!(m.iter().map(|m| m.count).collect::<Vec<_>>(), vec![2, 1, 1]);
+        // Without GSO every datagram is its own message.
+        assert_eq!(group(&pending, false).len(), pending.len());
+        // At most 64 segments and 65 000 bytes in one message.
+        let many: Vec<_> = (0..100).map(|_| p(100, a)).collect();
+        assert_eq!(group(&many, true).iter().map(|m| m.count).collect::<Vec<_>>(), vec![64, 36]);
+        let big: Vec<_> = (0..60).map(|_| p(1400, a)).collect();
+        assert_eq!(group(&big, true)[0].count, 46);
+    }
+
+    #[test]
+    fn gso_runs_arrive_as_the_datagrams_they_were() {
+        let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut out = SendBatch::default();
+        let sizes = [1200usize, 1200, 1200, 333];
+        for (i, n) in sizes.iter().enumerate() {
+            out.push(&a, vec![i as u8; *n], b.local_addr().unwrap());
+        }
+        out.push(&a, vec![9; 50], c.local_addr().unwrap());
+        out.push(&a, vec![7; 1200], b.local_addr().unwrap());
+        assert_eq!(out.flush(&a), 6);
+        assert_eq!(out.failed, 0);
+        wait_readable(&b, Duration::from_millis(200));
+        let mut inb = RecvBatch::default();
+        assert_eq!(inb.recv(&b).unwrap(), 5);
+        let got: Vec<(usize, u8)> = (0..5).map(|i| inb.get(i).map(|(d, _)| (d.len(), d[0])).unwrap()).collect();
+        assert_eq!(got, vec![(1200, 0), (1200, 1), (1200, 2), (333, 3), (1200, 7)]);
+        wait_readable(&c, Duration::from_millis(200));
+        assert_eq!(inb.recv(&c).unwrap(), 1);
+        assert_eq!(inb.get(0).unwrap().0, &[9u8; 50][..]);
     }
 
     #[test]
