@@ -17,6 +17,7 @@ use str0m::{Candidate, Rtc};
 
 use crate::command::{PeerKind, SfuError};
 use crate::dd_extension;
+use crate::repair;
 use crate::forward::{Constraint, TrackKind};
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::sdp_fec::{self, FecPts};
@@ -103,6 +104,8 @@ pub struct Peer {
     pub fec_offer: Option<FecPts>,
     /// Latest round-trip time str0m measured to this peer.
     pub rtt: Option<Duration>,
+    /// How long its video streams keep sent packets for NACKs (`repair::rtx_history`).
+    pub rtx_history: Duration,
 }
 
 /// How often str0m reports per-media statistics (NACK/PLI counters for /metrics).
@@ -185,6 +188,25 @@ impl Peer {
             fec_pts: HashMap::new(),
             fec_offer: None,
             rtt: None,
+            rtx_history: repair::rtx_history(None),
+        }
+    }
+
+    /// Keep max(1 s, 3 × RTT) of sent video for resends as the RTT moves (reconfigured only
+    /// when the rounded figure changes; the cached packets stay).
+    pub fn follow_rtt_in_rtx_history(&mut self) {
+        let history = repair::rtx_history(self.rtt);
+        if history == self.rtx_history {
+            return;
+        }
+        self.rtx_history = history;
+        let mut api = self.rtc.direct_api();
+        for (mid, slot) in &self.slots {
+            if slot.active && slot.kind == TrackKind::Video {
+                if let Some(tx) = api.stream_tx_by_mid(*mid, None) {
+                    tx.set_rtx_cache_age(history);
+                }
+            }
         }
     }
 

@@ -8,9 +8,22 @@ use std::time::Duration;
 /// 60 % keeps three copies per NACK (see `rtx_copies_for_loss`) answered up to ≈ 40 % loss and
 /// still bounds the cost on a broken path.
 pub const RTX_RATIO_CAP: f32 = 0.6;
-/// Packets kept for retransmission per forwarded video stream, and for how long.
+/// At most this many packets are kept for retransmission per forwarded video stream (3 s of a
+/// 3 Mbit/s stream; the age below usually binds first).
 pub const RTX_CACHE_PACKETS: usize = 1024;
-pub const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+
+/// How long a forwarded video packet is kept for NACKs: max(1 s, 3 × RTT), libwebrtc's packet
+/// history. A packet older than that reaches the receiver after its jitter buffer has given
+/// up on the frame, so keeping it only costs memory: every receiver has its own history
+/// (str0m numbers its packets per receiver), and a 3 Mbit/s stream sends 310 packets a second.
+pub fn rtx_history(rtt: Option<Duration>) -> Duration {
+    const MIN: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(3);
+    let Some(rtt) = rtt else { return MIN };
+    // Steps of 100 ms, so that RTT jitter does not reconfigure every stream on each report.
+    let three = (rtt * 3).as_millis().div_ceil(100) as u64 * 100;
+    Duration::from_millis(three).clamp(MIN, MAX)
+}
 
 /// How many copies answer one NACKed packet on a downlink that loses `loss` (0..1).
 ///
@@ -42,6 +55,17 @@ pub fn rtx_copies(loss: f32, bandwidth_limited: bool) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_follows_rtt_above_one_second() {
+        assert_eq!(rtx_history(None), Duration::from_secs(1));
+        assert_eq!(rtx_history(Some(Duration::from_millis(50))), Duration::from_secs(1));
+        assert_eq!(rtx_history(Some(Duration::from_millis(400))), Duration::from_millis(1200));
+        // Rounded up to 100 ms: small RTT changes leave the history as it is.
+        assert_eq!(rtx_history(Some(Duration::from_millis(401))), Duration::from_millis(1300));
+        assert_eq!(rtx_history(Some(Duration::from_millis(433))), Duration::from_millis(1300));
+        assert_eq!(rtx_history(Some(Duration::from_secs(5))), Duration::from_secs(3));
+    }
 
     #[test]
     fn a_congested_receiver_gets_one_copy() {

@@ -411,6 +411,7 @@ impl Worker {
             Event::PeerStats(s) => {
                 if let (Some(p), Some(rtt)) = (self.peers.get_mut(&id), s.rtt) {
                     p.rtt = Some(rtt);
+                    p.follow_rtt_in_rtx_history();
                 }
                 debug!(peer = id, egress = ?s.egress_loss_fraction, ingress = ?s.ingress_loss_fraction, rtt = ?s.rtt, "peer stats");
                 if let Some(loss) = s.egress_loss_fraction {
@@ -901,7 +902,7 @@ impl Worker {
         let mut api = peer.rtc.direct_api();
         for mid in video {
             if let Some(tx) = api.stream_tx_by_mid(mid, None) {
-                tx.set_rtx_cache(repair::RTX_CACHE_PACKETS, repair::RTX_CACHE_AGE, Some(repair::RTX_RATIO_CAP));
+                tx.set_rtx_cache(repair::RTX_CACHE_PACKETS, peer.rtx_history, Some(repair::RTX_RATIO_CAP));
                 tx.set_rtx_repeat(peer.rtx_copies);
                 let fec = peer.fec_pts.get(&mid).map(|p| (p.red.into(), p.ulpfec.into()));
                 tx.set_ulpfec(fec);

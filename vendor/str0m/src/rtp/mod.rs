@@ -7,6 +7,7 @@ pub(crate) use seq_no_window::SeqNoWindow;
 
 mod ext;
 pub use ext::{AbsCaptureTime, UserExtensionValues, VideoOrientation};
+pub(crate) use ext::VideoTiming; // yunshi: for the compact RTX cache
 pub use ext::{Extension, ExtensionMap, ExtensionSerializer, ExtensionValues};
 
 mod dir;

@@ -1,8 +1,13 @@
+use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
 
 use crate::io::DATAGRAM_MAX_PACKET_SIZE;
-use crate::rtp_::SeqNo;
+use crate::media::MediaTime;
+use crate::packet::Vp8Patch;
+use crate::rtp_::{AbsCaptureTime, ExtensionValues, Pt, RtpHeader, SeqNo, Ssrc};
+use crate::rtp_::{UserExtensionValues, VideoOrientation};
+use crate::util::already_happened;
 
 use super::RtpPacket;
 use super::rtx_cache_buf::EvictingBuffer;
@@ -13,12 +18,146 @@ const RTX_CACHE_QUANTIZE_SLOTS: usize = DATAGRAM_MAX_PACKET_SIZE / RTX_CACHE_SIZ
 #[derive(Debug)]
 pub(crate) struct RtxCache {
     // Data, new additions here probably need to be cleared in [`clear`].
-    packet_by_seq_no: EvictingBuffer<RtpPacket>,
+    packet_by_seq_no: EvictingBuffer<CachedPacket>,
 
     // Technically we want [Option<SeqNo>; X] to indicate the absence of
     // a SeqNo. However We can half the storage space by using the sentinel
     // values SeqNo::MAX to indicate None
     seq_no_by_quantized_size: [SeqNo; RTX_CACHE_QUANTIZE_SLOTS],
+
+    // yunshi: the cached packet handed out for a resend, rebuilt from its compact form.
+    resend: RtpPacket,
+}
+
+/// yunshi: a sent packet as the RTX cache keeps it.
+///
+/// A full [`RtpPacket`] is 384 bytes (the header's 15 CSRC slots and every extension
+/// value inline), and a cache holds a second or more of a stream's packets for every
+/// receiver: an SFU paid ~400 KB per forwarded 3 Mbit/s stream for it. This keeps what a
+/// resend needs (~130 bytes, the payload shared). Values a resend rewrites anyway
+/// (sequence number, MID/RID, send time, transport sequence) are not kept; values that
+/// are rare on forwarded media go behind a box that is only allocated when present.
+struct CachedPacket {
+    seq_no: SeqNo,
+    time: MediaTime,
+    payload: Arc<[u8]>,
+    vp8_patch: Option<Vp8Patch>,
+    rtp_time: u32,
+    ssrc: Ssrc,
+    pt: Pt,
+    marker: bool,
+    audio_level: Option<i8>,
+    voice_activity: Option<bool>,
+    video_orientation: Option<VideoOrientation>,
+    video_content_type: Option<u8>,
+    frame_mark: Option<u32>,
+    abs_capture_time: Option<AbsCaptureTime>,
+    user_values: UserExtensionValues,
+    rare: Option<Box<RareFields>>,
+}
+
+impl std::fmt::Debug for CachedPacket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedPacket")
+            .field("seq_no", &self.seq_no)
+            .field("time", &self.time)
+            .field("payload", &self.payload.len())
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+struct RareFields {
+    has_padding: bool,
+    csrc_count: usize,
+    csrc: [u32; 15],
+    tx_time_offs: Option<u32>,
+    play_delay_min: Option<MediaTime>,
+    play_delay_max: Option<MediaTime>,
+    video_timing: Option<crate::rtp_::VideoTiming>,
+}
+
+impl CachedPacket {
+    fn from_packet(p: RtpPacket) -> Self {
+        let h = p.header;
+        let e = h.ext_vals;
+        let rare = (h.has_padding
+            || h.csrc_count > 0
+            || e.tx_time_offs.is_some()
+            || e.play_delay_min.is_some()
+            || e.play_delay_max.is_some()
+            || e.video_timing.is_some())
+        .then(|| {
+            Box::new(RareFields {
+                has_padding: h.has_padding,
+                csrc_count: h.csrc_count,
+                csrc: h.csrc,
+                tx_time_offs: e.tx_time_offs,
+                play_delay_min: e.play_delay_min,
+                play_delay_max: e.play_delay_max,
+                video_timing: e.video_timing,
+            })
+        });
+        CachedPacket {
+            seq_no: p.seq_no,
+            time: p.time,
+            payload: p.payload,
+            vp8_patch: p.vp8_patch,
+            rtp_time: h.timestamp,
+            ssrc: h.ssrc,
+            pt: h.payload_type,
+            marker: h.marker,
+            audio_level: e.audio_level,
+            voice_activity: e.voice_activity,
+            video_orientation: e.video_orientation,
+            video_content_type: e.video_content_type,
+            frame_mark: e.frame_mark,
+            abs_capture_time: e.abs_capture_time,
+            user_values: e.user_values,
+            rare,
+        }
+    }
+
+    /// The packet as it was sent, less the values every resend sets afresh.
+    fn to_packet(&self) -> RtpPacket {
+        let mut header = RtpHeader {
+            marker: self.marker,
+            payload_type: self.pt,
+            sequence_number: *self.seq_no as u16,
+            timestamp: self.rtp_time,
+            ssrc: self.ssrc,
+            ext_vals: ExtensionValues {
+                audio_level: self.audio_level,
+                voice_activity: self.voice_activity,
+                video_orientation: self.video_orientation,
+                video_content_type: self.video_content_type,
+                frame_mark: self.frame_mark,
+                abs_capture_time: self.abs_capture_time,
+                user_values: self.user_values.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        if let Some(r) = &self.rare {
+            header.has_padding = r.has_padding;
+            header.csrc_count = r.csrc_count;
+            header.csrc = r.csrc;
+            header.ext_vals.tx_time_offs = r.tx_time_offs;
+            header.ext_vals.play_delay_min = r.play_delay_min;
+            header.ext_vals.play_delay_max = r.play_delay_max;
+            header.ext_vals.video_timing = r.video_timing;
+        }
+        RtpPacket {
+            seq_no: self.seq_no,
+            time: self.time,
+            header,
+            payload: self.payload.clone(),
+            vp8_patch: self.vp8_patch,
+            timestamp: already_happened(),
+            last_sender_info: None,
+            nackable: true,
+        }
+    }
 }
 
 impl RtxCache {
@@ -26,14 +165,22 @@ impl RtxCache {
         Self {
             packet_by_seq_no: EvictingBuffer::new(10, max_packet_age, max_packet_count),
             seq_no_by_quantized_size: [SeqNo::MAX; RTX_CACHE_QUANTIZE_SLOTS],
+            resend: RtpPacket::blank(),
         }
+    }
+
+    /// yunshi: change how long packets are kept without dropping the cache. A shorter age
+    /// takes effect as packets are next evicted.
+    pub fn set_max_age(&mut self, max_packet_age: Duration) {
+        self.packet_by_seq_no.set_max_age(max_packet_age);
     }
 
     pub fn cache_sent_packet(&mut self, packet: RtpPacket, now: Instant) {
         assert!(packet.nackable);
         let seq_no = packet.seq_no;
         let quantized_size = packet.payload.len() / RTX_CACHE_SIZE_QUANTIZER;
-        self.packet_by_seq_no.push(*seq_no, now, packet);
+        self.packet_by_seq_no
+            .push(*seq_no, now, CachedPacket::from_packet(packet));
         self.seq_no_by_quantized_size[quantized_size] = seq_no;
         self.remove_old_packets(now);
     }
@@ -42,8 +189,16 @@ impl RtxCache {
         Some(self.packet_by_seq_no.last_position()?.into())
     }
 
+    /// yunshi: the payload size of a cached packet, without rebuilding it.
+    pub fn cached_payload_len(&self, seq_no: SeqNo) -> Option<usize> {
+        self.packet_by_seq_no.get(*seq_no).map(|p| p.payload.len())
+    }
+
+    /// The cached packet, rebuilt for a resend. Changes to it are not kept.
     pub fn get_cached_packet_by_seq_no(&mut self, seq_no: SeqNo) -> Option<&mut RtpPacket> {
-        self.packet_by_seq_no.get_mut(*seq_no)
+        let packet = self.packet_by_seq_no.get(*seq_no)?.to_packet();
+        self.resend = packet;
+        Some(&mut self.resend)
     }
 
     pub fn get_cached_packet_smaller_than(&mut self, max_size: usize) -> Option<&mut RtpPacket> {
@@ -84,17 +239,77 @@ mod test {
         now + Duration::from_millis(millis)
     }
 
-    fn packet(now: Instant, seq_no: u64, millis: u64) -> RtpPacket {
+    fn packet(_now: Instant, seq_no: u64, millis: u64) -> RtpPacket {
         RtpPacket {
-            header: RtpHeader::default(),
+            header: RtpHeader {
+                sequence_number: seq_no as u16,
+                ..Default::default()
+            },
             seq_no: seq_no.into(),
             time: MediaTime::from_90khz(0),
             payload: millis.to_be_bytes().into(),
             vp8_patch: None,
-            timestamp: after(now, millis),
+            // yunshi: the cache does not keep the enqueue time (only regular sends use it).
+            timestamp: already_happened(),
             last_sender_info: None,
             nackable: true,
         }
+    }
+
+    // yunshi: what a resend needs survives the compact form, rare values included.
+    #[test]
+    fn rtx_cache_keeps_header_and_extensions() {
+        use crate::rtp_::ExtensionValues;
+        let now = Instant::now();
+        let mut rtx_cache = RtxCache::new(10, Duration::from_secs(3));
+        let mut p = packet(now, 7, 10);
+        p.header.marker = true;
+        p.header.payload_type = 96.into();
+        p.header.timestamp = 123_456;
+        p.header.ssrc = 42.into();
+        p.header.sequence_number = 7;
+        p.header.ext_vals = ExtensionValues {
+            audio_level: Some(-30),
+            video_orientation: Some(crate::rtp_::VideoOrientation::Deg90),
+            frame_mark: Some(5),
+            abs_capture_time: Some(crate::rtp_::AbsCaptureTime {
+                capture_time: std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(9),
+                clock_offset: Some(3),
+            }),
+            ..Default::default()
+        };
+        let mut q = packet(now, 8, 20);
+        q.header.sequence_number = 8;
+        q.header.csrc_count = 2;
+        q.header.csrc[0] = 11;
+        q.header.csrc[1] = 12;
+        q.header.ext_vals.play_delay_min = Some(MediaTime::from_90khz(900));
+        let (p_want, q_want) = (clone(&p), clone(&q));
+        rtx_cache.cache_sent_packet(p, after(now, 10));
+        rtx_cache.cache_sent_packet(q, after(now, 20));
+        assert_eq!(Some(&mut clone(&p_want)), rtx_cache.get_cached_packet_by_seq_no(7.into()));
+        assert_eq!(Some(&mut clone(&q_want)), rtx_cache.get_cached_packet_by_seq_no(8.into()));
+        assert_eq!(Some(8), rtx_cache.cached_payload_len(7.into()));
+    }
+
+    fn clone(p: &RtpPacket) -> RtpPacket {
+        RtpPacket {
+            seq_no: p.seq_no,
+            time: p.time,
+            header: p.header.clone(),
+            payload: p.payload.clone(),
+            vp8_patch: p.vp8_patch,
+            timestamp: p.timestamp,
+            last_sender_info: None,
+            nackable: p.nackable,
+        }
+    }
+
+    #[test]
+    fn compact_entry_is_small() {
+        let size = std::mem::size_of::<CachedPacket>();
+        assert!(size <= 160, "{size} bytes");
+        assert!(size * 2 < std::mem::size_of::<RtpPacket>());
     }
 
     #[test]

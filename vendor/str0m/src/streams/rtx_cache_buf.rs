@@ -62,6 +62,11 @@ impl<T> EvictingBuffer<T> {
         }
     }
 
+    /// yunshi: change how long entries are kept; a shorter age applies at the next eviction.
+    pub fn set_max_age(&mut self, max_age: Duration) {
+        self.max_age = max_age;
+    }
+
     fn index_for_position(&self, position: u64) -> usize {
         (position % self.buf.len() as u64) as usize
     }
@@ -134,6 +139,7 @@ impl<T> EvictingBuffer<T> {
         None
     }
 
+    #[allow(unused)]
     pub fn get_mut(&mut self, position: u64) -> Option<&mut T> {
         if self.is_inert() {
             return None;

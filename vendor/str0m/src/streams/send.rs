@@ -454,6 +454,14 @@ impl StreamTx {
             .map(|info| info as &dyn StreamTxQueueInfo)
     }
 
+    /// yunshi: change how long sent packets are kept for resends, keeping what is cached.
+    ///
+    /// An SFU follows the receiver's round-trip time (libwebrtc keeps max(1 s, 3 × RTT));
+    /// [`StreamTx::set_rtx_cache`] would drop the cache each time.
+    pub fn set_rtx_cache_age(&mut self, max_age: Duration) {
+        self.rtx_cache.set_max_age(max_age);
+    }
+
     /// Configure the RTX (resend) cache.
     ///
     /// This determines how old incoming NACKs we can reply to.
@@ -1018,19 +1026,14 @@ impl StreamTx {
         let seq_no = loop {
             let resend = self.resends.pop_front()?;
 
-            let pkt = self.rtx_cache.get_cached_packet_by_seq_no(resend.seq_no);
-
             // The seq_no could simply be too old to exist in the buffer, in which
-            // case we will not do a resend.
-            let Some(pkt) = pkt else {
+            // case we will not do a resend. (yunshi: checked without rebuilding the
+            // packet; only nackable packets are cached.)
+            if self.rtx_cache.cached_payload_len(resend.seq_no).is_none() {
                 continue;
-            };
+            }
 
-            // Cached packets must be nackable. This is ensured before adding the
-            // entry to the self.rtx_cache.
-            assert!(pkt.nackable);
-
-            break pkt.seq_no;
+            break resend.seq_no;
         };
 
         // Borrow checker gymnastics.
@@ -1209,7 +1212,7 @@ impl StreamTx {
         // Schedule all resends. They will be handled on next poll_packet
         let first = self.resends.len();
         for seq_no in iter {
-            let Some(packet) = self.rtx_cache.get_cached_packet_by_seq_no(seq_no) else {
+            let Some(payload_size) = self.rtx_cache.cached_payload_len(seq_no) else {
                 // Packet was not available in RTX cache, it has probably expired.
                 continue;
             };
@@ -1217,7 +1220,7 @@ impl StreamTx {
             let resend = Resend {
                 seq_no,
                 queued_at: now,
-                payload_size: packet.payload.len(),
+                payload_size,
             };
             self.resends.push_back(resend);
         }
