@@ -50,6 +50,19 @@ pub struct Cli {
     /// FEC on subscribers' video: off, auto (by loss and RTT) or always (by loss).
     #[arg(long, env = "YUNSHI_VIDEO_FEC")]
     pub video_fec: Option<String>,
+    /// This node's name in a cascade (default "yunshi").
+    #[arg(long, env = "YUNSHI_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// The parent node's API address (http://host:port): this node dials it and joins its cascade.
+    #[arg(long, env = "YUNSHI_CASCADE_PARENT", value_name = "URL")]
+    pub cascade_parent: Option<String>,
+    /// Secret child nodes must present to join below this node (and, unless
+    /// --cascade-parent-secret is given, the one this node presents to its parent).
+    #[arg(long, env = "YUNSHI_CASCADE_SECRET", hide_env_values = true)]
+    pub cascade_secret: Option<String>,
+    /// Secret this node presents to its parent.
+    #[arg(long, env = "YUNSHI_CASCADE_PARENT_SECRET", hide_env_values = true)]
+    pub cascade_parent_secret: Option<String>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -66,6 +79,10 @@ struct File {
     metrics_public: Option<bool>,
     allocate_bandwidth: Option<bool>,
     video_fec: Option<String>,
+    node_name: Option<String>,
+    cascade_parent: Option<String>,
+    cascade_secret: Option<String>,
+    cascade_parent_secret: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +98,7 @@ pub struct Config {
     pub metrics_public: bool,
     pub allocate_bandwidth: bool,
     pub video_fec: sfu::VideoFec,
+    pub cascade: engine::CascadeConfig,
 }
 
 impl Config {
@@ -105,6 +123,22 @@ impl Config {
             metrics_public: cli.metrics_public.or(file.metrics_public).unwrap_or(true),
             allocate_bandwidth: cli.allocate_bandwidth.or(file.allocate_bandwidth).unwrap_or(false),
             video_fec: cli.video_fec.or(file.video_fec).as_deref().unwrap_or("auto").parse()?,
+            cascade: {
+                let secret = cli.cascade_secret.or(file.cascade_secret).filter(|s| !s.is_empty());
+                let parent_secret = cli
+                    .cascade_parent_secret
+                    .or(file.cascade_parent_secret)
+                    .filter(|s| !s.is_empty())
+                    .or(secret.clone());
+                let c = engine::CascadeConfig {
+                    node: cli.node_name.or(file.node_name).unwrap_or_else(|| "yunshi".into()),
+                    parent_url: cli.cascade_parent.or(file.cascade_parent).filter(|s| !s.is_empty()),
+                    parent_secret: parent_secret.map(String::into_bytes),
+                    children_secret: secret.map(String::into_bytes),
+                };
+                c.check()?;
+                c
+            },
         })
     }
 }

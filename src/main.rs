@@ -5,6 +5,7 @@ mod config;
 
 use std::sync::{Arc, Mutex};
 
+use actix::Actor;
 use actix_web::web;
 use clap::Parser;
 use tracing::{error, info};
@@ -63,10 +64,12 @@ async fn run(cfg: config::Config) -> Result<(), String> {
         video_fec: cfg.video_fec,
     };
     let node = Node::start(store.clone(), &media).map_err(|e| format!("media: {e}"))?;
+    let cascade = engine::Cascade::new(cfg.cascade.clone()).start();
     let state = web::Data::new(AppState {
         store,
         node,
         jwt,
+        cascade,
         metrics_public: cfg.metrics_public,
         sessions: Mutex::new(Default::default()),
     });

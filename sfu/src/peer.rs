@@ -17,9 +17,9 @@ use str0m::{Candidate, Rtc};
 
 use crate::command::{PeerKind, SfuError};
 use crate::dd_extension;
-use crate::repair;
 use crate::forward::{Constraint, TrackKind};
 use crate::ids::{PeerId, RoomId, TrackId};
+use crate::repair;
 use crate::sdp_fec::{self, FecPts};
 
 /// A send m-line of this peer and what feeds it.

@@ -61,6 +61,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(routes::rooms::get)
         .service(routes::rooms::remove)
         .service(routes::ws::conference)
+        .service(routes::cascade::tree)
+        .service(routes::cascade::link)
         .configure(routes::whip::configure)
         .configure(routes::static_files::configure);
 }

@@ -23,6 +23,8 @@ pub struct AppState {
     pub jwt: JwtKey,
     /// `/metrics` without a token (for Prometheus scrapers on a trusted network).
     pub metrics_public: bool,
+    /// This node's place in the cascade (engine::cascade).
+    pub cascade: Addr<engine::Cascade>,
     /// Live WHIP/WHEP sessions by their Location path.
     pub sessions: Mutex<HashMap<String, Addr<Device>>>,
 }
@@ -63,7 +65,7 @@ impl Authed {
     }
 }
 
-fn token_of(req: &HttpRequest) -> Option<String> {
+pub fn token_of(req: &HttpRequest) -> Option<String> {
     if let Some(h) = req.headers().get("authorization").and_then(|v| v.to_str().ok()) {
         return h.strip_prefix("Bearer ").map(|t| t.trim().to_string());
     }

@@ -61,7 +61,11 @@ impl Server {
     }
 
     pub fn start_with(data: PathBuf, env: &[(&str, &str)]) -> Server {
-        let port = free_tcp_port();
+        Self::start_on(free_tcp_port(), data, env, &[])
+    }
+
+    /// On a given HTTP port (to restart a node where its peers expect it), with extra flags.
+    pub fn start_on(port: u16, data: PathBuf, env: &[(&str, &str)], args: &[&str]) -> Server {
         let udp_port = free_udp_ports(2);
         let child = Command::new(env!("CARGO_BIN_EXE_yunshi"))
             .args([
@@ -74,6 +78,7 @@ impl Server {
             ])
             .args(["--workers", "2", "--data"])
             .arg(&data)
+            .args(args)
             .env("YUNSHI_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("RUST_LOG", std::env::var("YUNSHI_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .envs(env.iter().copied())

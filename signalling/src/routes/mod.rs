@@ -1,4 +1,5 @@
 pub mod auth;
+pub mod cascade;
 pub mod ops;
 pub mod rooms;
 pub mod static_files;

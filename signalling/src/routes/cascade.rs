@@ -1,0 +1,132 @@
+//! Cascade endpoints: `GET /api/v1/cascade` (the tree below this node, with link health; any
+//! signed-in user) and `GET /api/v1/cascade/link` (a child node's control link: a WebSocket
+//! authenticated by a link token, not a user token — see engine::cascade).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_ws::Message;
+
+use engine::cascade::actor::{AuthorizeChild, ChildClosed, ChildHello, ChildSaid, GetView, IsCurrent};
+use engine::cascade::health::DOWN_AFTER;
+use engine::cascade::LinkMessage;
+
+use crate::error::ApiError;
+use crate::state::{token_of, AppState, Authed};
+
+/// Link messages are small (the subtree of a large province fits easily).
+const MAX_FRAME: usize = 1024 * 1024;
+
+static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
+
+#[get("/api/v1/cascade")]
+pub async fn tree(state: web::Data<AppState>, _who: Authed) -> Result<HttpResponse, ApiError> {
+    let view = state.cascade.send(GetView).await.map_err(|_| ApiError::internal("cascade actor gone"))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[get("/api/v1/cascade/link")]
+pub async fn link(state: web::Data<AppState>, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let token = token_of(&req).ok_or_else(|| ApiError::unauthorized("a cascade link token is required"))?;
+    let node = match state.cascade.send(AuthorizeChild { token }).await {
+        Ok(Ok(node)) => node,
+        Ok(Err(e)) => {
+            state.audit("node:?", "cascade.link", "", &req, false);
+            return Err(ApiError::unauthorized(e));
+        }
+        Err(_) => return Err(ApiError::internal("cascade actor gone")),
+    };
+    let (response, mut session, stream) =
+        actix_ws::handle(&req, body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let mut stream = stream.max_frame_size(MAX_FRAME);
+    let connection = CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+    let who = format!("node:{node}");
+
+    actix_web::rt::spawn(async move {
+        let send = |session: &mut actix_ws::Session, m: &LinkMessage| {
+            let text = serde_json::to_string(m).unwrap_or_default();
+            let mut s = session.clone();
+            async move { s.text(text).await.is_ok() }
+        };
+        let refuse = |code: &str, message: String| LinkMessage::Error { code: code.into(), message };
+
+        // 1. The hello must name the node the token names.
+        let hello = tokio::time::timeout(DOWN_AFTER, stream.recv()).await;
+        let said = match hello {
+            Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<LinkMessage>(&t).ok(),
+            _ => None,
+        };
+        match said {
+            Some(LinkMessage::Hello { node: n }) if n == node => {}
+            _ => {
+                send(
+                    &mut session,
+                    &refuse("bad_request", "the first message must be hello with the token's node".into()),
+                )
+                .await;
+                let _ = session.close(None).await;
+                return;
+            }
+        }
+        let me = match state.cascade.send(ChildHello { node: node.clone(), connection }).await {
+            Ok(Ok(me)) => me,
+            Ok(Err(e)) => {
+                send(&mut session, &refuse("conflict", e)).await;
+                let _ = session.close(None).await;
+                state.audit(&who, "cascade.link", &node, &req, false);
+                return;
+            }
+            Err(_) => return,
+        };
+        state.audit(&who, "cascade.link", &node, &req, true);
+        if !send(&mut session, &LinkMessage::Welcome { node: me }).await {
+            state.cascade.do_send(ChildClosed { node: node.clone(), connection });
+            return;
+        }
+
+        // 2. Heartbeats and subtree reports until the child is silent, gone or replaced.
+        let mut check = tokio::time::interval(Duration::from_millis(250));
+        let mut last_heard = Instant::now();
+        loop {
+            tokio::select! {
+                inc = stream.recv() => match inc {
+                    Some(Ok(Message::Text(t))) => { last_heard = Instant::now(); match serde_json::from_str::<LinkMessage>(&t) {
+                        Ok(LinkMessage::Ping { seq, rtt_ms }) => {
+                            if !send(&mut session, &LinkMessage::Pong { seq }).await {
+                                break;
+                            }
+                            state.cascade.do_send(ChildSaid { node: node.clone(), connection, message: LinkMessage::Ping { seq, rtt_ms } });
+                        }
+                        Ok(m @ LinkMessage::Subtree { .. }) => {
+                            state.cascade.do_send(ChildSaid { node: node.clone(), connection, message: m });
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            send(&mut session, &refuse("bad_json", e.to_string())).await;
+                        }
+                    }},
+                    Some(Ok(Message::Ping(b))) => {
+                        let _ = session.pong(&b).await;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+                _ = check.tick() => {
+                    // Silent for DOWN_AFTER: the tree marks it down; end the connection.
+                    if last_heard.elapsed() >= DOWN_AFTER {
+                        break;
+                    }
+                    let current = state.cascade.send(IsCurrent { node: node.clone(), connection }).await.unwrap_or(false);
+                    if !current {
+                        break;
+                    }
+                }
+            }
+        }
+        state.cascade.do_send(ChildClosed { node: node.clone(), connection });
+        state.audit(&who, "cascade.unlink", &node, &req, true);
+        let _ = session.close(None).await;
+    });
+    Ok(response)
+}

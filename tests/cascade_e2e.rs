@@ -1,0 +1,166 @@
+//! Cascade control links between real yunshi processes: province ← city ← county on loopback.
+//! The tree is seen from the top with link health; a killed middle node is seen down from
+//! both sides within 3 s; restarted, it rejoins and the tree recovers with no manual step.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{free_tcp_port, temp_dir, Server};
+use serde_json::Value;
+
+const SECRET: &str = "cascade-test-secret-2026";
+
+fn node(name: &str, port: u16, parent: Option<u16>) -> Server {
+    let parent_url = parent.map(|p| format!("http://127.0.0.1:{p}"));
+    let mut args = vec!["--node-name", name, "--cascade-secret", SECRET];
+    if let Some(url) = &parent_url {
+        args.extend(["--cascade-parent", url.as_str()]);
+    }
+    Server::start_on(port, temp_dir(name), &[], &args)
+}
+
+fn tree(s: &Server, token: &str) -> Value {
+    let (status, v) = s.json("GET", "/api/v1/cascade", Some(token), None);
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// Poll `f` every 50 ms until it holds; the time it took, or a panic with `what` and the last view.
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> (bool, Value)) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (ok, last) = f();
+        if ok {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}; last view: {last}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn child<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
+    v["children"].as_array()?.iter().find(|c| c["node"] == name)
+}
+
+fn full_tree_up(v: &Value) -> bool {
+    child(v, "city").is_some_and(|c| c["state"] == "up" && child(c, "county").is_some_and(|k| k["state"] == "up"))
+}
+
+#[test]
+fn three_levels_link_fail_and_recover() {
+    let (p_port, c_port, k_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let province = node("province", p_port, None);
+    let mut city = node("city", c_port, Some(p_port));
+    let county = node("county", k_port, Some(c_port));
+    let (pt, ct, kt) = (province.admin_token(), city.admin_token(), county.admin_token());
+
+    // The tree, seen from the top: city below province, county below city, all up.
+    wait_for("province sees city and county up", Duration::from_secs(15), || {
+        let v = tree(&province, &pt);
+        (full_tree_up(&v), v)
+    });
+    let v = tree(&province, &pt);
+    assert_eq!(v["node"], "province");
+    assert!(v["parent"].is_null(), "the top has no parent: {v}");
+    // The child measures the round trip on its heartbeats and reports it on the next one.
+    wait_for("the city link's RTT is shown", Duration::from_secs(5), || {
+        let v = tree(&province, &pt);
+        (child(&v, "city").is_some_and(|c| c["rtt_ms"].as_f64().is_some_and(|ms| ms < 1000.0)), v)
+    });
+    let k = tree(&county, &kt);
+    assert_eq!((k["parent"]["node"].as_str(), k["parent"]["state"].as_str()), (Some("city"), Some("up")), "{k}");
+
+    // Links are for nodes holding the secret; the tree is for signed-in users.
+    let (status, body) = province.json("GET", "/api/v1/cascade/link?token=v1.rogue.99999999999.00", None, None);
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "unauthorized", "a JSON error: {body}");
+    let forged = engine_token("wrong-secret", "rogue");
+    assert_eq!(province.json("GET", &format!("/api/v1/cascade/link?token={forged}"), None, None).0, 401);
+    assert_eq!(province.json("GET", "/api/v1/cascade", None, None).0, 401);
+    let audit = province.json("GET", "/api/v1/audit", Some(&pt), None).1;
+    assert!(
+        audit.to_string().contains("cascade.link") && audit.to_string().contains("node:city"),
+        "link audited: {audit}"
+    );
+
+    // Kill the middle node: both sides see it within 3 s.
+    city.kill9();
+    let killed = Instant::now();
+    wait_for("province sees city down", Duration::from_secs(3), || {
+        let v = tree(&province, &pt);
+        (child(&v, "city").is_some_and(|c| c["state"] == "down"), v)
+    });
+    let seen_above = killed.elapsed();
+    wait_for(
+        "county sees its parent down",
+        Duration::from_secs(3) - seen_above.min(Duration::from_secs(3)) + Duration::from_millis(1),
+        || {
+            let v = tree(&county, &kt);
+            (v["parent"]["state"] == "down", v)
+        },
+    );
+    let seen_below = killed.elapsed();
+    assert!(
+        seen_above <= Duration::from_secs(3) && seen_below <= Duration::from_secs(3),
+        "{seen_above:?} {seen_below:?}"
+    );
+    let v = tree(&province, &pt);
+    assert!(
+        child(&v, "city").unwrap()["children"].as_array().unwrap().is_empty(),
+        "no ghost county behind a down link: {v}"
+    );
+
+    // Restart it where it was: the links come back by themselves.
+    let city = node("city", c_port, Some(p_port));
+    let restarted = Instant::now();
+    wait_for("the whole tree is up again", Duration::from_secs(15), || {
+        let v = tree(&province, &pt);
+        (full_tree_up(&v), v)
+    });
+    wait_for("county's parent link is up again", Duration::from_secs(5), || {
+        let v = tree(&county, &kt);
+        (v["parent"]["state"] == "up", v)
+    });
+    let recovered = restarted.elapsed();
+
+    // A node that hangs keeps its TCP connections open: only the heartbeats' silence shows it.
+    signal(&city, "-STOP");
+    let frozen = Instant::now();
+    wait_for("province sees a frozen city down", Duration::from_secs(3), || {
+        let v = tree(&province, &pt);
+        (child(&v, "city").is_some_and(|c| c["state"] == "down"), v)
+    });
+    let silent_above = frozen.elapsed();
+    wait_for(
+        "county sees its frozen parent down",
+        Duration::from_secs(3) - silent_above.min(Duration::from_secs(3)) + Duration::from_millis(1),
+        || {
+            let v = tree(&county, &kt);
+            (v["parent"]["state"] == "down", v)
+        },
+    );
+    let silent_below = frozen.elapsed();
+    signal(&city, "-CONT");
+    wait_for("the tree is up again after the thaw", Duration::from_secs(15), || {
+        let v = tree(&province, &pt);
+        (full_tree_up(&v), v)
+    });
+    println!(
+        "killed: seen down above {seen_above:?}, below {seen_below:?}; restarted: recovered in {recovered:?}; \
+         frozen: seen down above {silent_above:?}, below {silent_below:?}"
+    );
+    let _ = ct;
+}
+
+fn signal(s: &Server, sig: &str) {
+    let ok = std::process::Command::new("kill").args([sig, &s.child.id().to_string()]).status().unwrap().success();
+    assert!(ok, "kill {sig}");
+}
+
+/// A token signed with some secret (the format of engine::cascade::token), to show that a
+/// well-formed token with the wrong secret is refused.
+fn engine_token(secret: &str, node: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    engine::cascade::token::mint(secret.as_bytes(), node, now)
+}
