@@ -64,7 +64,7 @@ async fn run(cfg: config::Config) -> Result<(), String> {
         video_fec: cfg.video_fec,
     };
     let node = Node::start(store.clone(), &media).map_err(|e| format!("media: {e}"))?;
-    let cascade = engine::Cascade::new(cfg.cascade.clone()).start();
+    let cascade = engine::Cascade::new(cfg.cascade.clone(), node.clone()).start();
     let state = web::Data::new(AppState {
         store,
         node,

@@ -164,3 +164,153 @@ fn engine_token(secret: &str, node: &str) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     engine::cascade::token::mint(secret.as_bytes(), node, now)
 }
+
+type Ws = tungstenite::WebSocket<std::net::TcpStream>;
+
+fn ws_connect(s: &Server, path: &str) -> Ws {
+    let tcp = std::net::TcpStream::connect(&s.http).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let (ws, _) = tungstenite::client(format!("ws://{}{path}", s.http).as_str(), tcp).expect("websocket");
+    ws
+}
+
+/// A participant in `room` over the conference WebSocket (signalling only, no media).
+fn join(s: &Server, token: &str, room: &str, name: &str) -> Ws {
+    let mut ws = ws_connect(s, &format!("/api/v1/rooms/{room}/ws?token={token}"));
+    ws.send(tungstenite::Message::text(serde_json::json!({"type": "join", "name": name}).to_string())).unwrap();
+    expect(&mut ws, "joined", |_| true);
+    ws
+}
+
+/// The next message of type `kind` that satisfies `check` (others are skipped), within 5 s.
+fn expect(ws: &mut Ws, kind: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == kind && check(&v) {
+                    return v;
+                }
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("waiting for {kind}: {e}"),
+        }
+    }
+    panic!("no {kind} message within 5 s");
+}
+
+fn command(s: &Server, token: &str, body: Value) -> (u16, Value) {
+    s.json("POST", "/api/v1/cascade/commands", Some(token), Some(body))
+}
+
+fn nodes_ok(v: &Value) -> Vec<(String, bool)> {
+    let mut r: Vec<(String, bool)> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["node"].as_str().unwrap().to_string(), r["ok"].as_bool().unwrap()))
+        .collect();
+    r.sort();
+    r
+}
+
+#[test]
+fn commands_travel_down_and_are_acknowledged() {
+    let (p_port, c_port, k_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let province = node("province", p_port, None);
+    let city = node("city", c_port, Some(p_port));
+    let county = node("county", k_port, Some(c_port));
+    let (pt, ct, kt) = (province.admin_token(), city.admin_token(), county.admin_token());
+    // The conference spans a room of the same id on each level.
+    province.create_room(&pt, "conf");
+    city.create_room(&ct, "conf");
+    county.create_room(&kt, "conf");
+    wait_for("the tree is up", Duration::from_secs(15), || {
+        let v = tree(&province, &pt);
+        (full_tree_up(&v), v)
+    });
+    let mut venue = join(&county, &kt, "conf", "county-chief");
+
+    // The province mutes the county venue, two hops down; the county acknowledges.
+    let (status, v) =
+        command(&province, &pt, serde_json::json!({"target": "county", "room": "conf", "action": {"type": "mute"}}));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!((v["ok"].as_bool(), nodes_ok(&v)), (Some(true), vec![("county".into(), true)]), "{v}");
+    expect(&mut venue, "mute_requested", |m| m["by"] == "admin@province" && m["kind"] == "audio" && m["muted"] == true);
+
+    // Lock everyone's view on the county venue, then roll-call the city: every level answers.
+    let all = vec![("city".to_string(), true), ("county".to_string(), true), ("province".to_string(), true)];
+    let (status, v) = command(
+        &province,
+        &pt,
+        serde_json::json!({"target": "*", "room": "conf", "action": {"type": "lock", "venue": "county"}}),
+    );
+    assert_eq!((status, nodes_ok(&v)), (200, all.clone()), "{v}");
+    expect(&mut venue, "view_locked", |m| m["venue"] == "county" && m["by"] == "admin@province");
+    let (status, v) = command(
+        &province,
+        &pt,
+        serde_json::json!({"target": "*", "room": "conf", "action": {"type": "roll_call", "venue": "city"}}),
+    );
+    assert_eq!((status, nodes_ok(&v)), (200, all.clone()), "{v}");
+    expect(&mut venue, "roll_call", |m| m["venue"] == "city");
+    // Someone joining the county venue later is told of the lock at once.
+    let mut late = join(&county, &kt, "conf", "late-comer");
+    expect(&mut late, "view_locked", |m| m["venue"] == "county");
+    // The city can set its own subtree's layout too.
+    let (status, v) = command(
+        &city,
+        &ct,
+        serde_json::json!({"target": "county", "room": "conf", "action": {"type": "layout", "layout": "1+5"}}),
+    );
+    assert_eq!((status, nodes_ok(&v)), (200, vec![("county".into(), true)]), "{v}");
+    expect(&mut venue, "layout", |m| m["layout"] == "1+5" && m["by"] == "admin@city");
+
+    // A node that lacks the room answers so, instead of pretending.
+    let (status, v) = command(
+        &province,
+        &pt,
+        serde_json::json!({"target": "city", "room": "elsewhere", "action": {"type": "unlock"}}),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["results"][0]["error"].as_str().unwrap().contains("no room"), "{v}");
+
+    // Never upwards: from the county to the province or the city, via the API ...
+    for up in ["province", "city"] {
+        let (status, v) =
+            command(&county, &kt, serde_json::json!({"target": up, "room": "conf", "action": {"type": "end"}}));
+        assert_eq!(status, 403, "{v}");
+        assert_eq!(v["error"], "forbidden", "{v}");
+        assert!(v["message"].as_str().unwrap().contains("downwards"), "{v}");
+    }
+    // ... or up a link: a child that sends a command is refused.
+    let token = engine_token(SECRET, "rogue-county");
+    let mut link = ws_connect(&province, &format!("/api/v1/cascade/link?token={token}"));
+    link.send(tungstenite::Message::text(r#"{"type":"hello","node":"rogue-county"}"#)).unwrap();
+    expect(&mut link, "welcome", |m| m["node"] == "province");
+    let up = serde_json::json!({"type": "command", "id": 1, "target": "province", "room": "conf", "action": {"type": "end"}, "by": "x@rogue"});
+    link.send(tungstenite::Message::text(up.to_string())).unwrap();
+    expect(&mut link, "error", |m| m["code"] == "forbidden");
+    // Non-admins may not command.
+    assert_eq!(
+        command(
+            &province,
+            "not-a-token",
+            serde_json::json!({"target": "county", "room": "conf", "action": {"type": "end"}})
+        )
+        .0,
+        401
+    );
+
+    // The venue still runs (nothing above ended it), and the commands are in the audit log.
+    let audit = province.json("GET", "/api/v1/audit", Some(&pt), None).1.to_string();
+    assert!(audit.contains("cascade.command") && audit.contains("conf@county"), "{audit}");
+    let (status, v) =
+        command(&province, &pt, serde_json::json!({"target": "county", "room": "conf", "action": {"type": "end"}}));
+    assert_eq!((status, nodes_ok(&v)), (200, vec![("county".into(), true)]), "{v}");
+    expect(&mut venue, "room_closed", |m| m["reason"].as_str().unwrap().contains("admin@province"));
+}

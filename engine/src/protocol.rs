@@ -138,6 +138,25 @@ pub enum ServerMessage {
     ActiveSpeaker {
         participant_id: String,
     },
+    /// Control from a higher level of a cascaded conference (`by` is user@node):
+    /// show `venue` in the main view.
+    RollCall {
+        venue: String,
+        by: String,
+    },
+    /// Watch `venue` and do not let the user switch away until `view_unlocked`.
+    ViewLocked {
+        venue: String,
+        by: String,
+    },
+    ViewUnlocked {
+        by: String,
+    },
+    /// Arrange the screen as `layout` (e.g. "1+5", "3x3").
+    Layout {
+        layout: String,
+        by: String,
+    },
     RoomClosed {
         reason: String,
     },

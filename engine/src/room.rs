@@ -59,6 +59,8 @@ pub struct Room {
     track_order: Vec<TrackId>,
     next_member: MemberId,
     active_speaker: Option<MemberId>,
+    /// A lock from a higher level (venue, by): members joining later are told at once.
+    locked_view: Option<(String, String)>,
 }
 
 pub fn participant_id(m: MemberId) -> String {
@@ -86,6 +88,7 @@ impl Room {
             track_order: Vec::new(),
             next_member: 1,
             active_speaker: None,
+            locked_view: None,
         }
     }
 
@@ -281,6 +284,9 @@ impl Handler<Join> for Room {
                 room: RoomInfo { id: self.id.to_string(), name: self.name.clone() },
                 participants,
             });
+            if let Some((venue, by)) = &self.locked_view {
+                let _ = out.send(ServerMessage::ViewLocked { venue: venue.clone(), by: by.clone() });
+            }
         }
         let info =
             ParticipantInfo { id: participant_id(member), name: msg.name.clone(), role: msg.role, tracks: vec![] };
@@ -541,6 +547,55 @@ impl Handler<Media> for Room {
                 debug!(room = %self.id, peer, "peer connected")
             }
         }
+    }
+}
+
+/// A command from a higher level of a cascaded conference (engine::cascade), already
+/// authorised there: it applies whatever the local members' roles are.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct CascadeControl {
+    pub action: crate::cascade::ControlAction,
+    /// user@node, shown to the participants.
+    pub by: String,
+}
+
+impl Handler<CascadeControl> for Room {
+    type Result = Result<(), String>;
+    fn handle(&mut self, msg: CascadeControl, ctx: &mut Context<Self>) -> Self::Result {
+        use crate::cascade::ControlAction as A;
+        let by = msg.by;
+        match msg.action {
+            A::Mute { participant, kind, muted } => {
+                let targets: Vec<MemberId> = match participant {
+                    None => self.members.keys().copied().collect(),
+                    Some(p) => {
+                        let found = parse_id(&p, 'p')
+                            .filter(|id| self.members.contains_key(id))
+                            .or_else(|| self.members.iter().find(|(_, m)| m.name == p).map(|(id, _)| *id));
+                        vec![found.ok_or_else(|| format!("no participant {p} here"))?]
+                    }
+                };
+                for member in targets {
+                    self.send_to(member, ServerMessage::MuteRequested { kind, muted, by: by.clone() });
+                    <Self as Handler<Mute>>::handle(self, Mute { member, kind, muted }, ctx);
+                }
+            }
+            A::RollCall { venue } => self.broadcast(ServerMessage::RollCall { venue, by }, None),
+            A::Lock { venue } => {
+                self.locked_view = Some((venue.clone(), by.clone()));
+                self.broadcast(ServerMessage::ViewLocked { venue, by }, None);
+            }
+            A::Unlock {} => {
+                self.locked_view = None;
+                self.broadcast(ServerMessage::ViewUnlocked { by }, None);
+            }
+            A::Layout { layout } => self.broadcast(ServerMessage::Layout { layout, by }, None),
+            A::End {} => {
+                <Self as Handler<CloseRoom>>::handle(self, CloseRoom { reason: format!("ended by {by}") }, ctx);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -63,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(routes::ws::conference)
         .service(routes::cascade::tree)
         .service(routes::cascade::link)
+        .service(routes::cascade::command)
         .configure(routes::whip::configure)
         .configure(routes::static_files::configure);
 }

@@ -2,16 +2,29 @@
 //! children say and by the uplink thread how the parent link fares, ticks the clock, and
 //! sends the subtree up whenever it changes.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
+use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use tracing::{info, warn};
 
+use crate::cascade::command::{ControlAction, NodeResult, Route};
 use crate::cascade::protocol::{LinkMessage, NodeView};
 use crate::cascade::tree::{CascadeTree, CascadeView, Change, ConnectionId};
-use crate::cascade::uplink::{self, UplinkConfig, UplinkEvent};
+use crate::cascade::uplink::{self, Outgoing, UplinkConfig, UplinkEvent};
 use crate::cascade::{token, valid_node_name};
+use crate::node::{Node, OpenRoom};
+use crate::room::CascadeControl;
+
+/// How long a hop waits for a child's acknowledgement (the child waits for its own children
+/// no longer than this either, so a deep tree answers in about this time at worst).
+pub const ACK_WITHIN: Duration = Duration::from_secs(3);
+
+type Results = Pin<Box<dyn Future<Output = Vec<NodeResult>>>>;
 
 /// How often silent links are looked for (well inside `health::DOWN_AFTER`).
 const TICK: Duration = Duration::from_millis(250);
@@ -46,15 +59,93 @@ impl CascadeConfig {
 pub struct Cascade {
     cfg: CascadeConfig,
     tree: CascadeTree,
-    /// To the uplink thread: the subtree whenever it changes.
-    subtree_tx: Option<mpsc::Sender<Vec<NodeView>>>,
+    /// Rooms here, for commands from above.
+    node: Addr<Node>,
+    /// To the uplink thread: the subtree whenever it changes, and acknowledgements.
+    uplink_tx: Option<mpsc::Sender<Outgoing>>,
     last_sent: Option<Vec<NodeView>>,
+    /// Each child's live connection and the way down it.
+    links: HashMap<String, (ConnectionId, UnboundedSender<LinkMessage>)>,
+    /// Commands sent down and waiting for their acknowledgement, by id.
+    pending: HashMap<u64, oneshot::Sender<Vec<NodeResult>>>,
+    next_command: u64,
 }
 
 impl Cascade {
-    pub fn new(cfg: CascadeConfig) -> Self {
+    pub fn new(cfg: CascadeConfig, node: Addr<Node>) -> Self {
         let tree = CascadeTree::new(cfg.node.clone(), cfg.parent_url.clone());
-        Self { cfg, tree, subtree_tx: None, last_sent: None }
+        Self {
+            cfg,
+            tree,
+            node,
+            uplink_tx: None,
+            last_sent: None,
+            links: HashMap::new(),
+            pending: HashMap::new(),
+            next_command: 1,
+        }
+    }
+
+    /// Start a command on its way: applied here and/or sent down; the future gathers every
+    /// node's answer. Refused at once if the target is not here nor below.
+    fn execute(&mut self, target: String, room: String, action: ControlAction, by: String) -> Result<Results, String> {
+        let (here, via) = match self.tree.route(&target) {
+            Route::Here => (true, vec![]),
+            Route::Everywhere => (true, self.tree.up_children()),
+            Route::Through(child) => (false, vec![child]),
+            Route::NotBelow => {
+                return Err(format!(
+                    "{target} is not {} nor below it: commands travel downwards only",
+                    self.tree.name()
+                ))
+            }
+        };
+        let mut parts: Vec<Results> = Vec::new();
+        if here {
+            parts.push(Box::pin(apply_here(
+                self.node.clone(),
+                self.tree.name().to_string(),
+                room.clone(),
+                action.clone(),
+                by.clone(),
+            )));
+        }
+        for child in via {
+            let link = self.tree.connection_of(&child).and_then(|c| self.links.get(&child).filter(|(l, _)| *l == c));
+            let Some((_, down)) = link else {
+                parts.push(Box::pin(std::future::ready(vec![NodeResult::failed(&child, "link down")])));
+                continue;
+            };
+            let id = self.next_command;
+            self.next_command += 1;
+            let (tx, rx) = oneshot::channel();
+            let command = LinkMessage::Command {
+                id,
+                target: target.clone(),
+                room: room.clone(),
+                action: action.clone(),
+                by: by.clone(),
+            };
+            if down.send(command).is_err() {
+                parts.push(Box::pin(std::future::ready(vec![NodeResult::failed(&child, "link down")])));
+                continue;
+            }
+            self.pending.insert(id, tx);
+            parts.push(Box::pin(async move {
+                match tokio::time::timeout(ACK_WITHIN, rx).await {
+                    Ok(Ok(results)) => results,
+                    _ => vec![NodeResult::failed(&child, "no acknowledgement within 3 s")],
+                }
+            }));
+        }
+        // Everything is already sent: awaiting the answers in turn takes as long as the slowest.
+        Ok(Box::pin(async move {
+            let mut all = Vec::new();
+            for p in parts {
+                all.extend(p.await);
+            }
+            all
+        }))
     }
 
     fn apply(&mut self, changes: Vec<Change>) {
@@ -69,13 +160,26 @@ impl Cascade {
 
     /// Send the subtree to the uplink if it differs from what was sent last.
     fn report_up(&mut self) {
-        let Some(tx) = &self.subtree_tx else { return };
+        let Some(tx) = &self.uplink_tx else { return };
         let digest = self.tree.children_digest();
         if self.last_sent.as_ref() != Some(&digest) {
-            let _ = tx.send(digest.clone());
+            let _ = tx.send(Outgoing::Subtree(digest.clone()));
             self.last_sent = Some(digest);
         }
     }
+}
+
+async fn apply_here(node: Addr<Node>, me: String, room: String, action: ControlAction, by: String) -> Vec<NodeResult> {
+    let result = match node.send(OpenRoom { id: room.clone() }).await {
+        Ok(Some(addr)) => match addr.send(CascadeControl { action, by }).await {
+            Ok(Ok(())) => NodeResult::ok(&me),
+            Ok(Err(e)) => NodeResult::failed(&me, e),
+            Err(_) => NodeResult::failed(&me, "the room closed"),
+        },
+        Ok(None) => NodeResult::failed(&me, format!("no room {room} here")),
+        Err(_) => NodeResult::failed(&me, "node stopped"),
+    };
+    vec![result]
 }
 
 impl Actor for Cascade {
@@ -85,6 +189,8 @@ impl Actor for Cascade {
         ctx.run_interval(TICK, |me, _| {
             let changes = me.tree.tick(Instant::now());
             me.apply(changes);
+            // Commands whose waiter gave up (no acknowledgement in time).
+            me.pending.retain(|_, tx| !tx.is_closed());
         });
         let (Some(url), Some(secret)) = (self.cfg.parent_url.clone(), self.cfg.parent_secret.clone()) else {
             return;
@@ -95,7 +201,7 @@ impl Actor for Cascade {
         match uplink::spawn(cfg, move |ev| me.do_send(Uplink(ev)), rx) {
             Ok(_) => {
                 info!(parent = %url, "cascade: dialling the parent");
-                self.subtree_tx = Some(tx);
+                self.uplink_tx = Some(tx);
                 self.report_up();
             }
             Err(e) => warn!("cascade uplink thread: {e}"),
@@ -110,7 +216,7 @@ struct Uplink(UplinkEvent);
 
 impl Handler<Uplink> for Cascade {
     type Result = ();
-    fn handle(&mut self, Uplink(ev): Uplink, _: &mut Self::Context) {
+    fn handle(&mut self, Uplink(ev): Uplink, ctx: &mut Self::Context) {
         let now = Instant::now();
         match ev {
             UplinkEvent::Welcomed { parent } => {
@@ -126,7 +232,58 @@ impl Handler<Uplink> for Cascade {
                     warn!(%reason, "cascade: link to the parent down");
                 }
             }
+            UplinkEvent::Command { id, target, room, action, by } => {
+                self.tree.parent_heard(None, now);
+                info!(%target, %room, ?action, %by, "cascade: command from above");
+                let me = self.tree.name().to_string();
+                let work = self.execute(target, room, action, by);
+                let up = self.uplink_tx.clone();
+                ctx.spawn(
+                    async move {
+                        let results = match work {
+                            Ok(w) => w.await,
+                            Err(e) => vec![NodeResult::failed(&me, e)],
+                        };
+                        if let Some(up) = up {
+                            let _ = up.send(Outgoing::Message(LinkMessage::Ack { id, results }));
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
         }
+    }
+}
+
+/// Run a command from this node's API: here and/or below, never above.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<NodeResult>, String>")]
+pub struct Execute {
+    pub target: String,
+    pub room: String,
+    pub action: ControlAction,
+    /// user@node.
+    pub by: String,
+}
+
+impl Handler<Execute> for Cascade {
+    type Result = ResponseFuture<Result<Vec<NodeResult>, String>>;
+    fn handle(&mut self, m: Execute, _: &mut Self::Context) -> Self::Result {
+        match self.execute(m.target, m.room, m.action, m.by) {
+            Ok(work) => Box::pin(async move { Ok(work.await) }),
+            Err(e) => Box::pin(std::future::ready(Err(e))),
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "String")]
+pub struct NodeName;
+
+impl Handler<NodeName> for Cascade {
+    type Result = String;
+    fn handle(&mut self, _: NodeName, _: &mut Self::Context) -> String {
+        self.tree.name().to_string()
     }
 }
 
@@ -154,12 +311,15 @@ impl Handler<AuthorizeChild> for Cascade {
 pub struct ChildHello {
     pub node: String,
     pub connection: ConnectionId,
+    /// Messages for the child (commands from above) go here.
+    pub down: UnboundedSender<LinkMessage>,
 }
 
 impl Handler<ChildHello> for Cascade {
     type Result = Result<String, String>;
     fn handle(&mut self, m: ChildHello, _: &mut Self::Context) -> Self::Result {
         let changes = self.tree.child_connected(&m.node, m.connection, Instant::now())?;
+        self.links.insert(m.node.clone(), (m.connection, m.down));
         self.apply(changes);
         Ok(self.tree.name().to_string())
     }
@@ -181,6 +341,12 @@ impl Handler<ChildSaid> for Cascade {
         let changes = match m.message {
             LinkMessage::Ping { rtt_ms, .. } => self.tree.child_heard(&m.node, m.connection, rtt_ms, now),
             LinkMessage::Subtree { children } => self.tree.child_subtree(&m.node, m.connection, children, now),
+            LinkMessage::Ack { id, results } => {
+                if let Some(waiter) = self.pending.remove(&id) {
+                    let _ = waiter.send(results);
+                }
+                self.tree.child_heard(&m.node, m.connection, None, now)
+            }
             _ => self.tree.child_heard(&m.node, m.connection, None, now),
         };
         self.apply(changes);
@@ -199,6 +365,9 @@ impl Handler<ChildClosed> for Cascade {
     type Result = ();
     fn handle(&mut self, m: ChildClosed, _: &mut Self::Context) {
         let changes = self.tree.child_gone(&m.node, m.connection);
+        if self.links.get(&m.node).is_some_and(|(c, _)| *c == m.connection) {
+            self.links.remove(&m.node);
+        }
         self.apply(changes);
     }
 }

@@ -3,12 +3,14 @@
 //! heartbeats), reports the subtree below it, and shows the whole tree below itself with the
 //! health of every link (`GET /api/v1/cascade`).
 //!
-//! The pieces, one concept each: `protocol` (the messages on a link), `token` (how a child
+//! The pieces, one concept each: `protocol` (the messages on a link), `command` (control
+//! from above and where it goes), `token` (how a child
 //! proves it may join), `health` and `tree` (sans-IO state, driven by the caller's clock),
 //! `uplink` (the thread that dials the parent) and `actor` (the `Cascade` actor that owns the
 //! tree and talks to both).
 
 pub mod actor;
+pub mod command;
 pub mod health;
 pub mod protocol;
 pub mod token;
@@ -16,6 +18,7 @@ pub mod tree;
 pub mod uplink;
 
 pub use actor::{Cascade, CascadeConfig};
+pub use command::{ControlAction, NodeResult};
 pub use health::LinkState;
 pub use protocol::{LinkMessage, NodeView};
 pub use tree::CascadeView;

@@ -7,12 +7,15 @@
 //!   ── subtree {children} ────────────────▶   (at once, then whenever it changes)
 //!   ── ping {seq, rtt_ms} ── every second ▶
 //!   ◀──────────────────────── pong {seq} ──
+//!   ◀──────── command {id, target, room, action, by} ── (control from above)
+//!   ── ack {id, results} ─────────────────▶
 //! ```
 //! Either side that hears nothing for `health::DOWN_AFTER` calls the link down and closes it;
 //! the child dials again until the parent answers.
 
 use serde::{Deserialize, Serialize};
 
+use crate::cascade::command::{ControlAction, NodeResult};
 use crate::cascade::health::LinkState;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -35,6 +38,20 @@ pub enum LinkMessage {
     },
     Pong {
         seq: u64,
+    },
+    /// Parent → child only: apply `action` to `room` at `target` (this child, a node below it,
+    /// or `*`), on behalf of `by` (user@node). Answered with an `ack` of the same id.
+    Command {
+        id: u64,
+        target: String,
+        room: String,
+        action: ControlAction,
+        by: String,
+    },
+    /// Child → parent: the answers of every node the command reached.
+    Ack {
+        id: u64,
+        results: Vec<NodeResult>,
     },
     Error {
         code: String,

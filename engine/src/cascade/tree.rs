@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::cascade::command::{Route, EVERYWHERE};
 use crate::cascade::health::{LinkHealth, LinkState};
 use crate::cascade::protocol::NodeView;
 
@@ -156,6 +157,35 @@ impl CascadeTree {
         changes
     }
 
+    /// Where a command for `target` goes from here.
+    pub fn route(&self, target: &str) -> Route {
+        if target == EVERYWHERE {
+            return Route::Everywhere;
+        }
+        if target == self.name {
+            return Route::Here;
+        }
+        fn holds(v: &[NodeView], target: &str) -> bool {
+            v.iter().any(|n| n.node == target || holds(&n.children, target))
+        }
+        for (name, link) in &self.children {
+            if name == target || holds(&link.subtree, target) {
+                return Route::Through(name.clone());
+            }
+        }
+        Route::NotBelow
+    }
+
+    /// Children whose link is up now (a command for everyone goes to these).
+    pub fn up_children(&self) -> Vec<String> {
+        self.children.iter().filter(|(_, l)| l.health.state() == LinkState::Up).map(|(n, _)| n.clone()).collect()
+    }
+
+    /// The live connection of a child, if its link is up.
+    pub fn connection_of(&self, node: &str) -> Option<ConnectionId> {
+        self.children.get(node).filter(|l| l.health.state() == LinkState::Up).and_then(|l| l.connection)
+    }
+
     /// Is `connection` still the live one for `node`? (The link endpoint closes stale ones.)
     pub fn is_current(&self, node: &str, connection: ConnectionId) -> bool {
         self.children.get(node).is_some_and(|l| l.connection == Some(connection))
@@ -266,6 +296,25 @@ mod tests {
             t.child_connected("county", 3, t0 + Duration::from_secs(5)).unwrap(),
             vec![Change::ChildUp("county".into())]
         );
+    }
+
+    #[test]
+    fn commands_route_down_only() {
+        let t0 = Instant::now();
+        let mut t = CascadeTree::new("city".into(), Some("http://province".into()));
+        t.child_connected("county-1", 1, t0).unwrap();
+        t.child_connected("county-2", 2, t0).unwrap();
+        t.child_subtree("county-2", 2, vec![leaf("township-9")], t0);
+        assert_eq!(t.route("city"), Route::Here);
+        assert_eq!(t.route("*"), Route::Everywhere);
+        assert_eq!(t.route("county-1"), Route::Through("county-1".into()));
+        assert_eq!(t.route("township-9"), Route::Through("county-2".into()));
+        assert_eq!(t.route("province"), Route::NotBelow, "never upwards");
+        assert_eq!(t.route("county-7"), Route::NotBelow);
+        t.child_gone("county-1", 1);
+        assert_eq!(t.up_children(), vec!["county-2".to_string()]);
+        assert_eq!(t.connection_of("county-1"), None);
+        assert_eq!(t.connection_of("county-2"), Some(2));
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tungstenite::{Message, WebSocket};
 
+use crate::cascade::command::ControlAction;
 use crate::cascade::health::{DOWN_AFTER, HEARTBEAT};
 use crate::cascade::protocol::{LinkMessage, NodeView};
 use crate::cascade::token;
@@ -27,6 +28,17 @@ pub enum UplinkEvent {
     Welcomed { parent: String },
     Heard { rtt: Option<Duration> },
     Lost { reason: String },
+    Command { id: u64, target: String, room: String, action: ControlAction, by: String },
+}
+
+/// What the owner sends up.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// The current subtree (kept, and sent again after every reconnect).
+    Subtree(Vec<NodeView>),
+    /// Sent once if the link is up; dropped otherwise (an acknowledgement on a connection that
+    /// died is useless: the parent has already answered "no acknowledgement").
+    Message(LinkMessage),
 }
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
@@ -36,7 +48,7 @@ const MAX_RETRY: Duration = Duration::from_secs(2);
 pub fn spawn(
     cfg: UplinkConfig,
     events: impl Fn(UplinkEvent) + Send + 'static,
-    subtree: Receiver<Vec<NodeView>>,
+    subtree: Receiver<Outgoing>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("cascade-uplink".into()).spawn(move || {
         let mut latest = Vec::new();
@@ -77,11 +89,11 @@ fn now_secs() -> u64 {
 fn session(
     cfg: &UplinkConfig,
     events: &impl Fn(UplinkEvent),
-    subtree: &Receiver<Vec<NodeView>>,
+    subtree: &Receiver<Outgoing>,
     latest: &mut Vec<NodeView>,
 ) -> Result<(), String> {
     // Take the newest subtree even while disconnected, so the first report is current.
-    if drain(subtree, latest)? {
+    if drain(subtree, latest, &mut Vec::new())? {
         return Ok(());
     }
     let url = link_url(&cfg.parent_url, &token::mint(&cfg.secret, &cfg.node, now_secs()))?;
@@ -135,6 +147,9 @@ fn session(
                 LinkMessage::Error { code, message } => {
                     return Err(format!("parent closed the link: {code}: {message}"))
                 }
+                LinkMessage::Command { id, target, room, action, by } => {
+                    events(UplinkEvent::Command { id, target, room, action, by });
+                }
                 _ => events(UplinkEvent::Heard { rtt: None }),
             }
         }
@@ -142,21 +157,26 @@ fn session(
             return Err(format!("parent silent for {} ms", last_heard.elapsed().as_millis()));
         }
         let before = latest.clone();
-        if drain(subtree, latest)? {
+        let mut messages = Vec::new();
+        if drain(subtree, latest, &mut messages)? {
             let _ = ws.close(None);
             return Ok(());
         }
         if *latest != before {
             send(&mut ws, &LinkMessage::Subtree { children: latest.clone() })?;
         }
+        for m in &messages {
+            send(&mut ws, m)?;
+        }
     }
 }
 
-/// Newest subtree into `latest`; true if the owner has gone.
-fn drain(rx: &Receiver<Vec<NodeView>>, latest: &mut Vec<NodeView>) -> Result<bool, String> {
+/// Newest subtree into `latest`, messages to send into `messages`; true if the owner has gone.
+fn drain(rx: &Receiver<Outgoing>, latest: &mut Vec<NodeView>, messages: &mut Vec<LinkMessage>) -> Result<bool, String> {
     loop {
         match rx.try_recv() {
-            Ok(v) => *latest = v,
+            Ok(Outgoing::Subtree(v)) => *latest = v,
+            Ok(Outgoing::Message(m)) => messages.push(m),
             Err(TryRecvError::Empty) => return Ok(false),
             Err(TryRecvError::Disconnected) => return Ok(true),
         }

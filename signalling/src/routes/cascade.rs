@@ -5,11 +5,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use actix_ws::Message;
 
-use engine::cascade::actor::{AuthorizeChild, ChildClosed, ChildHello, ChildSaid, GetView, IsCurrent};
+use engine::cascade::actor::{
+    AuthorizeChild, ChildClosed, ChildHello, ChildSaid, Execute, GetView, IsCurrent, NodeName,
+};
 use engine::cascade::health::DOWN_AFTER;
+use engine::cascade::ControlAction;
 use engine::cascade::LinkMessage;
 
 use crate::error::ApiError;
@@ -24,6 +27,44 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 pub async fn tree(state: web::Data<AppState>, _who: Authed) -> Result<HttpResponse, ApiError> {
     let view = state.cascade.send(GetView).await.map_err(|_| ApiError::internal("cascade actor gone"))?;
     Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandRequest {
+    /// A node at or below this one, or "*" for this node and all below.
+    pub target: String,
+    /// The conference's room id (the same on every node it spans).
+    pub room: String,
+    pub action: ControlAction,
+}
+
+/// Control from this level downwards (admin): applied on the target node(s), each answering;
+/// `403` if the target is not this node nor below it.
+#[post("/api/v1/cascade/commands")]
+pub async fn command(
+    state: web::Data<AppState>,
+    who: Authed,
+    req: HttpRequest,
+    body: web::Json<CommandRequest>,
+) -> Result<HttpResponse, ApiError> {
+    who.require_admin()?;
+    let body = body.into_inner();
+    let target = format!("{}@{}", body.room, body.target);
+    let me = state.cascade.send(NodeName).await.map_err(|_| ApiError::internal("cascade actor gone"))?;
+    let run = Execute { target: body.target, room: body.room, action: body.action, by: format!("{}@{me}", who.user) };
+    match state.cascade.send(run).await {
+        Ok(Ok(results)) => {
+            let ok = results.iter().all(|r| r.ok);
+            state.audit(&who.user, "cascade.command", &target, &req, ok);
+            Ok(HttpResponse::Ok().json(serde_json::json!({ "ok": ok, "results": results })))
+        }
+        Ok(Err(e)) => {
+            state.audit(&who.user, "cascade.command", &target, &req, false);
+            Err(ApiError::forbidden(e))
+        }
+        Err(_) => Err(ApiError::internal("cascade actor gone")),
+    }
 }
 
 #[get("/api/v1/cascade/link")]
@@ -69,7 +110,8 @@ pub async fn link(state: web::Data<AppState>, req: HttpRequest, body: web::Paylo
                 return;
             }
         }
-        let me = match state.cascade.send(ChildHello { node: node.clone(), connection }).await {
+        let (down_tx, mut down_rx) = tokio::sync::mpsc::unbounded_channel::<LinkMessage>();
+        let me = match state.cascade.send(ChildHello { node: node.clone(), connection, down: down_tx }).await {
             Ok(Ok(me)) => me,
             Ok(Err(e)) => {
                 send(&mut session, &refuse("conflict", e)).await;
@@ -98,8 +140,12 @@ pub async fn link(state: web::Data<AppState>, req: HttpRequest, body: web::Paylo
                             }
                             state.cascade.do_send(ChildSaid { node: node.clone(), connection, message: LinkMessage::Ping { seq, rtt_ms } });
                         }
-                        Ok(m @ LinkMessage::Subtree { .. }) => {
+                        Ok(m @ (LinkMessage::Subtree { .. } | LinkMessage::Ack { .. })) => {
                             state.cascade.do_send(ChildSaid { node: node.clone(), connection, message: m });
+                        }
+                        Ok(LinkMessage::Command { .. }) => {
+                            state.audit(&who, "cascade.command", &node, &req, false);
+                            send(&mut session, &refuse("forbidden", "commands travel downwards only".into())).await;
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -111,6 +157,14 @@ pub async fn link(state: web::Data<AppState>, req: HttpRequest, body: web::Paylo
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => {}
+                },
+                down = down_rx.recv() => match down {
+                    Some(m) => {
+                        if !send(&mut session, &m).await {
+                            break;
+                        }
+                    }
+                    None => break,
                 },
                 _ = check.tick() => {
                     // Silent for DOWN_AFTER: the tree marks it down; end the connection.
