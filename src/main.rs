@@ -62,6 +62,14 @@ async fn run(cfg: config::Config) -> Result<(), String> {
         workers: cfg.workers,
         allocate_bandwidth: cfg.allocate_bandwidth,
         video_fec: cfg.video_fec,
+        parent_rooms: match (&cfg.cascade.parent_url, &cfg.cascade.parent_secret) {
+            (Some(url), Some(secret)) => Some(engine::cascade::media::ParentRooms {
+                node: cfg.cascade.node.clone(),
+                parent_url: url.clone(),
+                secret: secret.clone(),
+            }),
+            _ => None,
+        },
     };
     let node = Node::start(store.clone(), &media).map_err(|e| format!("media: {e}"))?;
     let cascade = engine::Cascade::new(cfg.cascade.clone(), node.clone()).start();
@@ -70,6 +78,7 @@ async fn run(cfg: config::Config) -> Result<(), String> {
         node,
         jwt,
         cascade,
+        cascade_secret: cfg.cascade.children_secret.clone(),
         metrics_public: cfg.metrics_public,
         sessions: Mutex::new(Default::default()),
     });

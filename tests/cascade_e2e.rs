@@ -314,3 +314,120 @@ fn commands_travel_down_and_are_acknowledged() {
     assert_eq!((status, nodes_ok(&v)), (200, vec![("county".into(), true)]), "{v}");
     expect(&mut venue, "room_closed", |m| m["reason"].as_str().unwrap().contains("admin@province"));
 }
+
+fn members(s: &Server, token: &str, room: &str) -> Value {
+    let (status, v) = s.json("GET", &format!("/api/v1/rooms/{room}"), Some(token), None);
+    assert_eq!(status, 200, "{v}");
+    v["members"].clone()
+}
+
+/// The tracks of the member called `name` in `room`, by kind.
+fn tracks_of(s: &Server, token: &str, room: &str, name: &str) -> Vec<String> {
+    let m = members(s, token, room);
+    let mut kinds: Vec<String> = m
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == name)
+        .flat_map(|p| p["tracks"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+fn metric(s: &Server, name: &str) -> f64 {
+    let (_, _, body) = s.request("GET", "/metrics", None, None, b"");
+    String::from_utf8(body)
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn media_crosses_two_hops_once_per_link() {
+    use common::rtc_client::{Endpoint, Received};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    let (p_port, c_port, k_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let province = node("province", p_port, None);
+    let city = node("city", c_port, Some(p_port));
+    let county = node("county", k_port, Some(c_port));
+    let (pt, ct, kt) = (province.admin_token(), city.admin_token(), county.admin_token());
+    for (s, t) in [(&province, &pt), (&city, &ct), (&county, &kt)] {
+        s.create_room(t, "conf");
+    }
+    wait_for("the tree is up", Duration::from_secs(15), || {
+        let v = tree(&province, &pt);
+        (full_tree_up(&v), v)
+    });
+
+    // A county participant publishes (WHIP: VP8 and Opus).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut publisher, offer) = Endpoint::offer(true);
+    let (_, answer) = county.post_sdp("/whip/conf", &kt, &offer);
+    publisher.accept_answer(&answer);
+    let (ptx, _prx) = mpsc::channel();
+    let pub_thread = publisher.run(Duration::from_secs(40), Some(str0m::format::Codec::Vp8), 0, ptx, stop.clone());
+
+    // Its venue goes up once per link: one participant for the county in the city's room, one
+    // for the city in the province's room, each with the audio and the video.
+    let av = vec!["audio".to_string(), "video".to_string()];
+    wait_for("the county's tracks in the city's room", Duration::from_secs(15), || {
+        let t = tracks_of(&city, &ct, "conf", "cascade:county");
+        (t == av, members(&city, &ct, "conf"))
+    });
+    wait_for("and in the province's room, over the second hop", Duration::from_secs(15), || {
+        let t = tracks_of(&province, &pt, "conf", "cascade:city");
+        (t == av, members(&province, &pt, "conf"))
+    });
+
+    // Three viewers in the city and one in the province.
+    let viewer = |s: &Server, token: &str| {
+        let (mut v, offer) = Endpoint::offer(false);
+        let (_, answer) = s.post_sdp("/whep/conf", token, &offer);
+        v.accept_answer(&answer);
+        let (tx, rx) = mpsc::channel();
+        (v.run(Duration::from_secs(40), None, 0, tx, stop.clone()), rx)
+    };
+    let mut viewers = vec![viewer(&province, &pt)];
+    for _ in 0..3 {
+        viewers.push(viewer(&city, &ct));
+    }
+    let county_out_before = metric(&county, "yunshi_packets_total{direction=\"out\",kind=\"video\"}");
+    let county_in_before = metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}");
+    std::thread::sleep(Duration::from_secs(6));
+    let county_out = metric(&county, "yunshi_packets_total{direction=\"out\",kind=\"video\"}") - county_out_before;
+    let county_in = metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}") - county_in_before;
+    stop.store(true, Ordering::Relaxed);
+    pub_thread.join().unwrap();
+
+    for (i, (h, rx)) in viewers.into_iter().enumerate() {
+        h.join().unwrap();
+        let (mut video, mut corrupt, mut first_key) = (Vec::new(), 0, None);
+        while let Ok(r) = rx.try_recv() {
+            match r {
+                Received::Video { counter, keyframe, .. } => {
+                    first_key.get_or_insert(keyframe);
+                    video.push(counter);
+                }
+                Received::Corrupt => corrupt += 1,
+                _ => {}
+            }
+        }
+        let at = if i == 0 { "province (two hops)" } else { "city (one hop)" };
+        assert_eq!(corrupt, 0, "viewer {i} in the {at}: corrupt payloads");
+        assert!(video.len() >= 60, "viewer {i} in the {at}: {} video packets", video.len());
+        assert!(video.windows(2).all(|w| w[0] < w[1]), "viewer {i} in the {at}: video out of order");
+        assert_eq!(first_key, Some(true), "viewer {i} in the {at} started on a delta frame");
+    }
+    // The county sent its video up once, whatever the three city viewers and the province
+    // watch: out ≈ in (a retransmission or two aside), not 4× in.
+    assert!(county_in > 100.0, "county received {county_in} video packets");
+    assert!(county_out <= county_in * 1.2, "county sent {county_out} video packets for {county_in} received");
+    println!("county: {county_in} video packets in, {county_out} out in 6 s");
+}

@@ -23,6 +23,8 @@ pub struct Device {
     publish: Option<PeerId>,
     subscribe: Option<PeerId>,
     room_id: sfu::RoomId,
+    /// False for the child end of a cascade link, which dials another (lite) yunshi.
+    ice_lite: bool,
 }
 
 impl Device {
@@ -34,7 +36,14 @@ impl Device {
         worker: WorkerHandle,
         out: Option<UnboundedSender<ServerMessage>>,
     ) -> Self {
-        Self { member, role, room, worker, out, publish: None, subscribe: None, room_id }
+        Self { member, role, room, worker, out, publish: None, subscribe: None, room_id, ice_lite: true }
+    }
+
+    /// This device's peers run full ICE: it is a node's end of a cascade link, whose other
+    /// end is a yunshi (ICE lite) that cannot start the checks.
+    pub fn dialling(mut self) -> Self {
+        self.ice_lite = false;
+        self
     }
 
     fn reply(&self, msg: ServerMessage) {
@@ -70,13 +79,15 @@ async fn create_peer(
     member: MemberId,
     kind: PeerKind,
     offer: Option<String>,
+    ice_lite: bool,
 ) -> Result<(PeerId, String), SfuError> {
     let peer = next_id();
     let purpose = if kind.publishes() { PeerPurpose::Publish } else { PeerPurpose::Subscribe };
     if !room.send(AttachPeer { member, peer, purpose }).await.unwrap_or(false) {
         return Err(SfuError::Rejected("not in the room".into()));
     }
-    let sdp = ask(&worker, |reply| WorkerCommand::CreatePeer { peer, room: room_id, kind, offer, reply }).await?;
+    let sdp =
+        ask(&worker, |reply| WorkerCommand::CreatePeer { peer, room: room_id, kind, offer, ice_lite, reply }).await?;
     room.do_send(PeerReady { member });
     Ok((peer, sdp))
 }
@@ -103,6 +114,7 @@ impl Handler<StartSubscribing> for Device {
             self.member,
             PeerKind::Subscribe,
             None,
+            self.ice_lite,
         );
         ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
             Ok((peer, sdp)) => {
@@ -137,6 +149,7 @@ impl Handler<FromClient> for Device {
                             self.member,
                             PeerKind::Publish,
                             Some(sdp),
+                            self.ice_lite,
                         );
                         ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
                             Ok((peer, sdp)) => {
@@ -227,6 +240,7 @@ impl Handler<Negotiate> for Device {
             self.member,
             msg.kind,
             Some(msg.offer),
+            self.ice_lite,
         );
         Box::pin(fut.into_actor(self).map(|r, act, ctx| match r {
             Ok((peer, sdp)) => {

@@ -26,10 +26,14 @@ pub struct MediaConfig {
     pub allocate_bandwidth: bool,
     /// FEC on subscribers' video.
     pub video_fec: sfu::VideoFec,
+    /// A node with a cascade parent joins each of its rooms to the parent's room of the same
+    /// id (engine::cascade::media).
+    pub parent_rooms: Option<crate::cascade::media::ParentRooms>,
 }
 
 pub struct Node {
     store: Arc<dyn Store>,
+    parent_rooms: Option<crate::cascade::media::ParentRooms>,
     workers: Vec<WorkerHandle>,
     rooms: HashMap<RoomId, (Addr<Room>, usize)>,
     counts: HashMap<RoomId, usize>,
@@ -60,7 +64,13 @@ impl Node {
                     Err(e) => err = Some(std::io::Error::new(e.kind(), format!("UDP {bind}: {e}"))),
                 }
             }
-            Node { store, workers, rooms: HashMap::new(), counts: HashMap::new() }
+            Node {
+                store,
+                parent_rooms: media.parent_rooms.clone(),
+                workers,
+                rooms: HashMap::new(),
+                counts: HashMap::new(),
+            }
         });
         match err {
             Some(e) => Err(e),
@@ -108,6 +118,9 @@ impl Handler<OpenRoom> for Node {
         let id: RoomId = Arc::from(record.id.as_str());
         let room = Room::new(id.clone(), record.name, ctx.address(), self.workers[w].clone()).start();
         self.rooms.insert(id, (room.clone(), w));
+        if let Some(parent) = &self.parent_rooms {
+            crate::cascade::media::RoomUplink::new(record.id.clone(), room.clone(), parent.clone()).start();
+        }
         Some(room)
     }
 }

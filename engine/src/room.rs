@@ -20,6 +20,10 @@ pub type MemberId = u64;
 pub enum Endpoint {
     /// Browser, mobile or console speaking the conference WebSocket.
     Conference,
+    /// Another node's end of a cascade link, speaking the conference WebSocket: it behaves as
+    /// a conference member (publishes its venue's tracks, receives the rest) but is not a
+    /// person (a venue-wide mute leaves it alone).
+    Cascade,
     Whip,
     Whep,
 }
@@ -173,7 +177,7 @@ impl Room {
                     });
                 }
             }
-            Endpoint::Conference => {
+            Endpoint::Conference | Endpoint::Cascade => {
                 for t in &self.track_order {
                     let rt = &self.tracks[t];
                     if rt.owner != member && !m.unsubscribed.contains(t) {
@@ -493,7 +497,7 @@ impl Handler<Media> for Room {
                     self.broadcast(ServerMessage::TrackPublished { track: info }, None);
                 }
                 for (id, m) in &self.members {
-                    if *id != owner && m.endpoint == Endpoint::Conference {
+                    if *id != owner && matches!(m.endpoint, Endpoint::Conference | Endpoint::Cascade) {
                         if let Some(sub) = m.subscribe {
                             self.command(WorkerCommand::Subscribe {
                                 subscriber: sub,
@@ -531,7 +535,7 @@ impl Handler<Media> for Room {
                 }
                 // A WHIP/WHEP session is its one peer; a conference member stays while its
                 // WebSocket is open (it can publish again).
-                if m.endpoint != Endpoint::Conference {
+                if !matches!(m.endpoint, Endpoint::Conference | Endpoint::Cascade) {
                     self.remove_member(owner);
                 }
             }
@@ -568,7 +572,12 @@ impl Handler<CascadeControl> for Room {
         match msg.action {
             A::Mute { participant, kind, muted } => {
                 let targets: Vec<MemberId> = match participant {
-                    None => self.members.keys().copied().collect(),
+                    None => self
+                        .members
+                        .iter()
+                        .filter(|(_, m)| m.endpoint != Endpoint::Cascade)
+                        .map(|(id, _)| *id)
+                        .collect(),
                     Some(p) => {
                         let found = parse_id(&p, 'p')
                             .filter(|id| self.members.contains_key(id))

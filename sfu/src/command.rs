@@ -48,6 +48,8 @@ pub enum WorkerCommand {
         room: RoomId,
         kind: PeerKind,
         offer: Option<String>,
+        /// False only for a cascade link's child end (it dials another yunshi).
+        ice_lite: bool,
         reply: Reply<String>,
     },
     /// A renegotiation offer on a publish connection; replies with the answer.

@@ -122,6 +122,9 @@ pub struct Features {
     pub fec: bool,
     /// The Dependency Descriptor header extension (see `dd_extension::negotiate`).
     pub descriptor: bool,
+    /// ICE lite (we only answer checks): right for browsers and cameras, which run full ICE.
+    /// A cascade link's child end talks to another yunshi, which is lite: it runs full ICE.
+    pub ice_lite: bool,
 }
 
 /// abs-capture-time's id in our offers (clear of str0m's standard ids and the DD's 12).
@@ -136,10 +139,10 @@ impl Peer {
         features: Features,
         now: Instant,
     ) -> Self {
-        let Features { bwe, fec, descriptor } = features;
+        let Features { bwe, fec, descriptor, ice_lite } = features;
         // Opus with RFC 2198 RED: browsers send redundant audio when it is negotiated.
         let mut config = Rtc::builder()
-            .set_ice_lite(true)
+            .set_ice_lite(ice_lite)
             .set_rtp_mode(true)
             .set_stats_interval(Some(STATS_INTERVAL))
             .enable_opus(true, true);

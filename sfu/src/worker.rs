@@ -928,11 +928,11 @@ impl Worker {
 
     fn handle_command(&mut self, cmd: WorkerCommand) {
         match cmd {
-            WorkerCommand::CreatePeer { peer, room, kind, offer, reply } => {
+            WorkerCommand::CreatePeer { peer, room, kind, offer, ice_lite, reply } => {
                 // str0m asserts on some offers it cannot map (one payload type for two codecs
                 // across m-lines): the client gets a refusal, not "worker gone". The peer is
                 // only inserted on success, so nothing half-made stays behind.
-                let made = catch_unwind(AssertUnwindSafe(|| self.create_peer(peer, room, kind, offer)));
+                let made = catch_unwind(AssertUnwindSafe(|| self.create_peer(peer, room, kind, offer, ice_lite)));
                 let _ = reply.send(made.unwrap_or_else(|_| Err(unmappable_offer())));
             }
             WorkerCommand::RemoteOffer { peer, sdp, reply } => {
@@ -996,11 +996,13 @@ impl Worker {
         room: RoomId,
         kind: PeerKind,
         offer: Option<String>,
+        ice_lite: bool,
     ) -> Result<String, SfuError> {
         let features = Features {
             bwe: self.allocate_bandwidth,
             fec: self.video_fec != VideoFec::Off,
             descriptor: dd_extension::negotiate(kind.publishes(), offer.as_deref()),
+            ice_lite,
         };
         let mut peer = Peer::new(id, room, kind, self.candidate, features, Instant::now());
         let sdp = match (kind, offer) {

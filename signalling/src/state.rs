@@ -25,6 +25,8 @@ pub struct AppState {
     pub metrics_public: bool,
     /// This node's place in the cascade (engine::cascade).
     pub cascade: Addr<engine::Cascade>,
+    /// Secret child nodes sign their link tokens with (they also join conferences with them).
+    pub cascade_secret: Option<Vec<u8>>,
     /// Live WHIP/WHEP sessions by their Location path.
     pub sessions: Mutex<HashMap<String, Addr<Device>>>,
 }
@@ -56,6 +58,14 @@ pub struct Authed {
 }
 
 impl Authed {
+    /// A child node joining a conference's room here with its cascade link token (only the
+    /// conference WebSocket takes these; every other route wants a user).
+    pub fn child_node(state: &AppState, req: &HttpRequest) -> Option<Authed> {
+        let secret = state.cascade_secret.as_ref()?;
+        let node = engine::cascade::token::verify(secret, &token_of(req)?, now_secs()).ok()?;
+        Some(Authed { user: format!("node:{node}"), role: UserRole::User })
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
         if self.role == UserRole::Admin {
             Ok(())

@@ -27,7 +27,7 @@ pub const ACK_WITHIN: Duration = Duration::from_secs(3);
 type Results = Pin<Box<dyn Future<Output = Vec<NodeResult>>>>;
 
 /// How often silent links are looked for (well inside `health::DOWN_AFTER`).
-const TICK: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug, Default)]
 pub struct CascadeConfig {

@@ -12,6 +12,7 @@
 pub mod actor;
 pub mod command;
 pub mod health;
+pub mod media;
 pub mod protocol;
 pub mod token;
 pub mod tree;

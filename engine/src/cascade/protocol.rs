@@ -5,7 +5,7 @@
 //!   ── hello {node} ──────────────────────▶   (token checked at the upgrade)
 //!   ◀───────────────────── welcome {node} ──
 //!   ── subtree {children} ────────────────▶   (at once, then whenever it changes)
-//!   ── ping {seq, rtt_ms} ── every second ▶
+//!   ── ping {seq, rtt_ms} ── every 0.5 s ▶
 //!   ◀──────────────────────── pong {seq} ──
 //!   ◀──────── command {id, target, room, action, by} ── (control from above)
 //!   ── ack {id, results} ─────────────────▶

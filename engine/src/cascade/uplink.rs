@@ -1,5 +1,5 @@
 //! The link up to the parent: a thread that dials the parent's `/api/v1/cascade/link`, says
-//! hello, sends a heartbeat every second and the subtree whenever it changes, and dials again
+//! hello, sends a heartbeat every half second and the subtree whenever it changes, and dials again
 //! (0.5 s, doubling to 2 s) whenever the link fails. One per node, so a plain blocking
 //! WebSocket on its own thread is the simplest thing that works; it never touches media.
 

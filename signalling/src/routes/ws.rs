@@ -20,11 +20,16 @@ const MAX_FRAME: usize = 64 * 1024;
 #[get("/api/v1/rooms/{id}/ws")]
 pub async fn conference(
     state: web::Data<AppState>,
-    who: Authed,
+    who: Result<Authed, ApiError>,
     req: HttpRequest,
     id: web::Path<String>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    // A user, or a child node bringing its venue into this conference (engine::cascade::media).
+    let who = match who {
+        Ok(w) => w,
+        Err(e) => Authed::child_node(&state, &req).ok_or(e)?,
+    };
     let room = state.open_room(&id).await?;
     let (response, mut session, stream) =
         actix_ws::handle(&req, body).map_err(|e| ApiError::bad_request(e.to_string()))?;
@@ -75,11 +80,11 @@ pub async fn conference(
                 Some(Ok(_)) => {}
             }
         };
-        let joined =
-            match room.send(Join { name, role, endpoint: Endpoint::Conference, out: Some(out_tx.clone()) }).await {
-                Ok(j) => j,
-                Err(_) => return,
-            };
+        let endpoint = if who.user.starts_with("node:") { Endpoint::Cascade } else { Endpoint::Conference };
+        let joined = match room.send(Join { name, role, endpoint, out: Some(out_tx.clone()) }).await {
+            Ok(j) => j,
+            Err(_) => return,
+        };
         state.audit(&who.user, "room.join", &room_id, &req, true);
         // The Device answers on the same channel the room uses, so the client sees one ordered stream.
         let device = Device::new(joined.member, role, room.clone(), joined.room, joined.worker, Some(out_tx)).start();
