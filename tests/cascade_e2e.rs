@@ -367,12 +367,12 @@ fn media_crosses_two_hops_once_per_link() {
     });
 
     // A county participant publishes (WHIP: VP8 and Opus).
-    let stop = Arc::new(AtomicBool::new(false));
+    let pub_stop = Arc::new(AtomicBool::new(false));
     let (mut publisher, offer) = Endpoint::offer(true);
     let (_, answer) = county.post_sdp("/whip/conf", &kt, &offer);
     publisher.accept_answer(&answer);
     let (ptx, _prx) = mpsc::channel();
-    let pub_thread = publisher.run(Duration::from_secs(40), Some(str0m::format::Codec::Vp8), 0, ptx, stop.clone());
+    let pub_thread = publisher.run(Duration::from_secs(60), Some(str0m::format::Codec::Vp8), 0, ptx, pub_stop.clone());
 
     // Its venue goes up once per link: one participant for the county in the city's room, one
     // for the city in the province's room, each with the audio and the video.
@@ -387,16 +387,17 @@ fn media_crosses_two_hops_once_per_link() {
     });
 
     // Three viewers in the city and one in the province.
-    let viewer = |s: &Server, token: &str| {
+    let viewer = |s: &Server, token: &str, stop: &Arc<AtomicBool>| {
         let (mut v, offer) = Endpoint::offer(false);
         let (_, answer) = s.post_sdp("/whep/conf", token, &offer);
         v.accept_answer(&answer);
         let (tx, rx) = mpsc::channel();
         (v.run(Duration::from_secs(40), None, 0, tx, stop.clone()), rx)
     };
-    let mut viewers = vec![viewer(&province, &pt)];
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut viewers = vec![viewer(&province, &pt, &stop)];
     for _ in 0..3 {
-        viewers.push(viewer(&city, &ct));
+        viewers.push(viewer(&city, &ct, &stop));
     }
     let county_out_before = metric(&county, "yunshi_packets_total{direction=\"out\",kind=\"video\"}");
     let county_in_before = metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}");
@@ -404,7 +405,6 @@ fn media_crosses_two_hops_once_per_link() {
     let county_out = metric(&county, "yunshi_packets_total{direction=\"out\",kind=\"video\"}") - county_out_before;
     let county_in = metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}") - county_in_before;
     stop.store(true, Ordering::Relaxed);
-    pub_thread.join().unwrap();
 
     for (i, (h, rx)) in viewers.into_iter().enumerate() {
         h.join().unwrap();
@@ -430,4 +430,46 @@ fn media_crosses_two_hops_once_per_link() {
     assert!(county_in > 100.0, "county received {county_in} video packets");
     assert!(county_out <= county_in * 1.2, "county sent {county_out} video packets for {county_in} received");
     println!("county: {county_in} video packets in, {county_out} out in 6 s");
+
+    // The city dies (the county keeps publishing): no ghost stands for it anywhere, within 3 s.
+    let city_data = city.data.clone();
+    let mut city = city;
+    city.kill9();
+    let killed = Instant::now();
+    wait_for("no cascade:city left in the province's room", Duration::from_secs(3), || {
+        let m = members(&province, &pt, "conf");
+        (!m.to_string().contains("cascade:city"), m)
+    });
+    wait_for(
+        "no cascade:parent left in the county's room",
+        Duration::from_secs(3) - killed.elapsed().min(Duration::from_secs(3)) + Duration::from_millis(1),
+        || {
+            let m = members(&county, &kt, "conf");
+            (!m.to_string().contains("cascade:parent"), m)
+        },
+    );
+
+    // It comes back (same port and store): media flows two hops up again with no manual step.
+    let city = Server::start_on(
+        c_port,
+        city_data,
+        &[],
+        &["--node-name", "city", "--cascade-secret", SECRET, "--cascade-parent", &format!("http://127.0.0.1:{p_port}")],
+    );
+    let restarted = Instant::now();
+    wait_for("the county's tracks reach the province again", Duration::from_secs(20), || {
+        let t = tracks_of(&province, &pt, "conf", "cascade:city");
+        (t == av, members(&province, &pt, "conf"))
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let (h, rx) = viewer(&province, &pt, &stop);
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    pub_stop.store(true, Ordering::Relaxed);
+    pub_thread.join().unwrap();
+    h.join().unwrap();
+    let video = rx.try_iter().filter(|r| matches!(r, Received::Video { .. })).count();
+    assert!(video >= 30, "after the city's restart the province viewer got {video} video packets");
+    println!("city restarted: media two hops up again {:?} after the restart", restarted.elapsed());
+    let _ = (city, ct);
 }
