@@ -4,7 +4,7 @@ CARGO ?= cargo
 HTTP ?= 127.0.0.1:8080
 DATA ?= data
 
-.PHONY: run test deps-run deps-test build build-release test-rust test-browser bench-join bench-call bench-loss bench-bw bench-capacity fmt clippy
+.PHONY: run test deps-run deps-test build build-release test-rust test-browser bench-join bench-call bench-loss bench-bw bench-capacity bench-cascade fmt clippy
 
 run: deps-run build-release
 	@echo "yunshi: starting; open http://$(HTTP) once it says it is up (Ctrl-C stops it)"
@@ -55,6 +55,12 @@ bench-capacity:
 	@scripts/install-deps.sh bench
 	$(CARGO) build --release --locked -p yunshi -p yunshi-loadtest
 	bench/capacity.sh
+
+# A three-level cascade on loopback: latency per hop, loss, CPU per node (bench/cascade.sh).
+bench-cascade:
+	@scripts/install-deps.sh test
+	$(CARGO) build --release --locked -p yunshi -p yunshi-loadtest
+	bench/cascade.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -79,6 +79,23 @@ enum Scenario {
         #[arg(long, default_value = "loadtest-webinar")]
         room: String,
     },
+    /// What each hop of a cascaded conference adds: --venues publishers at the first of
+    /// --levels (the bottom node), then --viewers watching from each level in turn.
+    Cascade {
+        /// The nodes' API addresses, bottom first (e.g. county,city,province); give --server too
+        /// (the bottom one): the tool signs in there first.
+        #[arg(long, value_delimiter = ',', required = true)]
+        levels: Vec<String>,
+        /// Their process ids, in the same order, for each node's CPU time.
+        #[arg(long, value_delimiter = ',')]
+        pids: Vec<u32>,
+        #[arg(long, default_value_t = 10)]
+        venues: usize,
+        #[arg(long, default_value_t = 5)]
+        viewers: usize,
+        #[arg(long, default_value = "loadtest-cascade")]
+        room: String,
+    },
     /// R rooms × P participants over the conference WebSocket: all publish, all subscribe.
     Meeting {
         #[arg(long, default_value_t = 1)]
@@ -238,6 +255,19 @@ fn run(cli: Cli) -> Result<(), String> {
             let t = webinar::run(&mut h, server.as_mut(), &room, viewers, warmup, duration)?;
             println!("webinar: 1 publisher → {viewers} viewers, {} s\n{}", cli.duration, t.table());
             serde_json::json!({ "scenario": "webinar", "viewers": viewers, "params": params, "result": t.to_json() })
+        }
+        Scenario::Cascade { levels, pids, venues, viewers, room } => {
+            let password =
+                cli.password.clone().ok_or("cascade: give --password (the same admin password on every node)")?;
+            let mut nodes = Vec::new();
+            for (i, url) in levels.iter().enumerate() {
+                let token = loadtest::http::login(url, &cli.user, &password)?;
+                let server: Box<dyn Server> = Box::new(Yunshi { server: url.clone(), token });
+                nodes.push(loadtest::scenario::cascade::Level { url: url.clone(), server, pid: pids.get(i).copied() });
+            }
+            let r = loadtest::scenario::cascade::run(&mut h, &mut nodes, &room, venues, viewers, warmup, duration)?;
+            println!("{}", r.table());
+            serde_json::json!({ "scenario": "cascade", "params": params, "result": r.to_json() })
         }
         Scenario::Meeting { .. } if cli.kind != "yunshi" => return Err("meeting runs against yunshi only".into()),
         Scenario::Meeting { rooms, participants } => {

@@ -1,6 +1,7 @@
 //! Scenarios and what they share: the harness that spreads endpoints over worker threads and
 //! collects their measurements.
 
+pub mod cascade;
 pub mod meeting;
 pub mod ramp;
 pub mod webinar;
