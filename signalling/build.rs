@@ -1,4 +1,5 @@
-//! Embed every file under clients/web into the binary, so the binary alone serves the client.
+//! Embed every file under clients/web (at /) and clients/console (at /console/) into the binary,
+//! so the binary alone serves both clients.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -31,16 +32,24 @@ fn mime(p: &Path) -> &'static str {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../clients/web").canonicalize().expect("clients/web exists");
-    println!("cargo:rerun-if-changed={}", root.display());
-    let mut files = Vec::new();
-    walk(&root, &mut files);
-    files.sort();
     let mut code = String::from("pub static WEB_ASSETS: &[(&str, &[u8], &str)] = &[\n");
-    for f in &files {
-        println!("cargo:rerun-if-changed={}", f.display());
-        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
-        writeln!(code, "    (\"/{rel}\", include_bytes!({:?}), {:?}),", f.display().to_string(), mime(f)).unwrap();
+    // The officials' client at /, the command-centre console at /console/.
+    for (dir, prefix) in [("web", "/"), ("console", "/console/")] {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../clients")
+            .join(dir)
+            .canonicalize()
+            .unwrap_or_else(|_| panic!("clients/{dir} exists"));
+        println!("cargo:rerun-if-changed={}", root.display());
+        let mut files = Vec::new();
+        walk(&root, &mut files);
+        files.sort();
+        for f in &files {
+            println!("cargo:rerun-if-changed={}", f.display());
+            let rel = f.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+            writeln!(code, "    (\"{prefix}{rel}\", include_bytes!({:?}), {:?}),", f.display().to_string(), mime(f))
+                .unwrap();
+        }
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("web_assets.rs");

@@ -282,6 +282,16 @@ function connect(roomId) {
         tiles.highlight(participantId);
         $('local').classList.toggle('speaking', participantId === yunshi.participantId);
       },
+      // A higher level of the cascade directs the view (its console's roll call, lock, layout).
+      onControl(msg) {
+        const text = {
+          roll_call: `Roll call: ${msg.venue}`,
+          view_locked: `The view is locked on ${msg.venue}`,
+          view_unlocked: 'The view is unlocked',
+          layout: `Layout ${msg.layout}`,
+        }[msg.type];
+        setText('room-message', `${text} (${msg.by})`);
+      },
     },
   });
   conference.open();

@@ -33,7 +33,7 @@ export class Conference {
   // token, name: who we are; stream: our camera/microphone, or null to join as a viewer;
   // tiles: the Tiles grid; hooks: the room view's callbacks: onJoined(msg), onParticipants(),
   // onLost(conference), onClosed(reason), onMessage(text), onMuteRequested(msg),
-  // onActiveSpeaker(participantId).
+  // onActiveSpeaker(participantId), onControl(msg) (roll call, view lock, layout from above).
   constructor({ roomId, token, name, stream, tiles, hooks }) {
     this.roomId = roomId;
     this.token = token;
@@ -140,6 +140,12 @@ export class Conference {
       case 'track_muted': return this.onTrackMuted(msg);
       case 'mute_requested': return this.hooks.onMuteRequested(msg);
       case 'active_speaker': return this.hooks.onActiveSpeaker(msg.participant_id);
+      // Control from a higher level of a cascaded conference (docs/api.md, Cascade).
+      case 'roll_call':
+      case 'view_locked':
+      case 'view_unlocked':
+      case 'layout':
+        return this.hooks.onControl?.(msg);
       case 'room_closed':
         this.close({ sendLeave: false });
         return this.hooks.onClosed(msg.reason);

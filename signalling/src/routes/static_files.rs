@@ -7,6 +7,7 @@ include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
 pub async fn serve(req: HttpRequest) -> HttpResponse {
     let path = match req.path() {
         "/" => "/index.html",
+        "/console" | "/console/" => "/console/index.html",
         p => p,
     };
     match WEB_ASSETS.iter().find(|(p, _, _)| *p == path) {

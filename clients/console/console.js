@@ -1,0 +1,179 @@
+// The command-centre console (docs/api.md, Cascade): the cascade tree below this node with the
+// health of every link and the controls a higher level has over the venues below (mute, roll
+// call, lock, end), and a video wall of a conference's participants. A wall can span screens:
+// "Open another screen" opens the same console in a new window, which the operator drags to
+// the next monitor.
+
+import { api, currentSession, login, setUnauthorizedHandler, clearSession } from '/api.js';
+import { Conference } from '/conference.js';
+import { $, el } from '/dom.js';
+import { Tiles } from '/tiles.js';
+
+const POLL_MS = 1000;
+const params = new URLSearchParams(location.search);
+let lastTree = '';
+let conference = null;
+let tiles = null;
+
+function showLogin(message = '') {
+  $('console-main').hidden = true;
+  $('console-login').hidden = false;
+  $('console-login-error').textContent = message;
+}
+
+function showMain() {
+  $('console-login').hidden = true;
+  $('console-main').hidden = false;
+  $('console-room').value = params.get('room') || $('console-room').value;
+  const cols = params.get('cols');
+  if (cols) $('console-layout').value = cols;
+  setLayout();
+  pollTree();
+  if (params.get('room')) watch();
+}
+
+$('console-login-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  try {
+    await login($('console-username').value.trim(), $('console-password').value);
+    showMain();
+  } catch (err) {
+    $('console-login-error').textContent = err.message;
+  }
+});
+
+setUnauthorizedHandler(() => {
+  clearSession();
+  showLogin('Your session has ended; please sign in again');
+});
+
+// ---- the tree ----
+
+const ACTIONS = [
+  ['mute', 'Mute', () => ({ type: 'mute' })],
+  ['unmute', 'Unmute', () => ({ type: 'mute', muted: false })],
+  ['roll_call', 'Roll call', (node) => ({ type: 'roll_call', venue: node })],
+  ['lock', 'Lock', (node) => ({ type: 'lock', venue: node })],
+  ['unlock', 'Unlock', () => ({ type: 'unlock' })],
+  ['end', 'End', () => ({ type: 'end' })],
+];
+
+function nodeRow(name, state, rttMs) {
+  const badge = el('span', { class: `state state-${state}`, 'data-state': state }, state);
+  const row = el('div', { class: 'node-row', 'data-node': name }, el('span', { class: 'node-name' }, name), badge);
+  if (rttMs !== undefined && rttMs !== null) row.append(el('span', { class: 'rtt' }, `${rttMs.toFixed(1)} ms`));
+  for (const [key, label, action] of ACTIONS) {
+    const b = el('button', { type: 'button', 'data-action': key }, label);
+    // Roll call and lock name a venue; the command itself goes to every node ("*").
+    const target = key === 'roll_call' || key === 'lock' || key === 'unlock' ? '*' : name;
+    b.addEventListener('click', () => command(target, action(name), `${label} ${name}`));
+    row.append(b);
+  }
+  return row;
+}
+
+function renderChildren(children) {
+  const ul = el('ul');
+  for (const c of children || []) {
+    const li = el('li', {}, nodeRow(c.node, c.state, c.rtt_ms));
+    if (c.children?.length) li.append(renderChildren(c.children));
+    ul.append(li);
+  }
+  return ul;
+}
+
+function render(view) {
+  $('console-node').textContent = view.node;
+  $('console-parent').textContent = view.parent
+    ? `above: ${view.parent.node || view.parent.url} (${view.parent.state})` : 'top of the cascade';
+  const tree = $('console-tree');
+  tree.replaceChildren();
+  const root = el('li', {}, nodeRow(view.node, 'up'));
+  root.append(renderChildren(view.children));
+  tree.append(root);
+}
+
+// Only what changes the picture re-renders it (not every heartbeat's figures), so a button
+// is never replaced under the operator's pointer.
+function digest(view) {
+  const strip = (n) => ({ node: n.node, state: n.state, children: (n.children || []).map(strip) });
+  return JSON.stringify({ node: view.node, parent: view.parent?.state, children: view.children.map(strip) });
+}
+
+async function pollTree() {
+  try {
+    const view = await api('GET', '/api/v1/cascade');
+    const d = digest(view);
+    if (d !== lastTree) {
+      lastTree = d;
+      render(view);
+    }
+  } catch (err) {
+    if (err.status === 401) return;
+  }
+  setTimeout(pollTree, POLL_MS);
+}
+
+async function command(target, action, label) {
+  const room = $('console-room').value.trim();
+  if (!room) {
+    log(`${label}: choose a room first`, false);
+    return;
+  }
+  try {
+    const r = await api('POST', '/api/v1/cascade/commands', { target, room, action });
+    for (const n of r.results) log(`${label} → ${n.node}: ${n.ok ? 'ok' : n.error}`, n.ok, action.type, n.node);
+  } catch (err) {
+    log(`${label}: ${err.message}`, false, action.type);
+  }
+}
+
+function log(text, ok, action = '', node = '') {
+  const li = el('li', { class: ok ? 'ok' : 'failed', 'data-action': action, 'data-node': node }, text);
+  $('console-results').prepend(li);
+}
+
+// ---- the wall ----
+
+function setLayout() {
+  $('console-wall').dataset.cols = $('console-layout').value;
+}
+
+$('console-layout').addEventListener('change', setLayout);
+
+function watch() {
+  const room = $('console-room').value.trim();
+  if (!room) return;
+  conference?.close();
+  tiles = new Tiles($('console-wall'), () => {}, () => {});
+  const session = currentSession();
+  conference = new Conference({
+    roomId: room,
+    token: session.token,
+    name: `console:${session.user?.name || 'operator'}`,
+    stream: null,
+    tiles,
+    hooks: {
+      onJoined() {},
+      onParticipants() {},
+      onLost() { setTimeout(watch, 2000); },
+      onClosed(reason) { log(`the conference ended (${reason})`, false); },
+      onMessage(text) { log(text, false); },
+      onMuteRequested() {},
+      onActiveSpeaker(id) { tiles.highlight(id); },
+      onControl(msg) { log(`${msg.type.replace('_', ' ')} ${msg.venue || msg.layout || ''} (${msg.by})`, true, msg.type); },
+    },
+  });
+  conference.open();
+}
+
+$('console-watch').addEventListener('click', watch);
+$('console-screen').addEventListener('click', () => {
+  const next = new URL(location.href);
+  next.searchParams.set('room', $('console-room').value.trim());
+  next.searchParams.set('cols', $('console-layout').value);
+  window.open(next, '_blank', 'popup');
+});
+
+if (currentSession()) showMain();
+else showLogin();

@@ -1,0 +1,103 @@
+// The command-centre console (clients/console) on the top of a real three-level cascade
+// (province ← city ← county, three yunshi processes): it shows the tree with every link up,
+// its wall plays a county venue's camera that crossed two links, and its controls reach the
+// county and come back acknowledged.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { loginToken, request } from './lib/api.mjs';
+import { launchChromium } from './lib/chromium.mjs';
+import { startServer } from './lib/server.mjs';
+import { expectVideoFlowing } from './lib/stats.mjs';
+import { publishWhip } from './lib/whip.mjs';
+
+const SECRET = 'console-test-cascade-secret';
+let province;
+let city;
+let county;
+let browser;
+
+before(async () => {
+  const cascade = (name, parent) => ({
+    workers: 1,
+    env: {
+      YUNSHI_NODE_NAME: name,
+      YUNSHI_CASCADE_SECRET: SECRET,
+      ...(parent ? { YUNSHI_CASCADE_PARENT: parent.url } : {}),
+    },
+  });
+  province = await startServer(cascade('province'));
+  city = await startServer(cascade('city', province));
+  county = await startServer(cascade('county', city));
+  browser = await launchChromium();
+});
+
+after(async () => {
+  await browser?.close();
+  for (const s of [county, city, province]) await s?.stop();
+});
+
+async function showLogs(fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    for (const [name, s] of [['province', province], ['city', city], ['county', county]]) {
+      process.stderr.write(`\n--- ${name} (${s?.url}) ---\n${s?.logs().slice(-20000)}\n`);
+    }
+    throw err;
+  }
+}
+
+test('the console shows the cascade, plays a venue two levels down and controls it', () => showLogs(async () => {
+  const tokens = {};
+  for (const [name, s] of [['province', province], ['city', city], ['county', county]]) {
+    tokens[name] = await loginToken(s.url, 'admin', s.adminPassword);
+    await request(s.url, 'POST', '/api/v1/rooms', { token: tokens[name], body: { id: 'conf', name: 'conf' }, expect: 201 });
+  }
+
+  // A venue in the county publishes its camera (Chromium's own WebRTC, WHIP).
+  const venue = await browser.newPage();
+  await venue.goto(`${county.url}/healthz`);
+  const whip = await publishWhip(venue, { roomId: 'conf', token: tokens.county });
+  assert.equal(whip.status, 201, JSON.stringify(whip));
+
+  // The province's console, signed in through its own form.
+  const page = await browser.newPage();
+  await page.goto(`${province.url}/console/?room=conf&cols=2`);
+  await page.fill('#console-username', 'admin');
+  await page.fill('#console-password', province.adminPassword);
+  await page.click('#console-login-submit');
+
+  // The tree: city below the province, county below the city, both links up.
+  for (const node of ['city', 'county']) {
+    await page.waitForSelector(`.node-row[data-node="${node}"] .state[data-state="up"]`, { timeout: 15_000 });
+  }
+  assert.equal(await page.textContent('#console-node'), 'province');
+
+  // The wall plays the county venue's camera, two hops up (it stands in the province's room
+  // as the city's participant).
+  await page.waitForSelector('.wall .tile video', { timeout: 15_000 });
+  const { last } = await expectVideoFlowing(page, 'yunshi.pcSubscribe', { minFrames: 30, firstFrameMs: 30_000 });
+  assert.ok(last.framesDecoded >= 30, JSON.stringify(last));
+
+  // Mute the county venue: the county answers.
+  await page.click('.node-row[data-node="county"] button[data-action="mute"]');
+  await page.waitForSelector('#console-results li.ok[data-action="mute"][data-node="county"]', { timeout: 10_000 });
+  // The venue's own node shows its audio muted (the WHIP venue is its room's publisher).
+  const room = await request(county.url, 'GET', '/api/v1/rooms/conf', { token: tokens.county });
+  const local = room.members.filter((m) => !m.name.startsWith('cascade:')).flatMap((m) => m.tracks)
+    .filter((t) => t.kind === 'audio');
+  assert.ok(local.length >= 1 && local.every((t) => t.muted), `county room: ${JSON.stringify(room.members)}`);
+
+  // Lock every level's view on the county: all three answer, and the console's own room is told.
+  await page.click('.node-row[data-node="county"] button[data-action="lock"]');
+  for (const node of ['province', 'city', 'county']) {
+    await page.waitForSelector(`#console-results li.ok[data-action="lock"][data-node="${node}"]`, { timeout: 10_000 });
+  }
+  await page.waitForSelector('#console-results li[data-action="view_locked"]', { timeout: 10_000 });
+
+  // Kill the city: the console shows its link down within a few seconds, nothing below it.
+  await city.kill();
+  await page.waitForSelector('.node-row[data-node="city"] .state[data-state="down"]', { timeout: 5_000 });
+  assert.equal(await page.$('.node-row[data-node="county"]'), null, 'no ghost county behind a down link');
+}));
