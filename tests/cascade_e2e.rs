@@ -473,3 +473,77 @@ fn media_crosses_two_hops_once_per_link() {
     println!("city restarted: media two hops up again {:?} after the restart", restarted.elapsed());
     let _ = (city, ct);
 }
+
+#[test]
+fn a_venue_crosses_a_link_only_while_someone_above_watches_it() {
+    use common::rtc_client::{Endpoint, Received};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    let (p_port, c_port, k_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let province = node("province", p_port, None);
+    let city = node("city", c_port, Some(p_port));
+    let county = node("county", k_port, Some(c_port));
+    let (pt, ct, kt) = (province.admin_token(), city.admin_token(), county.admin_token());
+    for (s, t) in [(&province, &pt), (&city, &ct), (&county, &kt)] {
+        s.create_room(t, "conf");
+    }
+    wait_for("the tree is up", Duration::from_secs(15), || {
+        let v = tree(&province, &pt);
+        (full_tree_up(&v), v)
+    });
+
+    // Two venues publish in the county; nobody above watches yet.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut publishers = Vec::new();
+    for _ in 0..2 {
+        let (mut p, offer) = Endpoint::offer(true);
+        let (_, answer) = county.post_sdp("/whip/conf", &kt, &offer);
+        p.accept_answer(&answer);
+        let (tx, _rx) = mpsc::channel();
+        publishers.push((p.run(Duration::from_secs(60), Some(str0m::format::Codec::Vp8), 0, tx, stop.clone()), _rx));
+    }
+    let four = vec!["audio".to_string(), "audio".into(), "video".into(), "video".into()];
+    wait_for("both venues are known two levels up", Duration::from_secs(15), || {
+        let t = tracks_of(&province, &pt, "conf", "cascade:city");
+        (t == four, members(&province, &pt, "conf"))
+    });
+    let out = |s: &Server| metric(s, "yunshi_packets_total{direction=\"out\",kind=\"video\"}");
+    let (county0, city0) = (out(&county), out(&city));
+    std::thread::sleep(Duration::from_secs(3));
+    let (idle_county, idle_city) = (out(&county) - county0, out(&city) - city0);
+    let venue_in = metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}");
+
+    // One viewer in the province: only the main venue crosses, both links.
+    let (mut v, offer) = Endpoint::offer(false);
+    let (_, answer) = province.post_sdp("/whep/conf", &pt, &offer);
+    v.accept_answer(&answer);
+    let (tx, rx) = mpsc::channel();
+    let viewer = v.run(Duration::from_secs(60), None, 0, tx, stop.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    let (county1, city1, in1) =
+        (out(&county), out(&city), metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}"));
+    std::thread::sleep(Duration::from_secs(4));
+    let watched_county = out(&county) - county1;
+    let watched_city = out(&city) - city1;
+    let both_venues_in = metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}") - in1;
+    stop.store(true, Ordering::Relaxed);
+    viewer.join().unwrap();
+    for (h, _) in publishers {
+        h.join().unwrap();
+    }
+    let received = rx.try_iter().filter(|r| matches!(r, Received::Video { .. })).count();
+    println!(
+        "unwatched: county sent {idle_county}, city {idle_city} video packets in 3 s (venues had sent {venue_in}); \
+         watched: county {watched_county}, city {watched_city} in 4 s while the venues sent {both_venues_in}; viewer got {received}"
+    );
+    assert!(idle_county <= 5.0 && idle_city <= 5.0, "unwatched venues crossed: county {idle_county}, city {idle_city}");
+    assert!(received >= 60, "the province viewer got {received} video packets");
+    // One of the two venues crosses (half of what they send), not both.
+    assert!(watched_county > both_venues_in * 0.3, "county sent {watched_county} of {both_venues_in}");
+    assert!(
+        watched_county < both_venues_in * 0.7,
+        "county sent {watched_county} of {both_venues_in}: both venues crossed"
+    );
+    assert!(watched_city < both_venues_in * 0.7, "city sent {watched_city} of {both_venues_in}");
+}

@@ -152,6 +152,11 @@ pub enum ServerMessage {
     ViewUnlocked {
         by: String,
     },
+    /// To a child node's link only: which of its tracks (by its labels) someone here watches;
+    /// it pauses the others at its end.
+    CascadeWanted {
+        tracks: Vec<String>,
+    },
     /// Arrange the screen as `layout` (e.g. "1+5", "3x3").
     Layout {
         layout: String,

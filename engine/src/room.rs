@@ -24,6 +24,10 @@ pub enum Endpoint {
     /// a conference member (publishes its venue's tracks, receives the rest) but is not a
     /// person (a venue-wide mute leaves it alone).
     Cascade,
+    /// On a child node, the participant that stands for the parent's room (cascade::media): it
+    /// receives only what the parent says it needs (`cascade_wanted`), so a venue crosses the
+    /// link only if someone above watches it.
+    Parent,
     Whip,
     Whep,
 }
@@ -43,10 +47,18 @@ struct Member {
     subscribe: Option<PeerId>,
     /// Tracks this member chose not to receive.
     unsubscribed: HashSet<TrackId>,
+    /// Tracks it receives paused (a hidden tile: `set_quality` with `paused`).
+    paused: HashSet<TrackId>,
+    /// A `Parent` member: the tracks the parent needs (none until it says).
+    wants: HashSet<TrackId>,
+    /// A `Cascade` member: the labels of its tracks someone here receives, as last told.
+    demand_sent: Option<Vec<String>>,
 }
 
 struct RoomTrack {
     owner: MemberId,
+    /// The publisher's name for it (its msid track id): what a child node's link knows it by.
+    label: String,
     kind: TrackKind,
     muted: bool,
 }
@@ -177,19 +189,65 @@ impl Room {
                     });
                 }
             }
-            Endpoint::Conference | Endpoint::Cascade => {
+            Endpoint::Conference | Endpoint::Cascade | Endpoint::Parent => {
                 for t in &self.track_order {
                     let rt = &self.tracks[t];
                     if rt.owner != member && !m.unsubscribed.contains(t) {
-                        self.command(WorkerCommand::Subscribe {
-                            subscriber: peer,
-                            track: *t,
-                            stream_id: participant_id(rt.owner),
-                        });
+                        self.subscribe_one(m, peer, *t, rt.owner);
                     }
                 }
             }
             Endpoint::Whip => {}
+        }
+    }
+
+    /// Forward `track` to member `m`'s subscribe peer. The parent's stand-in gets it paused
+    /// unless the parent needs it (the pause goes first: not one packet crosses unneeded).
+    fn subscribe_one(&self, m: &Member, peer: PeerId, track: TrackId, owner: MemberId) {
+        if m.endpoint == Endpoint::Parent && !m.wants.contains(&track) {
+            let constraint = sfu::LayerConstraint { paused: true, ..Default::default() };
+            self.command(WorkerCommand::SetConstraint { subscriber: peer, track, constraint });
+        }
+        self.command(WorkerCommand::Subscribe { subscriber: peer, track, stream_id: participant_id(owner) });
+    }
+
+    /// Does member `id` receive `track` now (forwarded and not paused)?
+    fn receives(&self, id: MemberId, m: &Member, track: TrackId) -> bool {
+        let Some(rt) = self.tracks.get(&track) else { return false };
+        if rt.owner == id || m.subscribe.is_none() {
+            return false;
+        }
+        match m.endpoint {
+            Endpoint::Whep => {
+                let (video, audio) = self.main_tracks();
+                video == Some(track) || audio == Some(track)
+            }
+            Endpoint::Conference | Endpoint::Cascade => !m.unsubscribed.contains(&track) && !m.paused.contains(&track),
+            Endpoint::Parent => m.wants.contains(&track),
+            Endpoint::Whip => false,
+        }
+    }
+
+    /// Tell each child node's link which of its tracks someone here receives, when that
+    /// changes: the child pauses the rest at its end (subscriptions propagate down the tree,
+    /// so a track crosses a link only if someone beyond it watches).
+    fn update_demand(&mut self) {
+        let links: Vec<MemberId> =
+            self.members.iter().filter(|(_, m)| m.endpoint == Endpoint::Cascade).map(|(id, _)| *id).collect();
+        for link in links {
+            let mut labels: Vec<String> = self
+                .track_order
+                .iter()
+                .filter(|t| self.tracks[t].owner == link)
+                .filter(|t| self.members.iter().any(|(id, m)| self.receives(*id, m, **t)))
+                .map(|t| self.tracks[t].label.clone())
+                .collect();
+            labels.sort();
+            let m = self.members.get_mut(&link).expect("listed above");
+            if m.demand_sent.as_ref() != Some(&labels) {
+                m.demand_sent = Some(labels.clone());
+                self.send_to(link, ServerMessage::CascadeWanted { tracks: labels });
+            }
         }
     }
 
@@ -208,6 +266,7 @@ impl Room {
             None,
         );
         self.refresh_whep();
+        self.update_demand();
     }
 
     fn refresh_whep(&self) {
@@ -305,6 +364,9 @@ impl Handler<Join> for Room {
                 publish: None,
                 subscribe: None,
                 unsubscribed: HashSet::new(),
+                paused: HashSet::new(),
+                wants: HashSet::new(),
+                demand_sent: None,
             },
         );
         sfu::metrics::METRICS.participants.inc();
@@ -349,6 +411,7 @@ impl Handler<PeerReady> for Room {
     type Result = ();
     fn handle(&mut self, msg: PeerReady, _: &mut Context<Self>) {
         self.subscribe_member(msg.member);
+        self.update_demand();
     }
 }
 
@@ -450,6 +513,7 @@ impl Handler<SetSubscription> for Room {
             m.unsubscribed.insert(track);
             self.command(WorkerCommand::Unsubscribe { subscriber: peer, track });
         }
+        self.update_demand();
         Ok(())
     }
 }
@@ -467,9 +531,15 @@ impl Handler<SetQuality> for Room {
     type Result = Result<(), String>;
     fn handle(&mut self, msg: SetQuality, _: &mut Context<Self>) -> Self::Result {
         let track = parse_id(&msg.track, 't').filter(|t| self.tracks.contains_key(t)).ok_or("no such track")?;
-        let m = self.members.get(&msg.member).ok_or("not in the room")?;
+        let m = self.members.get_mut(&msg.member).ok_or("not in the room")?;
         let subscriber = m.subscribe.ok_or("no subscribe connection")?;
+        if msg.constraint.paused {
+            m.paused.insert(track);
+        } else {
+            m.paused.remove(&track);
+        }
         self.command(WorkerCommand::SetConstraint { subscriber, track, constraint: msg.constraint });
+        self.update_demand();
         Ok(())
     }
 }
@@ -483,7 +553,7 @@ impl Handler<Media> for Room {
     type Result = ();
     fn handle(&mut self, Media(ev): Media, _: &mut Context<Self>) {
         match ev {
-            WorkerEvent::TrackPublished { peer, track, kind, .. } => {
+            WorkerEvent::TrackPublished { peer, track, kind, label, .. } => {
                 let Some(&owner) = self.peer_owner.get(&peer) else {
                     self.command(WorkerCommand::ClosePeer { peer });
                     return;
@@ -491,23 +561,21 @@ impl Handler<Media> for Room {
                 if self.members.get(&owner).is_some_and(|m| m.role == Role::Attendee) {
                     return; // attendees receive only; their media is not forwarded
                 }
-                self.tracks.insert(track, RoomTrack { owner, kind, muted: false });
+                self.tracks.insert(track, RoomTrack { owner, kind, label, muted: false });
                 self.track_order.push(track);
                 if let Some(info) = self.track_info(track) {
                     self.broadcast(ServerMessage::TrackPublished { track: info }, None);
                 }
                 for (id, m) in &self.members {
-                    if *id != owner && matches!(m.endpoint, Endpoint::Conference | Endpoint::Cascade) {
+                    if *id != owner && matches!(m.endpoint, Endpoint::Conference | Endpoint::Cascade | Endpoint::Parent)
+                    {
                         if let Some(sub) = m.subscribe {
-                            self.command(WorkerCommand::Subscribe {
-                                subscriber: sub,
-                                track,
-                                stream_id: participant_id(owner),
-                            });
+                            self.subscribe_one(m, sub, track, owner);
                         }
                     }
                 }
                 self.refresh_whep();
+                self.update_demand();
             }
             WorkerEvent::TrackEnded { track, .. } => self.remove_track(track),
             WorkerEvent::PublishLayers { peer, mid, active, .. } => {
@@ -535,7 +603,7 @@ impl Handler<Media> for Room {
                 }
                 // A WHIP/WHEP session is its one peer; a conference member stays while its
                 // WebSocket is open (it can publish again).
-                if !matches!(m.endpoint, Endpoint::Conference | Endpoint::Cascade) {
+                if !matches!(m.endpoint, Endpoint::Conference | Endpoint::Cascade | Endpoint::Parent) {
                     self.remove_member(owner);
                 }
             }
@@ -545,12 +613,43 @@ impl Handler<Media> for Room {
                     self.active_speaker = Some(owner);
                     self.broadcast(ServerMessage::ActiveSpeaker { participant_id: participant_id(owner) }, None);
                     self.refresh_whep();
+                    self.update_demand();
                 }
             }
             WorkerEvent::PeerConnected { peer, .. } => {
                 debug!(room = %self.id, peer, "peer connected")
             }
         }
+    }
+}
+
+/// The parent says which of this room's tracks it needs (by our track ids, `t17`): the
+/// parent's stand-in `member` receives those and has the rest paused.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ParentWants {
+    pub member: MemberId,
+    pub tracks: Vec<String>,
+}
+
+impl Handler<ParentWants> for Room {
+    type Result = ();
+    fn handle(&mut self, msg: ParentWants, _: &mut Context<Self>) {
+        let wants: HashSet<TrackId> = msg.tracks.iter().filter_map(|t| parse_id(t, 't')).collect();
+        let Some(m) = self.members.get_mut(&msg.member) else { return };
+        let before = std::mem::replace(&mut m.wants, wants.clone());
+        let Some(peer) = m.subscribe else {
+            self.update_demand();
+            return;
+        };
+        for t in before.symmetric_difference(&wants) {
+            if self.tracks.get(t).is_some_and(|rt| rt.owner != msg.member) {
+                let constraint = sfu::LayerConstraint { paused: !wants.contains(t), ..Default::default() };
+                self.command(WorkerCommand::SetConstraint { subscriber: peer, track: *t, constraint });
+            }
+        }
+        // What the parent needs from here, this room needs from its own children.
+        self.update_demand();
     }
 }
 
@@ -575,7 +674,7 @@ impl Handler<CascadeControl> for Room {
                     None => self
                         .members
                         .iter()
-                        .filter(|(_, m)| m.endpoint != Endpoint::Cascade)
+                        .filter(|(_, m)| !matches!(m.endpoint, Endpoint::Cascade | Endpoint::Parent))
                         .map(|(id, _)| *id)
                         .collect(),
                     Some(p) => {

@@ -115,6 +115,9 @@ pub enum WorkerEvent {
         peer: PeerId,
         track: TrackId,
         kind: TrackKind,
+        /// The publisher's own name for it (the msid track id of its offer): a child node's
+        /// link names each track after its id there, so the parent can say which it needs.
+        label: String,
     },
     TrackEnded {
         room: RoomId,

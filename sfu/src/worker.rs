@@ -474,7 +474,8 @@ impl Worker {
             );
             METRICS.tracks.inc();
             let room = peer.room.clone();
-            (self.events)(WorkerEvent::TrackPublished { room, peer: id, track, kind });
+            let label = peer.rtc.media(mid).map(|m| m.track_id().to_string()).unwrap_or_default();
+            (self.events)(WorkerEvent::TrackPublished { room, peer: id, track, kind, label });
         } else if !receiving && peer.kind == PeerKind::Whep {
             // A WHEP viewer's m-line: negotiated by its offer, fed by whatever the room chooses.
             peer.slots.entry(mid).or_insert(Slot::new(kind, None, true));

@@ -33,7 +33,7 @@ use tungstenite::Message;
 use crate::cascade::token;
 use crate::device::{Device, FromClient, StartSubscribing, Stop};
 use crate::protocol::{ClientMessage, Role, ServerMessage};
-use crate::room::{Endpoint, Join, Room};
+use crate::room::{Endpoint, Join, ParentWants, Room};
 
 /// Where this node's rooms join upwards.
 #[derive(Clone)]
@@ -58,11 +58,13 @@ pub struct RoomUplink {
     to_parent: Option<mpsc::Sender<String>>,
     /// The local participant that stands for the parent's room while connected.
     local: Option<Addr<Device>>,
+    /// Its member id in the local room.
+    member: Option<crate::room::MemberId>,
 }
 
 impl RoomUplink {
     pub fn new(room_id: String, room: Addr<Room>, parent: ParentRooms) -> Self {
-        Self { room_id, room, parent, to_parent: None, local: None }
+        Self { room_id, room, parent, to_parent: None, local: None, member: None }
     }
 
     fn send_up(&self, v: Value) {
@@ -72,6 +74,7 @@ impl RoomUplink {
     }
 
     fn drop_local(&mut self) {
+        self.member = None;
         if let Some(d) = self.local.take() {
             d.do_send(Stop);
         }
@@ -129,7 +132,7 @@ impl Handler<FromParent> for RoomUplink {
                 let join = Join {
                     name: "cascade:parent".into(),
                     role: Role::Speaker,
-                    endpoint: Endpoint::Cascade,
+                    endpoint: Endpoint::Parent,
                     out: Some(out_tx.clone()),
                 };
                 let room = self.room.clone();
@@ -143,20 +146,22 @@ impl Handler<FromParent> for RoomUplink {
                                 .dialling()
                                 .start();
                         device.do_send(StartSubscribing);
+                        let member = joined.member;
                         // The local side's answers and offers go up as they come.
                         actix::spawn(async move {
                             while let Some(m) = out_rx.recv().await {
                                 me.do_send(FromLocal(m));
                             }
                         });
-                        Some(device)
+                        Some((device, member))
                     }
                     .into_actor(self)
-                    .map(move |device, act, _| {
-                        if device.is_none() {
+                    .map(move |joined, act, _| {
+                        if joined.is_none() {
                             warn!(room = %room_id, "cascade: the local room refused its uplink");
                         }
-                        act.local = device;
+                        act.local = joined.as_ref().map(|(d, _)| d.clone());
+                        act.member = joined.map(|(_, m)| m);
                     }),
                 );
             }
@@ -171,6 +176,18 @@ impl Handler<FromParent> for RoomUplink {
                     }
                     (Some("error"), _, _) => warn!(room = %self.room_id, error = %v, "cascade: the parent's room says"),
                     (Some("room_closed"), _, _) => self.drop_local(),
+                    // What the parent's room watches of ours: the rest stays here, paused.
+                    (Some("cascade_wanted"), _, Some(_)) => {
+                        if let Some(member) = self.member {
+                            let tracks = v["tracks"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(|t| t.as_str().map(str::to_string))
+                                .collect();
+                            self.room.do_send(ParentWants { member, tracks });
+                        }
+                    }
                     _ => {}
                 }
             }
