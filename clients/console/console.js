@@ -7,7 +7,7 @@
 import { api, currentSession, login, setUnauthorizedHandler, clearSession } from '/api.js';
 import { Conference } from '/conference.js';
 import { $, el } from '/dom.js';
-import { Tiles } from '/tiles.js';
+import { Wall } from '/console/wall.js';
 
 const POLL_MS = 1000;
 const params = new URLSearchParams(location.search);
@@ -145,7 +145,8 @@ function watch() {
   const room = $('console-room').value.trim();
   if (!room) return;
   conference?.close();
-  tiles = new Tiles($('console-wall'), () => {}, () => {});
+  $('console-wall').replaceChildren();
+  tiles = new Wall($('console-wall'));
   const session = currentSession();
   conference = new Conference({
     roomId: room,

@@ -215,10 +215,12 @@ export class Conference {
     if (!participantId || participantId === '-' || this.isSelf(participantId)) return;
     const trackId = fromSdp?.trackId || event.track.id;
     this.remoteTracks.set(trackId, { participantId, track: event.track });
-    const tile = this.tiles.ensure(participantId, this.participants.get(participantId)?.name);
-    this.tiles.addTrack(participantId, event.track, event.streams[0]);
+    this.tiles.ensure(participantId, this.participants.get(participantId)?.name);
+    // The element that shows this track (a participant's tile here; the console's wall has a
+    // tile per video track, since a cascade link is one participant carrying many venues).
+    const video = this.tiles.addTrack(participantId, event.track, event.streams[0]);
     // Tells the server at once what the tile shows: it knows the track from its own offer.
-    if (event.track.kind === 'video') this.quality.watch(trackId, participantId, tile.video);
+    if (event.track.kind === 'video') this.quality.watch(trackId, participantId, video);
   }
 
   watchConnection(pc, label) {

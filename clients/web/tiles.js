@@ -49,7 +49,8 @@ export class Tiles {
     return this.tiles.has(participantId);
   }
 
-  // Adds a received track to the participant's stream and (re)starts playback.
+  // Adds a received track to the participant's stream and (re)starts playback; returns the
+  // <video> that shows it.
   addTrack(participantId, track, stream) {
     const tile = this.ensure(participantId);
     if (!tile.stream) {
@@ -64,6 +65,7 @@ export class Tiles {
     this.play(tile);
     if (track.kind === 'video') this.watchFirstFrame(tile, track);
     this.refresh(tile);
+    return tile.video;
   }
 
   removeTrack(participantId, track) {

@@ -2,6 +2,8 @@
 //! what (host, speaker, attendee). It holds no media: it commands the room's media worker and
 //! tells clients what changed.
 
+mod cascade;
+
 use std::collections::{HashMap, HashSet};
 
 use actix::prelude::*;
@@ -12,6 +14,8 @@ use sfu::{PeerId, RoomId, TrackId, TrackKind, WorkerCommand, WorkerEvent, Worker
 
 use crate::node::{Node, RoomCount};
 use crate::protocol::{Kind, ParticipantInfo, Role, RoomInfo, ServerMessage, TrackInfo};
+
+pub use cascade::{CascadeControl, ParentWants};
 
 pub type MemberId = u64;
 
@@ -209,46 +213,6 @@ impl Room {
             self.command(WorkerCommand::SetConstraint { subscriber: peer, track, constraint });
         }
         self.command(WorkerCommand::Subscribe { subscriber: peer, track, stream_id: participant_id(owner) });
-    }
-
-    /// Does member `id` receive `track` now (forwarded and not paused)?
-    fn receives(&self, id: MemberId, m: &Member, track: TrackId) -> bool {
-        let Some(rt) = self.tracks.get(&track) else { return false };
-        if rt.owner == id || m.subscribe.is_none() {
-            return false;
-        }
-        match m.endpoint {
-            Endpoint::Whep => {
-                let (video, audio) = self.main_tracks();
-                video == Some(track) || audio == Some(track)
-            }
-            Endpoint::Conference | Endpoint::Cascade => !m.unsubscribed.contains(&track) && !m.paused.contains(&track),
-            Endpoint::Parent => m.wants.contains(&track),
-            Endpoint::Whip => false,
-        }
-    }
-
-    /// Tell each child node's link which of its tracks someone here receives, when that
-    /// changes: the child pauses the rest at its end (subscriptions propagate down the tree,
-    /// so a track crosses a link only if someone beyond it watches).
-    fn update_demand(&mut self) {
-        let links: Vec<MemberId> =
-            self.members.iter().filter(|(_, m)| m.endpoint == Endpoint::Cascade).map(|(id, _)| *id).collect();
-        for link in links {
-            let mut labels: Vec<String> = self
-                .track_order
-                .iter()
-                .filter(|t| self.tracks[t].owner == link)
-                .filter(|t| self.members.iter().any(|(id, m)| self.receives(*id, m, **t)))
-                .map(|t| self.tracks[t].label.clone())
-                .collect();
-            labels.sort();
-            let m = self.members.get_mut(&link).expect("listed above");
-            if m.demand_sent.as_ref() != Some(&labels) {
-                m.demand_sent = Some(labels.clone());
-                self.send_to(link, ServerMessage::CascadeWanted { tracks: labels });
-            }
-        }
     }
 
     fn remove_track(&mut self, track: TrackId) {
@@ -620,90 +584,6 @@ impl Handler<Media> for Room {
                 debug!(room = %self.id, peer, "peer connected")
             }
         }
-    }
-}
-
-/// The parent says which of this room's tracks it needs (by our track ids, `t17`): the
-/// parent's stand-in `member` receives those and has the rest paused.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ParentWants {
-    pub member: MemberId,
-    pub tracks: Vec<String>,
-}
-
-impl Handler<ParentWants> for Room {
-    type Result = ();
-    fn handle(&mut self, msg: ParentWants, _: &mut Context<Self>) {
-        let wants: HashSet<TrackId> = msg.tracks.iter().filter_map(|t| parse_id(t, 't')).collect();
-        let Some(m) = self.members.get_mut(&msg.member) else { return };
-        let before = std::mem::replace(&mut m.wants, wants.clone());
-        let Some(peer) = m.subscribe else {
-            self.update_demand();
-            return;
-        };
-        for t in before.symmetric_difference(&wants) {
-            if self.tracks.get(t).is_some_and(|rt| rt.owner != msg.member) {
-                let constraint = sfu::LayerConstraint { paused: !wants.contains(t), ..Default::default() };
-                self.command(WorkerCommand::SetConstraint { subscriber: peer, track: *t, constraint });
-            }
-        }
-        // What the parent needs from here, this room needs from its own children.
-        self.update_demand();
-    }
-}
-
-/// A command from a higher level of a cascaded conference (engine::cascade), already
-/// authorised there: it applies whatever the local members' roles are.
-#[derive(Message)]
-#[rtype(result = "Result<(), String>")]
-pub struct CascadeControl {
-    pub action: crate::cascade::ControlAction,
-    /// user@node, shown to the participants.
-    pub by: String,
-}
-
-impl Handler<CascadeControl> for Room {
-    type Result = Result<(), String>;
-    fn handle(&mut self, msg: CascadeControl, ctx: &mut Context<Self>) -> Self::Result {
-        use crate::cascade::ControlAction as A;
-        let by = msg.by;
-        match msg.action {
-            A::Mute { participant, kind, muted } => {
-                let targets: Vec<MemberId> = match participant {
-                    None => self
-                        .members
-                        .iter()
-                        .filter(|(_, m)| !matches!(m.endpoint, Endpoint::Cascade | Endpoint::Parent))
-                        .map(|(id, _)| *id)
-                        .collect(),
-                    Some(p) => {
-                        let found = parse_id(&p, 'p')
-                            .filter(|id| self.members.contains_key(id))
-                            .or_else(|| self.members.iter().find(|(_, m)| m.name == p).map(|(id, _)| *id));
-                        vec![found.ok_or_else(|| format!("no participant {p} here"))?]
-                    }
-                };
-                for member in targets {
-                    self.send_to(member, ServerMessage::MuteRequested { kind, muted, by: by.clone() });
-                    <Self as Handler<Mute>>::handle(self, Mute { member, kind, muted }, ctx);
-                }
-            }
-            A::RollCall { venue } => self.broadcast(ServerMessage::RollCall { venue, by }, None),
-            A::Lock { venue } => {
-                self.locked_view = Some((venue.clone(), by.clone()));
-                self.broadcast(ServerMessage::ViewLocked { venue, by }, None);
-            }
-            A::Unlock {} => {
-                self.locked_view = None;
-                self.broadcast(ServerMessage::ViewUnlocked { by }, None);
-            }
-            A::Layout { layout } => self.broadcast(ServerMessage::Layout { layout, by }, None),
-            A::End {} => {
-                <Self as Handler<CloseRoom>>::handle(self, CloseRoom { reason: format!("ended by {by}") }, ctx);
-            }
-        }
-        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 // The command-centre console (clients/console) on the top of a real three-level cascade
 // (province ← city ← county, three yunshi processes): it shows the tree with every link up,
-// its wall plays a county venue's camera that crossed two links, and its controls reach the
+// its wall plays two county venues' cameras (a tile each) that crossed two links, and its controls reach the
 // county and come back acknowledged.
 
 import assert from 'node:assert/strict';
@@ -55,11 +55,13 @@ test('the console shows the cascade, plays a venue two levels down and controls 
     await request(s.url, 'POST', '/api/v1/rooms', { token: tokens[name], body: { id: 'conf', name: 'conf' }, expect: 201 });
   }
 
-  // A venue in the county publishes its camera (Chromium's own WebRTC, WHIP).
-  const venue = await browser.newPage();
-  await venue.goto(`${county.url}/healthz`);
-  const whip = await publishWhip(venue, { roomId: 'conf', token: tokens.county });
-  assert.equal(whip.status, 201, JSON.stringify(whip));
+  // Two venues in the county publish their cameras (Chromium's own WebRTC, WHIP).
+  for (let i = 0; i < 2; i++) {
+    const venue = await browser.newPage();
+    await venue.goto(`${county.url}/healthz`);
+    const whip = await publishWhip(venue, { roomId: 'conf', token: tokens.county });
+    assert.equal(whip.status, 201, JSON.stringify(whip));
+  }
 
   // The province's console, signed in through its own form.
   const page = await browser.newPage();
@@ -74,11 +76,14 @@ test('the console shows the cascade, plays a venue two levels down and controls 
   }
   assert.equal(await page.textContent('#console-node'), 'province');
 
-  // The wall plays the county venue's camera, two hops up (it stands in the province's room
-  // as the city's participant).
-  await page.waitForSelector('.wall .tile video', { timeout: 15_000 });
+  // The wall plays both county venues' cameras, two hops up, a tile each (they reach the
+  // province's room as tracks of one participant, the city's link).
   const { last } = await expectVideoFlowing(page, 'yunshi.pcSubscribe', { minFrames: 30, firstFrameMs: 30_000 });
   assert.ok(last.framesDecoded >= 30, JSON.stringify(last));
+  await page.waitForFunction(() => {
+    const playing = [...document.querySelectorAll('.wall .tile video')].filter((v) => v.videoWidth > 0 && v.currentTime > 0.5);
+    return playing.length >= 2;
+  }, null, { timeout: 20_000 });
 
   // Mute the county venue: the county answers.
   await page.click('.node-row[data-node="county"] button[data-action="mute"]');
