@@ -547,3 +547,84 @@ fn a_venue_crosses_a_link_only_while_someone_above_watches_it() {
     );
     assert!(watched_city < both_venues_in * 0.7, "city sent {watched_city} of {both_venues_in}");
 }
+
+#[test]
+fn the_chair_goes_down_a_link_only_while_someone_below_watches() {
+    use common::rtc_client::{Endpoint, Received};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    let (p_port, c_port, k_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let province = node("province", p_port, None);
+    let city = node("city", c_port, Some(p_port));
+    let county = node("county", k_port, Some(c_port));
+    let (pt, ct, kt) = (province.admin_token(), city.admin_token(), county.admin_token());
+    for (s, t) in [(&province, &pt), (&city, &ct), (&county, &kt)] {
+        s.create_room(t, "conf");
+    }
+    wait_for("the tree is up", Duration::from_secs(15), || {
+        let v = tree(&province, &pt);
+        (full_tree_up(&v), v)
+    });
+    // A venue in the county opens the room by publishing (its link up joins the city's room,
+    // and the city's the province's; a WHIP publisher receives nothing), then the province's
+    // chair publishes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let publish = |s: &Server, token: &str| {
+        let (mut p, offer) = Endpoint::offer(true);
+        let (location, answer) = s.post_sdp("/whip/conf", token, &offer);
+        p.accept_answer(&answer);
+        let (tx, rx) = mpsc::channel();
+        (location, p.run(Duration::from_secs(60), Some(str0m::format::Codec::Vp8), 0, tx, stop.clone()), rx)
+    };
+    let (venue_at, venue, _vrx) = publish(&county, &kt);
+    wait_for("the county's room reaches the province", Duration::from_secs(15), || {
+        let m = members(&province, &pt, "conf");
+        (m.to_string().contains("cascade:city"), m)
+    });
+    let (_, chair, _crx) = publish(&province, &pt);
+    let av = vec!["audio".to_string(), "video".to_string()];
+    wait_for("the chair is known two levels down", Duration::from_secs(15), || {
+        let t = tracks_of(&county, &kt, "conf", "cascade:parent");
+        (t == av, members(&county, &kt, "conf"))
+    });
+    let out = |s: &Server| metric(s, "yunshi_packets_total{direction=\"out\",kind=\"video\"}");
+    let sent_over = |secs: u64| {
+        let (p0, c0) = (out(&province), out(&city));
+        std::thread::sleep(Duration::from_secs(secs));
+        (out(&province) - p0, out(&city) - c0)
+    };
+    let unwatched = sent_over(3);
+
+    // A viewer in the county watches the room's main stream: the county's own venue (it
+    // published first), so the chair still stays above.
+    let (mut v, offer) = Endpoint::offer(false);
+    let (_, answer) = county.post_sdp("/whep/conf", &kt, &offer);
+    v.accept_answer(&answer);
+    let (tx, rx) = mpsc::channel();
+    let viewer = v.run(Duration::from_secs(60), None, 0, tx, stop.clone());
+    std::thread::sleep(Duration::from_secs(2));
+    let venue_watched = sent_over(3);
+
+    // The venue leaves: the main stream is the chair now, and it comes down both links.
+    assert_eq!(county.request("DELETE", &venue_at, Some(&kt), None, b"").0, 200);
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = rx.try_iter().count();
+    let chair_watched = sent_over(4);
+    let received = rx.try_iter().filter(|r| matches!(r, Received::Video { .. })).count();
+    stop.store(true, Ordering::Relaxed);
+    for h in [viewer, chair, venue] {
+        h.join().unwrap();
+    }
+    println!(
+        "video packets sent by province / city: nobody watching {unwatched:?} in 3 s; the county watching its own venue \
+         {venue_watched:?} in 3 s; the county watching the chair {chair_watched:?} in 4 s, its viewer got {received}"
+    );
+    assert!(unwatched.0 <= 5.0 && unwatched.1 <= 5.0, "the chair crossed with nobody below watching: {unwatched:?}");
+    assert!(venue_watched.0 <= 5.0, "the chair crossed while the county watched its own venue: {venue_watched:?}");
+    assert!(
+        chair_watched.0 >= 60.0 && chair_watched.1 >= 60.0,
+        "the chair did not come down both links: {chair_watched:?}"
+    );
+    assert!(received >= 60, "the county viewer got {received} video packets of the chair");
+}

@@ -11,7 +11,8 @@ use sfu::{next_id, PeerId, PeerKind, SfuError, WorkerCommand, WorkerHandle};
 
 use crate::protocol::{ClientMessage, Role, ServerMessage};
 use crate::room::{
-    AttachPeer, Leave, MemberId, Mute, MuteParticipant, PeerPurpose, PeerReady, Room, SetQuality, SetSubscription,
+    AttachPeer, Leave, LinkWants, MemberId, Mute, MuteParticipant, PeerPurpose, PeerReady, Room, SetQuality,
+    SetSubscription,
 };
 
 pub struct Device {
@@ -207,6 +208,7 @@ impl Handler<FromClient> for Device {
             }
             ClientMessage::Leave => ctx.stop(),
             ClientMessage::Ping => self.reply(ServerMessage::Pong),
+            ClientMessage::CascadeWanted { tracks } => self.room.do_send(LinkWants { member: self.member, tracks }),
         }
     }
 }

@@ -88,6 +88,11 @@ pub enum ClientMessage {
     },
     Leave,
     Ping,
+    /// From a child node's link only: which of the tracks it receives from this room someone
+    /// below watches (by their ids here); the rest are paused.
+    CascadeWanted {
+        tracks: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

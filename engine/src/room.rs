@@ -15,7 +15,7 @@ use sfu::{PeerId, RoomId, TrackId, TrackKind, WorkerCommand, WorkerEvent, Worker
 use crate::node::{Node, RoomCount};
 use crate::protocol::{Kind, ParticipantInfo, Role, RoomInfo, ServerMessage, TrackInfo};
 
-pub use cascade::{CascadeControl, ParentWants};
+pub use cascade::{CascadeControl, LinkWants};
 
 pub type MemberId = u64;
 
@@ -53,9 +53,10 @@ struct Member {
     unsubscribed: HashSet<TrackId>,
     /// Tracks it receives paused (a hidden tile: `set_quality` with `paused`).
     paused: HashSet<TrackId>,
-    /// A `Parent` member: the tracks the parent needs (none until it says).
+    /// A link (`Parent` or `Cascade`): the tracks the other end needs (none until it says).
     wants: HashSet<TrackId>,
-    /// A `Cascade` member: the labels of its tracks someone here receives, as last told.
+    /// A link: the labels of the tracks that came over it that someone here receives, as last
+    /// told to the other end.
     demand_sent: Option<Vec<String>>,
 }
 
@@ -205,10 +206,10 @@ impl Room {
         }
     }
 
-    /// Forward `track` to member `m`'s subscribe peer. The parent's stand-in gets it paused
-    /// unless the parent needs it (the pause goes first: not one packet crosses unneeded).
+    /// Forward `track` to member `m`'s subscribe peer. A link gets it paused unless the node at
+    /// its other end needs it (the pause goes first: not one packet crosses unneeded).
     fn subscribe_one(&self, m: &Member, peer: PeerId, track: TrackId, owner: MemberId) {
-        if m.endpoint == Endpoint::Parent && !m.wants.contains(&track) {
+        if matches!(m.endpoint, Endpoint::Parent | Endpoint::Cascade) && !m.wants.contains(&track) {
             let constraint = sfu::LayerConstraint { paused: true, ..Default::default() };
             self.command(WorkerCommand::SetConstraint { subscriber: peer, track, constraint });
         }

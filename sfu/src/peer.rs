@@ -63,6 +63,10 @@ pub struct Peer {
     pub rtc: Rtc,
     pub connected: bool,
     pub remote_addrs: Vec<SocketAddr>,
+    /// A dialling peer (a cascade link's child end) has a UDP socket of its own, as a browser
+    /// has one per connection: two nodes keep several connections between them (each room,
+    /// each direction), which one socket pair could not tell apart.
+    pub own_socket: Option<std::net::UdpSocket>,
     /// Earliest timeout of this peer currently in the worker's heap.
     pub scheduled: Option<Instant>,
     pub next_timeout: Instant,
@@ -170,6 +174,7 @@ impl Peer {
             rtc,
             connected: false,
             remote_addrs: Vec::new(),
+            own_socket: None,
             scheduled: None,
             next_timeout: now,
             published: HashMap::new(),

@@ -85,6 +85,13 @@ struct TrackSource {
 
 pub struct Worker {
     socket: UdpSocket,
+    /// Where the media socket is bound (dialling peers bind theirs on the same address).
+    bind: SocketAddr,
+    /// Peers with a socket of their own (cascade links' child ends; few).
+    dialling: Vec<PeerId>,
+    /// Scratch for reading those sockets and for waiting on all of them.
+    dial_buf: Vec<u8>,
+    poll_fds: Vec<libc::pollfd>,
     /// Datagrams on their way out, sent together (see `udp_batch`).
     send: SendBatch,
     /// Receive buffers, taken out while their datagrams are handled.
@@ -144,6 +151,10 @@ pub fn spawn_worker(config: WorkerConfig, events: EventSink) -> std::io::Result<
     let (tx, rx) = crossbeam_channel::unbounded();
     let worker = Worker {
         socket,
+        bind,
+        dialling: Vec::new(),
+        dial_buf: vec![0; 2048],
+        poll_fds: Vec::new(),
         send: SendBatch::default(),
         recv: Some(Box::default()),
         candidate,
@@ -227,6 +238,7 @@ impl Worker {
             }
         }
         self.recv = Some(batch);
+        let received = received + self.receive_dialling();
         self.drain_dirty();
         self.flush_sends();
         if received == 0 {
@@ -237,10 +249,60 @@ impl Worker {
                 .unwrap_or(IDLE_WAKE)
                 .min(IDLE_WAKE);
             if !wait.is_zero() {
-                udp_batch::wait_readable(&self.socket, wait);
+                if self.dialling.is_empty() {
+                    udp_batch::wait_readable(&self.socket, wait);
+                } else {
+                    self.wait_all(wait);
+                }
             }
         }
         true
+    }
+
+    /// Datagrams waiting on dialling peers' own sockets, each handed to its peer.
+    fn receive_dialling(&mut self) -> usize {
+        let mut n = 0;
+        for i in 0..self.dialling.len() {
+            let id = self.dialling[i];
+            loop {
+                let Some(peer) = self.peers.get_mut(&id) else { break };
+                let Some(sock) = &peer.own_socket else { break };
+                let Ok((len, source)) = sock.recv_from(&mut self.dial_buf) else { break };
+                let Ok(local) = sock.local_addr() else { break };
+                let destination = SocketAddr::new(self.candidate.ip(), local.port());
+                let Ok(contents) = self.dial_buf[..len].try_into() else {
+                    self.metrics.dropped_malformed.inc();
+                    continue;
+                };
+                let input =
+                    Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination, contents });
+                if let Err(e) = peer.rtc.handle_input(input) {
+                    debug!(peer = id, "input rejected: {e}");
+                    self.metrics.dropped_malformed.inc();
+                }
+                n += 1;
+                self.drain(id);
+            }
+        }
+        n
+    }
+
+    /// Wait for the media socket or any dialling peer's socket.
+    fn wait_all(&mut self, timeout: Duration) {
+        use std::os::fd::AsRawFd;
+        self.poll_fds.clear();
+        self.poll_fds.push(libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        for id in &self.dialling {
+            if let Some(s) = self.peers.get(id).and_then(|p| p.own_socket.as_ref()) {
+                self.poll_fds.push(libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+            }
+        }
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: valid pollfds (sockets owned by live peers) and timespec; no signal mask change.
+        unsafe { libc::ppoll(self.poll_fds.as_mut_ptr(), self.poll_fds.len() as libc::nfds_t, &ts, std::ptr::null()) };
     }
 
     fn flush_sends(&mut self) {
@@ -347,7 +409,14 @@ impl Worker {
                     }
                     return;
                 }
-                Ok(Output::Transmit(t)) => self.send.push(&self.socket, t.contents.into(), t.destination),
+                Ok(Output::Transmit(t)) => match &peer.own_socket {
+                    Some(sock) => {
+                        if sock.send_to(&t.contents, t.destination).is_err() {
+                            METRICS.dropped.with_label_values(&["send_failed"]).inc();
+                        }
+                    }
+                    None => self.send.push(&self.socket, t.contents.into(), t.destination),
+                },
                 Ok(Output::Event(e)) => self.handle_event(id, e),
                 Err(e) => {
                     warn!(peer = id, "peer failed: {e}");
@@ -450,6 +519,7 @@ impl Worker {
             return;
         };
         let kind = if kind == MediaKind::Audio { TrackKind::Audio } else { TrackKind::Video };
+        debug!(peer = id, ?mid, ?kind, receiving, publishes = peer.kind.publishes(), "media added");
         if receiving && peer.kind.publishes() {
             if peer.published.contains_key(&mid) {
                 return;
@@ -1005,7 +1075,25 @@ impl Worker {
             descriptor: dd_extension::negotiate(kind.publishes(), offer.as_deref()),
             ice_lite,
         };
-        let mut peer = Peer::new(id, room, kind, self.candidate, features, Instant::now());
+        // A dialling peer gets a socket of its own (see `Peer::own_socket`).
+        let own_socket = if ice_lite {
+            None
+        } else {
+            let s =
+                UdpSocket::bind(SocketAddr::new(self.bind.ip(), 0)).map_err(|e| SfuError::Rejected(e.to_string()))?;
+            s.set_nonblocking(true).map_err(|e| SfuError::Rejected(e.to_string()))?;
+            Some(s)
+        };
+        let candidate = match &own_socket {
+            Some(s) => SocketAddr::new(
+                self.candidate.ip(),
+                s.local_addr().map_err(|e| SfuError::Rejected(e.to_string()))?.port(),
+            ),
+            None => self.candidate,
+        };
+        let mut peer = Peer::new(id, room, kind, candidate, features, Instant::now());
+        let dialling = own_socket.is_some();
+        peer.own_socket = own_socket;
         let sdp = match (kind, offer) {
             (PeerKind::Subscribe, _) => {
                 peer.make_offer(true).ok_or_else(|| SfuError::Rejected("nothing to offer".into()))?
@@ -1014,6 +1102,9 @@ impl Worker {
             (_, None) => return Err(SfuError::BadSdp("an offer is required".into())),
         };
         self.peers.insert(id, peer);
+        if dialling {
+            self.dialling.push(id);
+        }
         METRICS.peers.inc();
         self.drain(id);
         Ok(sdp)
@@ -1095,8 +1186,12 @@ impl Worker {
         peer.rtc.disconnect();
         // Flush what str0m still wants to say (DTLS close_notify, RTCP BYE).
         while let Ok(Output::Transmit(t)) = peer.rtc.poll_output() {
-            self.send.push(&self.socket, t.contents.into(), t.destination);
+            match &peer.own_socket {
+                Some(sock) => drop(sock.send_to(&t.contents, t.destination)),
+                None => self.send.push(&self.socket, t.contents.into(), t.destination),
+            }
         }
+        self.dialling.retain(|d| *d != id);
         for addr in &peer.remote_addrs {
             self.by_addr.remove(addr);
         }

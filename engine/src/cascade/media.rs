@@ -33,7 +33,7 @@ use tungstenite::Message;
 use crate::cascade::token;
 use crate::device::{Device, FromClient, StartSubscribing, Stop};
 use crate::protocol::{ClientMessage, Role, ServerMessage};
-use crate::room::{Endpoint, Join, ParentWants, Room};
+use crate::room::{Endpoint, Join, LinkWants, Room};
 
 /// Where this node's rooms join upwards.
 #[derive(Clone)]
@@ -166,6 +166,7 @@ impl Handler<FromParent> for RoomUplink {
                 );
             }
             FromParent::Message(v) => {
+                debug!(room = %self.room_id, kind = %v["type"], "cascade: from the parent's room");
                 let sdp = v["sdp"].as_str().map(str::to_string);
                 match (v["type"].as_str(), sdp, &self.local) {
                     (Some("subscribe_offer"), Some(sdp), Some(d)) => {
@@ -185,7 +186,7 @@ impl Handler<FromParent> for RoomUplink {
                                 .flatten()
                                 .filter_map(|t| t.as_str().map(str::to_string))
                                 .collect();
-                            self.room.do_send(ParentWants { member, tracks });
+                            self.room.do_send(LinkWants { member, tracks });
                         }
                     }
                     _ => {}
@@ -214,6 +215,10 @@ impl Handler<FromLocal> for RoomUplink {
             ServerMessage::SubscribeOffer { sdp } => self.send_up(json!({"type": "publish_offer", "sdp": sdp})),
             // ... and our publish peer's answer answers the parent's subscribe offer.
             ServerMessage::PublishAnswer { sdp } => self.send_up(json!({"type": "subscribe_answer", "sdp": sdp})),
+            // Which of the parent's tracks someone here watches: the parent pauses the rest.
+            ServerMessage::CascadeWanted { tracks } => {
+                self.send_up(json!({"type": "cascade_wanted", "tracks": tracks}))
+            }
             ServerMessage::Error { error, message } => {
                 warn!(room = %self.room_id, %error, %message, "cascade: local side of the room link")
             }

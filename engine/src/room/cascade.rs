@@ -23,18 +23,24 @@ impl Room {
                 let (video, audio) = self.main_tracks();
                 video == Some(track) || audio == Some(track)
             }
-            Endpoint::Conference | Endpoint::Cascade => !m.unsubscribed.contains(&track) && !m.paused.contains(&track),
-            Endpoint::Parent => m.wants.contains(&track),
+            Endpoint::Conference => !m.unsubscribed.contains(&track) && !m.paused.contains(&track),
+            // A link receives what the node at its other end says it needs.
+            Endpoint::Cascade | Endpoint::Parent => m.wants.contains(&track),
             Endpoint::Whip => false,
         }
     }
 
-    /// Tell each child node's link which of its tracks someone here receives, when that
-    /// changes: the child pauses the rest at its end (subscriptions propagate down the tree,
-    /// so a track crosses a link only if someone beyond it watches).
+    /// Tell each link (a child's, or the stand-in for the parent) which of the tracks that came
+    /// over it someone here receives, when that changes: the node at the other end pauses the
+    /// rest (subscriptions propagate along the tree both ways, so a track crosses a link only
+    /// while someone beyond it watches).
     pub(super) fn update_demand(&mut self) {
-        let links: Vec<MemberId> =
-            self.members.iter().filter(|(_, m)| m.endpoint == Endpoint::Cascade).map(|(id, _)| *id).collect();
+        let links: Vec<MemberId> = self
+            .members
+            .iter()
+            .filter(|(_, m)| matches!(m.endpoint, Endpoint::Cascade | Endpoint::Parent))
+            .map(|(id, _)| *id)
+            .collect();
         for link in links {
             let mut labels: Vec<String> = self
                 .track_order
@@ -53,20 +59,24 @@ impl Room {
     }
 }
 
-/// The parent says which of this room's tracks it needs (by our track ids, `t17`): the
-/// parent's stand-in `member` receives those and has the rest paused.
+/// The node at the other end of a link says which of this room's tracks it needs (by our track
+/// ids, `t17`): the link's `member` receives those and has the rest paused.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct ParentWants {
+pub struct LinkWants {
     pub member: MemberId,
     pub tracks: Vec<String>,
 }
 
-impl Handler<ParentWants> for Room {
+impl Handler<LinkWants> for Room {
     type Result = ();
-    fn handle(&mut self, msg: ParentWants, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: LinkWants, _: &mut Context<Self>) {
         let wants: HashSet<TrackId> = msg.tracks.iter().filter_map(|t| parse_id(t, 't')).collect();
-        let Some(m) = self.members.get_mut(&msg.member) else { return };
+        let Some(m) =
+            self.members.get_mut(&msg.member).filter(|m| matches!(m.endpoint, Endpoint::Cascade | Endpoint::Parent))
+        else {
+            return;
+        };
         let before = std::mem::replace(&mut m.wants, wants.clone());
         let Some(peer) = m.subscribe else {
             self.update_demand();
@@ -78,7 +88,7 @@ impl Handler<ParentWants> for Room {
                 self.command(WorkerCommand::SetConstraint { subscriber: peer, track: *t, constraint });
             }
         }
-        // What the parent needs from here, this room needs from its own children.
+        // What the other end needs from here, this room needs from its other links.
         self.update_demand();
     }
 }
