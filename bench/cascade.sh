@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # make bench-cascade: a three-level cascade (province ← city ← county) as three yunshi
-# processes on loopback, measured with yunshi-loadtest: venues publish at the county; viewers
-# watch from the county, then the city (one hop), then the province (two hops). Reports the
+# processes on loopback, measured with yunshi-loadtest: venues publish at the county (or at
+# every level, CASCADE_EVERY_LEVEL=1); viewers watch the room's main stream from the county,
+# then the city (one hop), then the province (two hops). Reports the
 # latency each hop adds (capture time → arrival, from abs-capture-time, which every hop
 # forwards), loss, and each node's CPU. Results: bench/out/cascade.json and the table on stdout.
 #
 # Settings (environment):
 #   CASCADE_VENUES   publishers at the county (default 10)
+#   CASCADE_EVERY_LEVEL  1: as many venues again at the city and the province (default 0: the
+#                    viewers watch each room's main stream, which is then not necessarily the
+#                    county's venue, so the latency is not per hop; use it for the load only)
 #   CASCADE_VIEWERS  viewers at each level, one level at a time (default 5)
 #   CASCADE_WIDTH/CASCADE_HEIGHT/CASCADE_KBPS  venue video (default 1280x720, 1500 kbit/s)
 #   CASCADE_SECONDS  measured seconds per phase (default 15)
@@ -18,6 +22,8 @@ OUT=bench/out
 PASSWORD=bench-Admin-pw-2026
 SECRET=bench-cascade-secret-2026
 VENUES=${CASCADE_VENUES:-10}; VIEWERS=${CASCADE_VIEWERS:-5}
+EVERY=()
+[ "${CASCADE_EVERY_LEVEL:-0}" = 1 ] && EVERY=(--venues-every-level)
 WIDTH=${CASCADE_WIDTH:-1280}; HEIGHT=${CASCADE_HEIGHT:-720}; KBPS=${CASCADE_KBPS:-1500}
 SECONDS_PER_PHASE=${CASCADE_SECONDS:-15}
 mkdir -p "$OUT"
@@ -51,4 +57,4 @@ sleep 2
   --width "$WIDTH" --height "$HEIGHT" --kbps "$KBPS" --duration "$SECONDS_PER_PHASE" --warmup 3 --quiet \
   --json "$OUT/cascade.json" \
   cascade --levels http://127.0.0.1:18303,http://127.0.0.1:18302,http://127.0.0.1:18301 \
-  --pids "${PIDS[2]},${PIDS[1]},${PIDS[0]}" --venues "$VENUES" --viewers "$VIEWERS"
+  --pids "${PIDS[2]},${PIDS[1]},${PIDS[0]}" --venues "$VENUES" "${EVERY[@]}" --viewers "$VIEWERS"

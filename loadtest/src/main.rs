@@ -91,6 +91,9 @@ enum Scenario {
         pids: Vec<u32>,
         #[arg(long, default_value_t = 10)]
         venues: usize,
+        /// As many venues again at every level above the bottom.
+        #[arg(long)]
+        venues_every_level: bool,
         #[arg(long, default_value_t = 5)]
         viewers: usize,
         #[arg(long, default_value = "loadtest-cascade")]
@@ -256,7 +259,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("webinar: 1 publisher → {viewers} viewers, {} s\n{}", cli.duration, t.table());
             serde_json::json!({ "scenario": "webinar", "viewers": viewers, "params": params, "result": t.to_json() })
         }
-        Scenario::Cascade { levels, pids, venues, viewers, room } => {
+        Scenario::Cascade { levels, pids, venues, venues_every_level, viewers, room } => {
             let password =
                 cli.password.clone().ok_or("cascade: give --password (the same admin password on every node)")?;
             let mut nodes = Vec::new();
@@ -265,7 +268,16 @@ fn run(cli: Cli) -> Result<(), String> {
                 let server: Box<dyn Server> = Box::new(Yunshi { server: url.clone(), token });
                 nodes.push(loadtest::scenario::cascade::Level { url: url.clone(), server, pid: pids.get(i).copied() });
             }
-            let r = loadtest::scenario::cascade::run(&mut h, &mut nodes, &room, venues, viewers, warmup, duration)?;
+            let r = loadtest::scenario::cascade::run(
+                &mut h,
+                &mut nodes,
+                &room,
+                venues,
+                venues_every_level,
+                viewers,
+                warmup,
+                duration,
+            )?;
             println!("{}", r.table());
             serde_json::json!({ "scenario": "cascade", "params": params, "result": r.to_json() })
         }

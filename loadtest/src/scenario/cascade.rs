@@ -30,6 +30,8 @@ pub struct Phase {
 
 pub struct CascadeRun {
     pub venues: usize,
+    /// Venues published at every level, not only the bottom one.
+    pub every_level: bool,
     pub viewers: usize,
     /// Before any viewer: what the links alone cost (each venue crosses each link once).
     pub idle_node_core: Vec<Option<f64>>,
@@ -52,11 +54,16 @@ fn cpu_shares(levels: &[Level], during: Duration, run: impl FnOnce()) -> Vec<Opt
         .collect()
 }
 
+/// `venues` publish at the bottom level; with `every_level`, as many again at each level above
+/// (after the bottom ones, so that each room's main stream, which the viewers watch, is still
+/// the bottom venue that crossed the links).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     h: &mut Harness,
     levels: &mut [Level],
     room: &str,
     venues: usize,
+    every_level: bool,
     viewers: usize,
     warmup: Duration,
     duration: Duration,
@@ -68,17 +75,21 @@ pub fn run(
         l.server.prepare_room(room)?;
     }
     // The venues publish at the bottom node.
-    let mut publishers: Vec<(u64, Session)> = Vec::new();
-    for _ in 0..venues {
-        let (peer, session) = levels[0].server.publisher(room, h.media.clone(), h.bind)?;
-        let key = h.key();
-        h.add(key, peer);
-        publishers.push((key, session));
+    let mut publishers: Vec<(usize, u64, Session)> = Vec::new();
+    let upper = if every_level { levels.len() } else { 1 };
+    for level in 0..upper {
+        let mut keys = Vec::new();
+        for _ in 0..venues {
+            let (peer, session) = levels[level].server.publisher(room, h.media.clone(), h.bind)?;
+            let key = h.key();
+            h.add(key, peer);
+            publishers.push((level, key, session));
+            keys.push(key);
+        }
+        h.wait_connected(&keys, Duration::from_secs(15))?;
+        // Let the rooms join upwards along the tree before the next level's venues.
+        std::thread::sleep(warmup.max(Duration::from_secs(3)));
     }
-    let keys: Vec<u64> = publishers.iter().map(|p| p.0).collect();
-    h.wait_connected(&keys, Duration::from_secs(15))?;
-    // Let the rooms join upwards along the tree.
-    std::thread::sleep(warmup.max(Duration::from_secs(3)));
     let out0: Vec<_> = levels.iter().map(|l| bytes_out(&l.url)).collect();
     let idle_node_core = cpu_shares(levels, duration, || std::thread::sleep(duration));
     let idle_node_out_mbps = levels
@@ -108,11 +119,11 @@ pub fn run(
         }
         phases.push(Phase { hops, url: levels[hops].url.clone(), totals: totals.expect("measured"), node_core });
     }
-    for (key, session) in &publishers {
-        levels[0].server.end(session);
+    for (level, key, session) in &publishers {
+        levels[*level].server.end(session);
         h.remove(*key);
     }
-    Ok(CascadeRun { venues, viewers, idle_node_core, idle_node_out_mbps, phases })
+    Ok(CascadeRun { venues, every_level, viewers, idle_node_core, idle_node_out_mbps, phases })
 }
 
 /// RTP payload bytes a yunshi node has sent (its /metrics; public by default).
@@ -137,8 +148,9 @@ fn pct(v: &[Option<f64>]) -> String {
 
 impl CascadeRun {
     pub fn table(&self) -> String {
+        let at = if self.every_level { "at every level" } else { "at the bottom" };
         let mut s = format!(
-            "cascade: {} venue(s) publishing at the bottom, {} viewer(s) at one level at a time\n",
+            "cascade: {} venue(s) publishing {at}, {} viewer(s) at one level at a time (watching the bottom's main venue)\n",
             self.venues, self.viewers
         );
         s += &format!(
@@ -178,6 +190,7 @@ impl CascadeRun {
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "venues": self.venues,
+            "every_level": self.every_level,
             "viewers": self.viewers,
             "idle_node_core": self.idle_node_core,
             "idle_node_out_mbps": self.idle_node_out_mbps,
