@@ -39,6 +39,35 @@ fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> (bool, Value)) -
     }
 }
 
+/// Province ← city ← county, each node with its admin token, the room `room` on all three and
+/// the tree up. The ports stay known so a node can be restarted where its neighbours expect it.
+struct Levels {
+    province: Server,
+    city: Server,
+    county: Server,
+    pt: String,
+    ct: String,
+    kt: String,
+    p_port: u16,
+    c_port: u16,
+}
+
+fn three_levels_with_room(room: &str) -> Levels {
+    let (p_port, c_port, k_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+    let province = node("province", p_port, None);
+    let city = node("city", c_port, Some(p_port));
+    let county = node("county", k_port, Some(c_port));
+    let (pt, ct, kt) = (province.admin_token(), city.admin_token(), county.admin_token());
+    for (s, t) in [(&province, &pt), (&city, &ct), (&county, &kt)] {
+        s.create_room(t, room);
+    }
+    wait_for("the tree is up", Duration::from_secs(15), || {
+        let v = tree(&province, &pt);
+        (full_tree_up(&v), v)
+    });
+    Levels { province, city, county, pt, ct, kt, p_port, c_port }
+}
+
 fn child<'a>(v: &'a Value, name: &str) -> Option<&'a Value> {
     v["children"].as_array()?.iter().find(|c| c["node"] == name)
 }
@@ -219,19 +248,8 @@ fn nodes_ok(v: &Value) -> Vec<(String, bool)> {
 
 #[test]
 fn commands_travel_down_and_are_acknowledged() {
-    let (p_port, c_port, k_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
-    let province = node("province", p_port, None);
-    let city = node("city", c_port, Some(p_port));
-    let county = node("county", k_port, Some(c_port));
-    let (pt, ct, kt) = (province.admin_token(), city.admin_token(), county.admin_token());
     // The conference spans a room of the same id on each level.
-    province.create_room(&pt, "conf");
-    city.create_room(&ct, "conf");
-    county.create_room(&kt, "conf");
-    wait_for("the tree is up", Duration::from_secs(15), || {
-        let v = tree(&province, &pt);
-        (full_tree_up(&v), v)
-    });
+    let Levels { province, city, county, pt, ct, kt, .. } = three_levels_with_room("conf");
     let mut venue = join(&county, &kt, "conf", "county-chief");
 
     // The province mutes the county venue, two hops down; the county acknowledges.
@@ -353,18 +371,7 @@ fn media_crosses_two_hops_once_per_link() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Arc};
 
-    let (p_port, c_port, k_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
-    let province = node("province", p_port, None);
-    let city = node("city", c_port, Some(p_port));
-    let county = node("county", k_port, Some(c_port));
-    let (pt, ct, kt) = (province.admin_token(), city.admin_token(), county.admin_token());
-    for (s, t) in [(&province, &pt), (&city, &ct), (&county, &kt)] {
-        s.create_room(t, "conf");
-    }
-    wait_for("the tree is up", Duration::from_secs(15), || {
-        let v = tree(&province, &pt);
-        (full_tree_up(&v), v)
-    });
+    let Levels { province, city, county, pt, ct, kt, p_port, c_port } = three_levels_with_room("conf");
 
     // A county participant publishes (WHIP: VP8 and Opus).
     let pub_stop = Arc::new(AtomicBool::new(false));
@@ -480,18 +487,7 @@ fn a_venue_crosses_a_link_only_while_someone_above_watches_it() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Arc};
 
-    let (p_port, c_port, k_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
-    let province = node("province", p_port, None);
-    let city = node("city", c_port, Some(p_port));
-    let county = node("county", k_port, Some(c_port));
-    let (pt, ct, kt) = (province.admin_token(), city.admin_token(), county.admin_token());
-    for (s, t) in [(&province, &pt), (&city, &ct), (&county, &kt)] {
-        s.create_room(t, "conf");
-    }
-    wait_for("the tree is up", Duration::from_secs(15), || {
-        let v = tree(&province, &pt);
-        (full_tree_up(&v), v)
-    });
+    let Levels { province, city, county, pt, kt, .. } = three_levels_with_room("conf");
 
     // Two venues publish in the county; nobody above watches yet.
     let stop = Arc::new(AtomicBool::new(false));
@@ -554,18 +550,7 @@ fn the_chair_goes_down_a_link_only_while_someone_below_watches() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Arc};
 
-    let (p_port, c_port, k_port) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
-    let province = node("province", p_port, None);
-    let city = node("city", c_port, Some(p_port));
-    let county = node("county", k_port, Some(c_port));
-    let (pt, ct, kt) = (province.admin_token(), city.admin_token(), county.admin_token());
-    for (s, t) in [(&province, &pt), (&city, &ct), (&county, &kt)] {
-        s.create_room(t, "conf");
-    }
-    wait_for("the tree is up", Duration::from_secs(15), || {
-        let v = tree(&province, &pt);
-        (full_tree_up(&v), v)
-    });
+    let Levels { province, city, county, pt, kt, .. } = three_levels_with_room("conf");
     // A venue in the county opens the room by publishing (its link up joins the city's room,
     // and the city's the province's; a WHIP publisher receives nothing), then the province's
     // chair publishes.

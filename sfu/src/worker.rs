@@ -87,8 +87,9 @@ pub struct Worker {
     socket: UdpSocket,
     /// Where the media socket is bound (dialling peers bind theirs on the same address).
     bind: SocketAddr,
-    /// Peers with a socket of their own (cascade links' child ends; few).
-    dialling: Vec<PeerId>,
+    /// Peers with a socket of their own (cascade links' child ends), with the address their
+    /// datagrams arrive at (their ICE host candidate).
+    dialling: Vec<(PeerId, SocketAddr)>,
     /// Scratch for reading those sockets and for waiting on all of them.
     dial_buf: Vec<u8>,
     poll_fds: Vec<libc::pollfd>,
@@ -259,17 +260,31 @@ impl Worker {
         true
     }
 
-    /// Datagrams waiting on dialling peers' own sockets, each handed to its peer.
+    /// Datagrams waiting on dialling peers' own sockets, each handed to its peer. One `ppoll`
+    /// finds the readable ones, so a node with many links does not try every socket each turn.
     fn receive_dialling(&mut self) -> usize {
+        if self.dialling.is_empty() {
+            return 0;
+        }
+        self.fill_poll_fds(false);
+        let zero = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: valid pollfds (sockets owned by live peers) and timespec; no signal mask change.
+        let ready = unsafe {
+            libc::ppoll(self.poll_fds.as_mut_ptr(), self.poll_fds.len() as libc::nfds_t, &zero, std::ptr::null())
+        };
+        if ready <= 0 {
+            return 0;
+        }
         let mut n = 0;
         for i in 0..self.dialling.len() {
-            let id = self.dialling[i];
+            if self.poll_fds[i].revents & libc::POLLIN == 0 {
+                continue;
+            }
+            let (id, destination) = self.dialling[i];
             loop {
                 let Some(peer) = self.peers.get_mut(&id) else { break };
                 let Some(sock) = &peer.own_socket else { break };
                 let Ok((len, source)) = sock.recv_from(&mut self.dial_buf) else { break };
-                let Ok(local) = sock.local_addr() else { break };
-                let destination = SocketAddr::new(self.candidate.ip(), local.port());
                 let Ok(contents) = self.dial_buf[..len].try_into() else {
                     self.metrics.dropped_malformed.inc();
                     continue;
@@ -287,16 +302,23 @@ impl Worker {
         n
     }
 
-    /// Wait for the media socket or any dialling peer's socket.
-    fn wait_all(&mut self, timeout: Duration) {
+    /// The dialling peers' sockets, in `dialling` order (a closed one as fd -1, which poll
+    /// skips), and the media socket last if `with_media`.
+    fn fill_poll_fds(&mut self, with_media: bool) {
         use std::os::fd::AsRawFd;
         self.poll_fds.clear();
-        self.poll_fds.push(libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-        for id in &self.dialling {
-            if let Some(s) = self.peers.get(id).and_then(|p| p.own_socket.as_ref()) {
-                self.poll_fds.push(libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 });
-            }
+        for (id, _) in &self.dialling {
+            let fd = self.peers.get(id).and_then(|p| p.own_socket.as_ref()).map_or(-1, |s| s.as_raw_fd());
+            self.poll_fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
         }
+        if with_media {
+            self.poll_fds.push(libc::pollfd { fd: self.socket.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+        }
+    }
+
+    /// Wait for the media socket or any dialling peer's socket.
+    fn wait_all(&mut self, timeout: Duration) {
+        self.fill_poll_fds(true);
         let ts = libc::timespec {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_nsec: timeout.subsec_nanos() as libc::c_long,
@@ -1103,7 +1125,7 @@ impl Worker {
         };
         self.peers.insert(id, peer);
         if dialling {
-            self.dialling.push(id);
+            self.dialling.push((id, candidate));
         }
         METRICS.peers.inc();
         self.drain(id);
@@ -1191,7 +1213,7 @@ impl Worker {
                 None => self.send.push(&self.socket, t.contents.into(), t.destination),
             }
         }
-        self.dialling.retain(|d| *d != id);
+        self.dialling.retain(|(d, _)| *d != id);
         for addr in &peer.remote_addrs {
             self.by_addr.remove(addr);
         }

@@ -285,7 +285,8 @@ fn session(
             }
             Ok(Message::Close(_)) => return Err("the parent closed the connection".into()),
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
             Err(e) => return Err(format!("read: {e}")),
         }
         loop {

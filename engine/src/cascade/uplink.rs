@@ -194,7 +194,11 @@ fn read(ws: &mut WebSocket<TcpStream>) -> Result<Option<LinkMessage>, String> {
         Ok(Message::Text(t)) => Ok(serde_json::from_str(t.as_str()).ok()),
         Ok(Message::Close(_)) => Err("parent closed the connection".into()),
         Ok(_) => Ok(None),
-        Err(tungstenite::Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(None),
+        Err(tungstenite::Error::Io(e))
+            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(format!("read: {e}")),
     }
 }
