@@ -115,21 +115,7 @@ fn three_levels_link_fail_and_recover() {
 
     // Kill the middle node: both sides see it within 3 s.
     city.kill9();
-    let killed = Instant::now();
-    wait_for("province sees city down", Duration::from_secs(3), || {
-        let v = tree(&province, &pt);
-        (child(&v, "city").is_some_and(|c| c["state"] == "down"), v)
-    });
-    let seen_above = killed.elapsed();
-    wait_for(
-        "county sees its parent down",
-        Duration::from_secs(3) - seen_above.min(Duration::from_secs(3)) + Duration::from_millis(1),
-        || {
-            let v = tree(&county, &kt);
-            (v["parent"]["state"] == "down", v)
-        },
-    );
-    let seen_below = killed.elapsed();
+    let (seen_above, seen_below) = city_seen_down(&province, &pt, &county, &kt, Instant::now(), "killed");
     assert!(
         seen_above <= Duration::from_secs(3) && seen_below <= Duration::from_secs(3),
         "{seen_above:?} {seen_below:?}"
@@ -155,21 +141,7 @@ fn three_levels_link_fail_and_recover() {
 
     // A node that hangs keeps its TCP connections open: only the heartbeats' silence shows it.
     signal(&city, "-STOP");
-    let frozen = Instant::now();
-    wait_for("province sees a frozen city down", Duration::from_secs(3), || {
-        let v = tree(&province, &pt);
-        (child(&v, "city").is_some_and(|c| c["state"] == "down"), v)
-    });
-    let silent_above = frozen.elapsed();
-    wait_for(
-        "county sees its frozen parent down",
-        Duration::from_secs(3) - silent_above.min(Duration::from_secs(3)) + Duration::from_millis(1),
-        || {
-            let v = tree(&county, &kt);
-            (v["parent"]["state"] == "down", v)
-        },
-    );
-    let silent_below = frozen.elapsed();
+    let (silent_above, silent_below) = city_seen_down(&province, &pt, &county, &kt, Instant::now(), "frozen");
     signal(&city, "-CONT");
     wait_for("the tree is up again after the thaw", Duration::from_secs(15), || {
         let v = tree(&province, &pt);
@@ -180,6 +152,33 @@ fn three_levels_link_fail_and_recover() {
          frozen: seen down above {silent_above:?}, below {silent_below:?}"
     );
     let _ = ct;
+}
+
+/// Waits until the province sees its child `city` down and the county sees its parent down,
+/// both within 3 s of `since`; the time each took.
+fn city_seen_down(
+    province: &Server,
+    pt: &str,
+    county: &Server,
+    kt: &str,
+    since: Instant,
+    how: &str,
+) -> (Duration, Duration) {
+    let limit = Duration::from_secs(3);
+    wait_for(&format!("province sees a {how} city down"), limit, || {
+        let v = tree(province, pt);
+        (child(&v, "city").is_some_and(|c| c["state"] == "down"), v)
+    });
+    let above = since.elapsed();
+    wait_for(
+        &format!("county sees its {how} parent down"),
+        limit - above.min(limit) + Duration::from_millis(1),
+        || {
+            let v = tree(county, kt);
+            (v["parent"]["state"] == "down", v)
+        },
+    );
+    (above, since.elapsed())
 }
 
 fn signal(s: &Server, sig: &str) {

@@ -208,11 +208,16 @@ impl Peer {
             return;
         }
         self.rtx_history = history;
+        self.for_each_video_tx(|tx| tx.set_rtx_cache_age(history));
+    }
+
+    /// Apply `f` to the send stream of every active video m-line (repair settings).
+    pub fn for_each_video_tx(&mut self, mut f: impl FnMut(&mut str0m::rtp::StreamTx)) {
         let mut api = self.rtc.direct_api();
         for (mid, slot) in &self.slots {
             if slot.active && slot.kind == TrackKind::Video {
                 if let Some(tx) = api.stream_tx_by_mid(*mid, None) {
-                    tx.set_rtx_cache_age(history);
+                    f(tx);
                 }
             }
         }

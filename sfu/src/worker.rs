@@ -726,14 +726,7 @@ impl Worker {
         }
         debug!(peer = id, loss = peer.loss_ewma, copies, "retransmission copies");
         peer.rtx_copies = copies;
-        let mut api = peer.rtc.direct_api();
-        for (mid, slot) in &peer.slots {
-            if slot.active && slot.kind == TrackKind::Video {
-                if let Some(tx) = api.stream_tx_by_mid(*mid, None) {
-                    tx.set_rtx_repeat(copies);
-                }
-            }
-        }
+        peer.for_each_video_tx(|tx| tx.set_rtx_repeat(copies));
     }
 
     fn count_nacks(&mut self, id: PeerId, mid: Mid, ingress: bool, total: u64) {
