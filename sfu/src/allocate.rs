@@ -5,6 +5,14 @@
 //! fits, otherwise it is paused (video goes before audio suffers); then, in priority order,
 //! each is raised as far as its constraint and the remaining budget allow. Moving up needs 15%
 //! headroom and holding a layer does not, so a steady estimate gives a steady choice.
+//!
+//! Holding is judged on the current estimate, raising on the lowest estimate of the last
+//! [`RAISE_PROOF`] ([`EstimateHistory`]): a probe on a link with a token-bucket shaper reads
+//! high (the bucket's burst passes at line rate), and raising on that one reading switched a
+//! 1 Mbps receiver from 360p to 720p and back within half a second, over and over.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 /// Per-layer bitrates of a track as received from the publisher (bits/s; 0 = not sent).
 /// For SVC the rate of layer i includes the layers below it.
@@ -38,12 +46,63 @@ const HOLD_TOLERANCE: f64 = 0.8;
 /// is not pinned to exactly the rate we send (where any wobble would look like too little).
 const PROBE_HEADROOM: f64 = 1.5;
 
-/// Share `estimate_bps` (minus `audio_bps`) among `demands`. Returns one grant per demand, in
+/// How long an estimate must have held before layers are raised on it.
+pub const RAISE_PROOF: Duration = Duration::from_millis(500);
+
+/// A receiver's bandwidth estimate: what it is now (for holding layers) and the lowest it has
+/// been over the last [`RAISE_PROOF`] (for raising them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Estimate {
+    pub now: u64,
+    pub proven: u64,
+}
+
+impl Estimate {
+    /// An estimate that has held for a while.
+    pub fn steady(bps: u64) -> Self {
+        Estimate { now: bps, proven: bps }
+    }
+}
+
+/// The estimates of the last [`RAISE_PROOF`], enough to say the lowest in force during it.
+#[derive(Debug, Default)]
+pub struct EstimateHistory {
+    /// (since, bps), oldest first; the first entry may have started before the window.
+    entries: VecDeque<(Instant, u64)>,
+}
+
+impl EstimateHistory {
+    pub fn record(&mut self, now: Instant, bps: u64) {
+        self.entries.push_back((now, bps));
+        self.prune(now);
+    }
+
+    /// The current estimate and the lowest one in force over the last [`RAISE_PROOF`].
+    pub fn estimate(&mut self, now: Instant) -> Option<Estimate> {
+        self.prune(now);
+        let &(_, current) = self.entries.back()?;
+        let proven = self.entries.iter().map(|&(_, b)| b).min().unwrap_or(current);
+        Some(Estimate { now: current, proven })
+    }
+
+    fn prune(&mut self, now: Instant) {
+        let start = now.checked_sub(RAISE_PROOF).unwrap_or(now);
+        // Drop an entry once the next one was already in force at the window's start.
+        while self.entries.len() > 1 && self.entries[1].0 <= start {
+            self.entries.pop_front();
+        }
+    }
+}
+
+/// Share the estimate (minus `audio_bps`) among `demands`. Returns one grant per demand, in
 /// the same order, and the bitrate this subscriber would like (for BWE probing).
-pub fn allocate(estimate_bps: u64, audio_bps: u64, demands: &[Demand]) -> (Vec<Grant>, u64) {
+pub fn allocate(estimate: Estimate, audio_bps: u64, demands: &[Demand]) -> (Vec<Grant>, u64) {
     let mut order: Vec<usize> = (0..demands.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(demands[i].priority));
-    let mut remaining = estimate_bps.saturating_sub(audio_bps) as f64;
+    // Two budgets, both charged with every grant: layers already held must fit the current
+    // estimate (with tolerance), raises must fit the proven one (with headroom).
+    let mut remaining = estimate.now.saturating_sub(audio_bps) as f64;
+    let mut remaining_proven = estimate.proven.min(estimate.now).saturating_sub(audio_bps) as f64;
     let mut grants = vec![Grant::Paused; demands.len()];
     let mut chosen: Vec<Option<usize>> = vec![None; demands.len()];
 
@@ -60,9 +119,14 @@ pub fn allocate(estimate_bps: u64, audio_bps: u64, demands: &[Demand]) -> (Vec<G
             continue;
         };
         let cost = d.rates[low] as f64;
-        let headroom = if d.current.is_some() { HOLD_TOLERANCE } else { UP_HEADROOM };
-        if cost * headroom <= remaining {
+        let fits = if d.current.is_some() {
+            cost * HOLD_TOLERANCE <= remaining
+        } else {
+            cost * UP_HEADROOM <= remaining_proven
+        };
+        if fits {
             remaining -= cost;
+            remaining_proven -= cost;
             chosen[i] = Some(low);
             grants[i] = Grant::Layer(low as u8);
         }
@@ -77,9 +141,14 @@ pub fn allocate(estimate_bps: u64, audio_bps: u64, demands: &[Demand]) -> (Vec<G
             // can be cheaper than the one below): a cheaper layer costs nothing extra.
             let extra = d.rates[l].saturating_sub(d.rates[at]) as f64;
             let holding = d.current.is_some_and(|c| c as usize >= l);
-            let headroom = if holding { HOLD_TOLERANCE } else { UP_HEADROOM };
-            if d.rates[l] as f64 * headroom - d.rates[at] as f64 <= remaining.max(0.0) {
+            let fits = if holding {
+                d.rates[l] as f64 * HOLD_TOLERANCE - d.rates[at] as f64 <= remaining.max(0.0)
+            } else {
+                d.rates[l] as f64 * UP_HEADROOM - d.rates[at] as f64 <= remaining_proven.max(0.0)
+            };
+            if fits {
                 remaining -= extra;
+                remaining_proven -= extra;
                 at = l;
             } else {
                 break;
@@ -126,7 +195,7 @@ mod tests {
 
     #[test]
     fn plenty_of_bandwidth_gives_each_its_constraint() {
-        let (g, desired) = allocate(10_000_000, 64_000, &[demand(1, 2), demand(1, 0)]);
+        let (g, desired) = allocate(Estimate::steady(10_000_000), 64_000, &[demand(1, 2), demand(1, 0)]);
         assert_eq!(g, vec![Grant::Layer(2), Grant::Layer(0)]);
         assert_eq!(desired, 64_000 + (1_650_000.0 * PROBE_HEADROOM) as u64);
     }
@@ -148,16 +217,16 @@ mod tests {
     fn speaker_gets_served_first() {
         // 1 Mbps after audio: both get q (300k), then the speaker (priority 10) moves up to h
         // (+350k); 350k are left, less than the other's step to h with headroom.
-        let (g, _) = allocate(1_064_000, 64_000, &[demand(1, 2), demand(10, 2)]);
+        let (g, _) = allocate(Estimate::steady(1_064_000), 64_000, &[demand(1, 2), demand(10, 2)]);
         assert_eq!(g, vec![Grant::Layer(0), Grant::Layer(1)]);
     }
 
     #[test]
     fn video_pauses_before_audio_starves() {
-        let (g, _) = allocate(200_000, 100_000, &[demand(2, 2), demand(1, 2)]);
+        let (g, _) = allocate(Estimate::steady(200_000), 100_000, &[demand(2, 2), demand(1, 2)]);
         // 100k left for video: not even one 150k layer fits.
         assert_eq!(g, vec![Grant::Paused, Grant::Paused]);
-        let (g, _) = allocate(300_000, 100_000, &[demand(2, 2), demand(1, 2)]);
+        let (g, _) = allocate(Estimate::steady(300_000), 100_000, &[demand(2, 2), demand(1, 2)]);
         assert_eq!(g, vec![Grant::Layer(0), Grant::Paused]);
     }
 
@@ -165,21 +234,21 @@ mod tests {
     fn hysteresis_holds_a_layer_that_just_fits() {
         // 1.55 Mbps: moving up to f (1.5M) needs 15% headroom: refused from q...
         let mut d = demand(1, 2);
-        let (g, _) = allocate(1_550_000, 0, &[d]);
+        let (g, _) = allocate(Estimate::steady(1_550_000), 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(1)]);
         // ...but a subscriber already on f keeps it, even when the estimate dips below its cost,
         d.current = Some(2);
-        let (g, _) = allocate(1_550_000, 0, &[d]);
+        let (g, _) = allocate(Estimate::steady(1_550_000), 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(2)]);
-        let (g, _) = allocate(1_250_000, 0, &[d]);
+        let (g, _) = allocate(Estimate::steady(1_250_000), 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(2)]);
         // until it falls clearly below.
-        let (g, _) = allocate(1_100_000, 0, &[d]);
+        let (g, _) = allocate(Estimate::steady(1_100_000), 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(1)]);
         // Steady estimate, repeated: no oscillation.
         let mut cur = None;
         for _ in 0..20 {
-            let (g, _) = allocate(1_550_000, 0, &[Demand { current: cur, ..demand(1, 2) }]);
+            let (g, _) = allocate(Estimate::steady(1_550_000), 0, &[Demand { current: cur, ..demand(1, 2) }]);
             let Grant::Layer(l) = g[0] else { panic!() };
             if let Some(c) = cur {
                 assert_eq!(c, l);
@@ -189,17 +258,55 @@ mod tests {
     }
 
     #[test]
+    fn raises_wait_for_a_proven_estimate_holds_do_not() {
+        // A probe just read 2 Mbps, but 600k was in force half a second ago: no raise to f.
+        let d = Demand { current: Some(1), ..demand(1, 2) };
+        let (g, _) = allocate(Estimate { now: 2_000_000, proven: 600_000 }, 0, &[d]);
+        assert_eq!(g, vec![Grant::Layer(1)]);
+        // Once proven, the raise happens.
+        let (g, _) = allocate(Estimate::steady(2_000_000), 0, &[d]);
+        assert_eq!(g, vec![Grant::Layer(2)]);
+        // A layer already held is judged on the current estimate, not the proven low.
+        let d = Demand { current: Some(2), ..demand(1, 2) };
+        let (g, _) = allocate(Estimate { now: 1_600_000, proven: 300_000 }, 0, &[d]);
+        assert_eq!(g, vec![Grant::Layer(2)]);
+        // And a paused video is not resumed on an unproven reading.
+        let d = demand(1, 2);
+        let (g, _) = allocate(Estimate { now: 1_000_000, proven: 100_000 }, 0, &[d]);
+        assert_eq!(g, vec![Grant::Paused]);
+    }
+
+    #[test]
+    fn history_reports_the_lowest_estimate_in_force_over_the_window() {
+        let t0 = Instant::now();
+        let mut h = EstimateHistory::default();
+        assert_eq!(h.estimate(t0), None);
+        h.record(t0, 700_000);
+        let t = t0 + Duration::from_secs(10);
+        h.record(t, 1_300_000);
+        // 200 ms after the jump, 700k was still in force at the window's start.
+        assert_eq!(h.estimate(t + Duration::from_millis(200)), Some(Estimate { now: 1_300_000, proven: 700_000 }));
+        // After RAISE_PROOF, only the new value is.
+        assert_eq!(h.estimate(t + RAISE_PROOF), Some(Estimate::steady(1_300_000)));
+        // A dip counts for the whole window after it.
+        h.record(t + Duration::from_secs(1), 900_000);
+        h.record(t + Duration::from_millis(1100), 1_400_000);
+        assert_eq!(h.estimate(t + Duration::from_millis(1400)).unwrap().proven, 900_000);
+        assert_eq!(h.estimate(t + Duration::from_millis(1700)).unwrap().proven, 1_400_000);
+    }
+
+    #[test]
     fn non_monotonic_rates_do_not_break_allocation() {
         let d = Demand { priority: 1, max_layer: 2, rates: [400_000, 100_000, 900_000, 0], current: Some(2) };
-        let (g, _) = allocate(2_000_000, 0, &[d]);
+        let (g, _) = allocate(Estimate::steady(2_000_000), 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(2)]);
-        let (g, _) = allocate(450_000, 0, &[d]);
+        let (g, _) = allocate(Estimate::steady(450_000), 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(1)]);
     }
 
     #[test]
     fn unmeasured_tracks_are_not_capped() {
         let d = Demand { priority: 1, max_layer: 2, rates: [0; 4], current: None };
-        assert_eq!(allocate(0, 0, &[d]).0, vec![Grant::Layer(2)]);
+        assert_eq!(allocate(Estimate::steady(0), 0, &[d]).0, vec![Grant::Layer(2)]);
     }
 }

@@ -83,6 +83,10 @@ pub struct Peer {
     pub nacks_seen: HashMap<(Mid, bool), u64>,
     /// Latest send-side bandwidth estimate towards this peer (bits/s).
     pub estimate_bps: Option<u64>,
+    /// The estimates of the last moments, so layers are raised only on one that held.
+    pub estimates: crate::allocate::EstimateHistory,
+    /// The rate last asked of str0m's estimator (bits/s; changed only by more than 20 %).
+    pub bwe_wanted: u64,
     /// The last allocation gave some video less than its tile wants (or paused it): loss
     /// on this link is likely congestion, and repair must not add to it.
     pub bandwidth_limited: bool,
@@ -185,6 +189,8 @@ impl Peer {
             unwanted: Vec::new(),
             nacks_seen: HashMap::new(),
             estimate_bps: None,
+            estimates: Default::default(),
+            bwe_wanted: 0,
             bandwidth_limited: false,
             loss_ewma: 0.0,
             twcc_loss: false,

@@ -44,7 +44,7 @@ const IDLE_WAKE: Duration = Duration::from_millis(5);
 /// How often rooms' active speakers are re-evaluated.
 const SPEAKER_POLL: Duration = Duration::from_millis(200);
 /// How often every receiver's bandwidth is re-shared (layer rates drift between estimates).
-const ALLOCATE_EVERY: Duration = Duration::from_millis(500);
+const ALLOCATE_EVERY: Duration = Duration::from_millis(250);
 /// Bitrate reserved per received audio track before video is allocated.
 const AUDIO_RESERVE_BPS: u64 = 48_000;
 /// An audio receiver report's loss counts until the next is due (str0m sends them every 5 s).
@@ -281,8 +281,7 @@ impl Worker {
                 continue;
             }
             let (id, destination) = self.dialling[i];
-            loop {
-                let Some(peer) = self.peers.get_mut(&id) else { break };
+            while let Some(peer) = self.peers.get_mut(&id) {
                 let Some(sock) = &peer.own_socket else { break };
                 let Ok((len, source)) = sock.recv_from(&mut self.dial_buf) else { break };
                 let Ok(contents) = self.dial_buf[..len].try_into() else {
@@ -517,6 +516,7 @@ impl Worker {
                 debug!(peer = id, estimate = estimate.as_u64(), can_probe, "estimate");
                 if let Some(p) = self.peers.get_mut(&id) {
                     p.estimate_bps = Some(estimate.as_u64());
+                    p.estimates.record(Instant::now(), estimate.as_u64());
                 }
                 self.allocate(id, Instant::now());
             }
@@ -604,8 +604,9 @@ impl Worker {
     /// Share a receiver's estimate among the video it receives, and tell str0m's BWE how much
     /// we would like to send so it probes for it.
     fn allocate(&mut self, id: PeerId, now: Instant) {
-        let Some(peer) = self.peers.get(&id) else { return };
-        let Some(estimate) = peer.estimate_bps else { return };
+        let Some(peer) = self.peers.get_mut(&id) else { return };
+        let Some(estimate) = peer.estimates.estimate(now) else { return };
+        let peer = &*peer;
         let speaker = self.speaker_peer.get(&peer.room).copied();
         let mut slots = Vec::new();
         let mut demands = Vec::new();
@@ -626,7 +627,7 @@ impl Worker {
             demands.push(d);
         }
         let (grants, desired) = allocate(estimate, audio, &demands);
-        debug!(peer = id, estimate, audio, ?demands, ?grants, desired, "allocation");
+        debug!(peer = id, ?estimate, audio, ?demands, ?grants, desired, "allocation");
         let mut keyframes = Vec::new();
         let mut granted = audio;
         for ((track, mid), (grant, d)) in slots.iter().zip(grants.iter().zip(&demands)) {
@@ -646,7 +647,16 @@ impl Worker {
         });
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.bandwidth_limited = limited;
-            peer.rtc.bwe().set_bitrate(Bitrate::bps(minimum.min(desired)), Bitrate::bps(desired.max(granted)));
+            // Ask for more than is granted only while something is held back: str0m probes
+            // for unmet demand, and a receiver that has everything it wants needs no probing.
+            let wanted = if limited { desired.max(granted) } else { granted };
+            // Measured layer rates wobble by a few percent every allocation; str0m probes each
+            // time the wanted rate rises, so only a real change is passed on.
+            if wanted.abs_diff(peer.bwe_wanted) * 5 > peer.bwe_wanted {
+                peer.bwe_wanted = wanted;
+            }
+            let wanted = peer.bwe_wanted;
+            peer.rtc.bwe().set_bitrate(Bitrate::bps(minimum.min(wanted)), Bitrate::bps(wanted));
             if !peer.dirty {
                 peer.dirty = true;
                 self.dirty.push(id);

@@ -77,10 +77,10 @@ pub fn run(
     // The venues publish at the bottom node.
     let mut publishers: Vec<(usize, u64, Session)> = Vec::new();
     let upper = if every_level { levels.len() } else { 1 };
-    for level in 0..upper {
+    for (level, node) in levels.iter_mut().enumerate().take(upper) {
         let mut keys = Vec::new();
         for _ in 0..venues {
-            let (peer, session) = levels[level].server.publisher(room, h.media.clone(), h.bind)?;
+            let (peer, session) = node.server.publisher(room, h.media.clone(), h.bind)?;
             let key = h.key();
             h.add(key, peer);
             publishers.push((level, key, session));

@@ -285,8 +285,10 @@ impl<S> Track<S> {
         }
         for l in &mut self.layers {
             let bps = l.window_bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64;
-            // Smooth over ~2 windows; a layer that stopped decays towards zero.
-            l.rate_bps = if l.rate_bps == 0 { bps } else { (l.rate_bps + bps) / 2 };
+            // Smooth over ~4 windows (2 s): a keyframe doubles a layer's rate for one window,
+            // and the allocator must not take that for the layer's cost. A layer that stopped
+            // decays towards zero.
+            l.rate_bps = if l.rate_bps == 0 { bps } else { (3 * l.rate_bps + bps) / 4 };
             l.window_bytes = 0;
         }
         self.window_start = Some(now);

@@ -45,6 +45,7 @@
 // | BENCH_LOSS_PNG | bench-loss/loss.png | plot ('' for none) |
 // | BENCH_RTT_MS | 0 | added round trip (lib/delayrelay.mjs, half each way, both pages) |
 // | BENCH_VIDEO_FEC | (server default: auto) | the server's video_fec: off, auto, always |
+// | BENCH_ALLOCATE | (server default) | the server's allocate_bandwidth: true or false |
 // | BENCH_CODEC | vp8 | what the pages send: vp8 or h264 (simulcast), vp9 or av1 (SVC, L{layers}T3_KEY) |
 // | BENCH_LAYERS | 2 | simulcast streams or spatial layers (640×360: at most 2 simulcast, 3 SVC) |
 
@@ -67,7 +68,10 @@ const AUDIO_LOSSES = list(process.env.BENCH_AUDIO_LOSSES, '0,20,50,70,80');
 const OUT = process.env.BENCH_LOSS_OUT || path.join(HERE, 'results.json');
 const PNG = process.env.BENCH_LOSS_PNG ?? path.join(HERE, 'loss.png');
 const RTT_MS = Number(process.env.BENCH_RTT_MS || 0);
-const SERVER_ENV = process.env.BENCH_VIDEO_FEC ? { YUNSHI_VIDEO_FEC: process.env.BENCH_VIDEO_FEC } : {};
+const SERVER_ENV = {
+  ...(process.env.BENCH_VIDEO_FEC ? { YUNSHI_VIDEO_FEC: process.env.BENCH_VIDEO_FEC } : {}),
+  ...(process.env.BENCH_ALLOCATE ? { YUNSHI_ALLOCATE_BANDWIDTH: process.env.BENCH_ALLOCATE } : {}),
+};
 const SAMPLE_MS = 1000;
 const RECOVER_TIMEOUT_MS = 30_000;
 

@@ -771,7 +771,7 @@ mod packet;
 
 #[path = "rtp/mod.rs"]
 mod rtp_;
-use rtp_::{Bitrate, DataSize};
+use rtp_::Bitrate;
 
 /// Low level RTP access.
 pub mod rtp {

@@ -58,21 +58,9 @@ macro_rules! log_pacer_padding_debt {
     }
 }
 
-macro_rules! log_inherent_loss {
-    ($($arg:expr),+) => {
-        crate::log_stat!("INHERENT_LOSS", $($arg),+);
-    }
-}
-
 macro_rules! log_loss {
     ($($arg:expr),+) => {
         crate::log_stat!("LOSS", $($arg),+);
-    }
-}
-
-macro_rules! log_loss_bw_limit_in_window {
-    ($($arg:expr),+) => {
-        crate::log_stat!("LOSS_BW_LIMIT_IN_WINDOW", $($arg),+);
     }
 }
 
@@ -84,10 +72,8 @@ macro_rules! log_probe_bitrate_estimate {
 
 pub(crate) use log_bitrate_estimate;
 pub(crate) use log_delay_variation;
-pub(crate) use log_inherent_loss;
 pub(crate) use log_loss;
 pub(crate) use log_loss_based_bitrate_estimate;
-pub(crate) use log_loss_bw_limit_in_window;
 pub(crate) use log_pacer_media_debt;
 pub(crate) use log_pacer_padding_debt;
 pub(crate) use log_probe_bitrate_estimate;

@@ -5,7 +5,7 @@
 //! WebRTC's production features:
 //!
 //! - Delay-based control (trendline estimator with AIMD rate control)
-//! - Loss-based control (with inherent loss rate estimation)
+//! - Loss-based control (yunshi: the classic rule, for loss that comes with queueing; loss_classic.rs)
 //! - Probe controller with state machine and multi-stage probing strategy
 //! - ALR (Application Limited Region) detection and periodic probing
 //! - Link capacity estimation from ALR probes
@@ -25,8 +25,7 @@ mod acked_bitrate_estimator;
 mod alr_detector;
 pub(crate) mod api;
 mod delay;
-mod link_capacity_estimator;
-mod loss_controller;
+mod loss_classic;
 mod macros;
 mod probe;
 mod smoother;
@@ -35,8 +34,7 @@ mod time;
 use acked_bitrate_estimator::AckedBitrateEstimator;
 use alr_detector::AlrDetector;
 use delay::DelayController;
-use link_capacity_estimator::LinkCapacityEstimator;
-use loss_controller::{LossController, LossControllerState};
+use loss_classic::{LossController, LossControllerState};
 use macros::log_loss;
 use smoother::EstimateSmoother;
 
@@ -143,7 +141,6 @@ struct SendSideBandwidthEstimator {
     // First nonempty transport feedback; starts loss estimation and enables ALR probing.
     started_at: Option<Instant>,
     alr_detector: AlrDetector,
-    link_capacity_estimator: LinkCapacityEstimator,
     last_updated_estimate: Option<Bitrate>,
 }
 
@@ -166,7 +163,6 @@ impl SendSideBandwidthEstimator {
             probe_estimator: ProbeEstimator::new(),
             started_at: None,
             alr_detector,
-            link_capacity_estimator: LinkCapacityEstimator::new(),
             last_updated_estimate: None,
         }
     }
@@ -197,21 +193,13 @@ impl SendSideBandwidthEstimator {
 
         // Feed records to probe estimator for analysis and process any new probe results
         let mut latest_probe_result = None;
-        for (config, bitrate) in self.probe_estimator.update(send_records.iter().copied()) {
+        for (_config, bitrate) in self.probe_estimator.update(send_records.iter().copied()) {
             latest_probe_result = Some(bitrate);
-
-            // Update link capacity estimator for every successful ALR probe, not just the latest.
-            // The estimator internally takes the max of all probe results, building up knowledge
-            // of proven link capacity. This differs from the delay controller, which only receives
-            // the latest probe result (matching WebRTC's FetchAndResetLastEstimatedBitrate behavior).
-            if config.is_alr_probe() {
-                self.link_capacity_estimator.update_from_probe(bitrate, now);
-            }
         }
 
         let mut acked_packets = vec![];
 
-        let mut max_rtt = None;
+        let mut min_rtt = None;
         let mut count = 0;
         let mut lost = 0;
         for record in send_records.iter() {
@@ -221,7 +209,9 @@ impl SendSideBandwidthEstimator {
                 continue;
             };
             acked_packets.push(acked_packet);
-            max_rtt = max_rtt.max(record.rtt());
+            if let Some(rtt) = record.rtt() {
+                min_rtt = Some(min_rtt.map_or(rtt, |m: Duration| m.min(rtt)));
+            }
         }
         acked_packets.sort_by(AckedPacket::order_by_receive_time);
 
@@ -264,26 +254,44 @@ impl SendSideBandwidthEstimator {
             self.loss_controller.set_bandwidth_estimate(delay_estimate);
         }
 
-        if let Some(acked_bitrate) = acked_bitrate {
-            self.loss_controller.set_acknowledged_bitrate(acked_bitrate);
-        }
-
-        // This corresponds to UpdateLossBasedEstimator + UpdateEstimate
-        self.loss_controller
-            .update_bandwidth_estimate(&send_records, delay_estimate);
-
-        // Loss-based result is capped by delay_based_limit
-        let loss_result = self.loss_controller.loss_based_result();
-        if let Some(loss_estimate) = loss_result.bandwidth_estimate {
-            if loss_estimate > delay_estimate {
-                // Loss controller produced higher estimate than delay controller
-                // Cap it at delay estimate (delay controller is the upper limit)
-                self.loss_controller.set_bandwidth_estimate(delay_estimate);
-            }
-        }
+        // yunshi: classic loss-based control (loss_classic.rs), bounded by the delay estimate.
+        self.loss_controller.update(
+            &send_records,
+            delay_estimate,
+            self.delay_controller.is_overusing(),
+            min_rtt,
+            now,
+        );
 
         // Feed the (possibly combined) estimate into subcomponents wanting it.
         self.propagate_estimate();
+        // yunshi: one line per feedback, for reading a run (`make bench-bw` with BENCH_BW_LOG).
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let sent_bytes: usize = send_records.iter().map(|r| r.size()).sum();
+            let first = send_records.iter().map(|r| r.local_send_time()).min();
+            let last = send_records.iter().map(|r| r.local_send_time()).max();
+            let span = match (first, last) {
+                (Some(a), Some(b)) => (b - a).as_secs_f64().max(0.001),
+                _ => 1.0,
+            };
+            debug!(
+                "yunshi-bwe sent={:.0} span={:.0}ms loss={:.3} congestion={} n={} acked={:?} delay={} loss_est={:?} state={:?} overuse={} est={:?}",
+                sent_bytes as f64 * 8.0 / span / 1000.0,
+                span * 1000.0,
+                loss,
+                self.loss_controller.loss_is_congestion(now),
+                count,
+                acked_bitrate.map(|b| b.as_u64() / 1000),
+                delay_estimate.as_u64() / 1000,
+                self.loss_controller
+                    .loss_based_result()
+                    .bandwidth_estimate
+                    .map(|b| b.as_u64() / 1000),
+                self.loss_controller.loss_based_result().state,
+                self.delay_controller.is_overusing(),
+                self.last_estimate().map(|b| b.as_u64() / 1000),
+            );
+        }
     }
 
     pub fn poll_timeout(&self) -> (Option<Instant>, Reason) {
@@ -323,13 +331,6 @@ impl SendSideBandwidthEstimator {
             self.probe_control.set_alr_stop_time(now);
         }
 
-        self.loss_controller.set_alr_start_time(alr_start_time);
-
-        // Get link capacity estimate and forward to loss controller.
-        let link_capacity = self.link_capacity_estimator.capacity_estimate(now);
-        self.loss_controller
-            .set_link_capacity_estimate(link_capacity);
-
         // Clean up expired probe cluster state
         self.probe_estimator.handle_timeout(now);
 
@@ -344,7 +345,11 @@ impl SendSideBandwidthEstimator {
         self.probe_control.enable(do_probe);
 
         // Timeout-driven probe logic (WebRTC `Process()` equivalent).
-        self.probe_control.handle_timeout(now)
+        let probe = self.probe_control.handle_timeout(now);
+        if let Some(p) = &probe {
+            debug!("yunshi-bwe probe {:?}", p);
+        }
+        probe
     }
 
     fn propagate_estimate(&mut self) {

@@ -43,6 +43,18 @@ const ESTIMATE_CHANGE_THRESHOLD: f64 = 0.05;
 /// Probe rate scale for stagnation probes (2× current estimate).
 const STAGNANT_PROBE_SCALE: f64 = 2.0;
 
+/// yunshi: deficit probing (see `maybe_deficit`). Demand counts as unmet above this share of
+/// the estimate.
+const DEFICIT_MARGIN: f64 = 1.1;
+/// First wait between deficit probes, and the wait again after one raised the estimate.
+const DEFICIT_MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// A probe that did not raise the estimate doubles the wait, up to this: a short probe costs
+/// little (5 packets), and a longer wait is what a receiver waits for video after its link
+/// recovers.
+const DEFICIT_MAX_INTERVAL: Duration = Duration::from_secs(2);
+/// A deficit probe "worked" if the estimate grew this much by the next one.
+const DEFICIT_GAIN: f64 = 1.1;
+
 /// WebRTC's `BandwidthLimitedCause` (subset used by probing gating).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BandwidthLimitedCause {
@@ -75,6 +87,9 @@ pub struct ProbeControl {
 
     last_stagnant: Option<Instant>,
 
+    /// yunshi: the last deficit probe.
+    deficit: Option<DeficitProbe>,
+
     next_cluster_id: TwccClusterId,
     pending: VecDeque<ProbeClusterConfig>,
 
@@ -89,6 +104,14 @@ struct LastProbe {
     kind: ProbeKind,
     further: Bitrate,
     was_estimate: Option<Bitrate>,
+}
+
+/// yunshi: when the last deficit probe went out, at what estimate, and the wait before the next.
+#[derive(Debug, Clone, Copy)]
+struct DeficitProbe {
+    when: Instant,
+    estimate: Bitrate,
+    interval: Duration,
 }
 
 struct LargeDrop {
@@ -114,6 +137,7 @@ impl Default for ProbeControl {
             last_probe: None,
             large_drop: None,
             last_stagnant: None,
+            deficit: None,
             pending: VecDeque::new(),
             scheduled_exponential: None,
             scheduled_periodic_alr: None,
@@ -139,6 +163,7 @@ impl ProbeControl {
             self.prev_desired = None;
             self.last_estimate_change = None;
             self.last_stagnant = None;
+            self.deficit = None;
             self.last_probe = None;
             self.prev_estimate = None;
             self.scheduled_exponential = None;
@@ -249,6 +274,7 @@ impl ProbeControl {
             || self.maybe_exponential(now, desired, estimate)
             || self.maybe_allocation(now, desired, prev_desired, estimate)
             || self.maybe_large_drop(now, desired, estimate)
+            || self.maybe_deficit(now, desired, estimate)
             || self.maybe_periodic_alr(now, desired)
             || self.maybe_stagnant(now, desired, estimate);
 
@@ -306,6 +332,15 @@ impl ProbeControl {
         let Some(last) = self.last_probe else {
             return false;
         };
+
+        // yunshi: a deficit probe is not followed up at once. A short probe passes a token
+        // bucket's burst at line rate and reads high; chained probes then doubled the
+        // estimate until one overflowed the queue, and the overuse that followed cut the
+        // estimate to below where it started (a 300 kbps link sat at 130-270 kbps). The next
+        // deficit probe, a second later, continues from wherever the estimate settled.
+        if last.kind == ProbeKind::Deficit {
+            return false;
+        }
 
         // Estimate must exceed 70% of last probe rate to trigger further probing.
         if estimate < last.further {
@@ -487,6 +522,61 @@ impl ProbeControl {
         true
     }
 
+    /// yunshi: probe when the application wants more than the estimate and the link is clean.
+    ///
+    /// An SFU's downlink is rarely application-limited: it sends the layers it was granted and
+    /// pads up to the next one, so ALR probing never fires, and without a probe the estimate
+    /// climbs by AIMD (≈ 8 %/s): 500 kbps → 1 Mbps took ~9 s after a cap was lifted. So while
+    /// demand is unmet and probing is allowed (not overusing, not loss-limited), probe at
+    /// min(2 × estimate, desired) every second; a probe that did not raise the estimate doubles
+    /// the wait (up to 2 s), so a link that really is full is poked less often. A successful probe
+    /// is followed up by the exponential probes.
+    fn maybe_deficit(&mut self, now: Instant, desired: Bitrate, estimate: Bitrate) -> bool {
+        if !self.config.deficit_probing || self.is_during_initial(now) {
+            return false;
+        }
+        if desired <= estimate * DEFICIT_MARGIN {
+            return false;
+        }
+        let interval = match self.deficit {
+            Some(last) => {
+                if now.saturating_duration_since(last.when) < last.interval {
+                    return false;
+                }
+                if estimate >= last.estimate * DEFICIT_GAIN {
+                    DEFICIT_MIN_INTERVAL
+                } else {
+                    (last.interval * 2).min(DEFICIT_MAX_INTERVAL)
+                }
+            }
+            None => DEFICIT_MIN_INTERVAL,
+        };
+        let target = (estimate * self.config.further_exponential_probe_scale).min(desired);
+        self.queue_probe(target, ProbeKind::Deficit, desired, now);
+        self.deficit = Some(DeficitProbe {
+            when: now,
+            estimate,
+            interval,
+        });
+        true
+    }
+
+    /// yunshi: when the next deficit probe is due, if demand is unmet.
+    fn deficit_due(&self, now: Instant) -> Option<Instant> {
+        if !self.config.deficit_probing {
+            return None;
+        }
+        let desired = self.desired_bitrate?;
+        let estimate = self.last_estimate?;
+        if desired <= estimate * DEFICIT_MARGIN {
+            return None;
+        }
+        Some(match self.deficit {
+            Some(last) => (last.when + last.interval).max(now),
+            None => now + DEFICIT_MIN_INTERVAL,
+        })
+    }
+
     fn maybe_large_drop(&mut self, now: Instant, desired: Bitrate, estimate: Bitrate) -> bool {
         // Don't interfere with initial probing phase.
         if self.is_during_initial(now) {
@@ -564,6 +654,14 @@ impl ProbeControl {
     }
 
     fn compute_next_timeout(&mut self, now: Instant) -> Instant {
+        let regular = self.compute_regular_timeout(now);
+        match self.deficit_due(now) {
+            Some(t) => regular.min(t),
+            None => regular,
+        }
+    }
+
+    fn compute_regular_timeout(&mut self, now: Instant) -> Instant {
         // Exponential probing: wait for probe result before re-probing at same estimate.
         // This handles the case where we sent a probe but haven't received updated estimate yet.
         if let Some(last) = &self.last_probe {
@@ -659,6 +757,10 @@ struct Config {
 
     // Gating / limits
     loss_limited_probe_scale: f64, // 1.5
+
+    /// yunshi: probe unmet demand (`maybe_deficit`). Off in unit tests: upstream's tests
+    /// describe the other probe kinds with demand far above the estimate.
+    deficit_probing: bool,
 }
 
 impl Default for Config {
@@ -678,6 +780,8 @@ impl Default for Config {
             min_probe_delta: Duration::from_millis(2),
 
             loss_limited_probe_scale: 1.5,
+
+            deficit_probing: cfg!(not(test)),
         }
     }
 }
@@ -833,6 +937,51 @@ mod test {
         // No probes should be created since desired was rejected.
         let p1 = pc.handle_timeout(now);
         assert!(p1.is_none(), "Should not create probes with zero desired");
+    }
+
+    /// yunshi: unmet demand on a clean link is probed every second, backing off while the
+    /// probes do not raise the estimate, and not at all while loss-limited or satisfied.
+    #[test]
+    fn deficit_probes_back_off_and_respect_gates() {
+        let t0 = Instant::now();
+        let mut pc = ProbeControl::new();
+        pc.config.deficit_probing = true;
+        pc.enable(true);
+        pc.set_desired_bitrate(Bitrate::mbps(3));
+        pc.set_estimated_bitrate(Bitrate::kbps(500), BandwidthLimitedCause::DelayBasedLimited);
+        // The two initial probes.
+        assert!(pc.handle_timeout(t0).is_some());
+        assert!(pc.handle_timeout(t0).is_some());
+
+        let t = t0 + Duration::from_secs(2);
+        let p = pc.handle_timeout(t).expect("deficit probe");
+        assert_eq!(p.kind(), ProbeKind::Deficit);
+        assert_eq!(p.target_bitrate(), Bitrate::mbps(1));
+        // The next one is scheduled a second later, not the 15 s of stagnation probing.
+        assert!(pc.handle_timeout(t).is_none());
+        assert_eq!(pc.poll_timeout(), t + Duration::from_secs(1));
+        assert!(pc.handle_timeout(t + Duration::from_millis(500)).is_none());
+        let p = pc
+            .handle_timeout(t + Duration::from_secs(1))
+            .expect("second");
+        assert_eq!(p.kind(), ProbeKind::Deficit);
+        // It did not raise the estimate: the wait doubles.
+        assert!(pc.handle_timeout(t + Duration::from_secs(2)).is_none());
+        assert!(pc.handle_timeout(t + Duration::from_secs(3)).is_some());
+
+        // Loss-limited: no probing.
+        pc.set_estimated_bitrate(Bitrate::kbps(400), BandwidthLimitedCause::LossLimitedBwe);
+        assert!(pc.handle_timeout(t + Duration::from_secs(20)).is_none());
+
+        // Demand met: no deficit probing either (the exponential follow-up may still run).
+        pc.set_estimated_bitrate(
+            Bitrate::kbps(2900),
+            BandwidthLimitedCause::DelayBasedLimited,
+        );
+        for s in 40..60 {
+            let p = pc.handle_timeout(t + Duration::from_secs(s));
+            assert!(p.is_none_or(|p| p.kind() != ProbeKind::Deficit));
+        }
     }
 
     fn allocation_probe_fixture(in_alr: bool) -> (ProbeControl, Instant) {
