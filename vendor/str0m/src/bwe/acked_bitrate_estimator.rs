@@ -157,9 +157,9 @@ mod test {
 
         estimator.update(now + Duration::from_millis(501), DataSize::bytes(1110));
 
-        let estimate = estimator
-            .current_estimate()
-            .expect("After the first window of time has passed AckedBitrateEstimator should produce an estimate");
+        let estimate = estimator.current_estimate().expect(
+            "After the first window of time has passed AckedBitrateEstimator should produce an estimate"
+        );
 
         assert_eq!(
             estimate.as_u64(),
@@ -190,9 +190,9 @@ mod test {
         // Will not be counted, part of next window
         estimator.update(now + Duration::from_millis(651), DataSize::bytes(900));
 
-        let estimate = estimator
-            .current_estimate()
-            .expect("After the first window of time has passed AckedBitrateEstimator should produce an estimate");
+        let estimate = estimator.current_estimate().expect(
+            "After the first window of time has passed AckedBitrateEstimator should produce an estimate"
+        );
 
         assert_eq!(
             estimate.as_u64(),

@@ -46,9 +46,7 @@ pub struct ProbeClusterConfig {
 pub enum ProbeKind {
     Initial,
     Exponential,
-    Allocation {
-        in_alr: bool,
-    },
+    Allocation { in_alr: bool },
     PeriodicAlr,
     LargeDrop,
     Stagnant,
