@@ -701,16 +701,18 @@ impl Worker {
             _ => loss,
         };
         peer.loss_ewma = if peer.loss_ewma == 0.0 { loss } else { 0.8 * peer.loss_ewma + 0.2 * loss };
-        // With an estimate (allocate_bandwidth), redundancy stays within what it affords.
-        let up = red::depth_within(red::depth_for_loss(loss), peer.estimate_bps);
-        let floor = red::depth_within(red::depth_for_loss(peer.loss_ewma), peer.estimate_bps);
+        // With an estimate (allocate_bandwidth), redundancy stays within what it affords while
+        // the loss is congestion (str0m saw a queue); loss the link has anyway is what RED is
+        // for, and keeping RED within an estimate that such loss drags down cost audio at 80 %
+        // random loss 11-15 % concealment instead of 6-9 %.
+        let budget = peer.estimate_bps.filter(|_| peer.rtc.bwe().loss_is_congestion());
+        let up = red::depth_within(red::depth_for_loss(loss), budget);
+        let floor = red::depth_within(red::depth_for_loss(peer.loss_ewma), budget);
         for slot in peer.slots.values_mut().filter(|s| s.kind == TrackKind::Audio) {
             let depth = if up > slot.red_depth {
                 slot.red_changed = Some(now);
                 up
-            } else if slot.red_depth > up.max(floor)
-                && red::depth_within(slot.red_depth, peer.estimate_bps) < slot.red_depth
-            {
+            } else if slot.red_depth > up.max(floor) && red::depth_within(slot.red_depth, budget) < slot.red_depth {
                 // The estimate fell: no waiting out the decay.
                 slot.red_changed = Some(now);
                 up.max(floor)

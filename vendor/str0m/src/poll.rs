@@ -53,6 +53,11 @@ impl<'a> RtcMut<'a> {
         RtcMut { rtc }
     }
 
+    /// yunshi: read without mutating (no re-poll needed).
+    pub(crate) fn rtc(&self) -> &Rtc {
+        self.rtc
+    }
+
     /// Begin a mutation whose re-poll can be narrowed *after the fact*.
     ///
     /// The returned [`Mutation`] derefs to `Rtc`, so mutate through it, then

@@ -1407,6 +1407,11 @@ impl Session {
         }
     }
 
+    /// yunshi: see `api::Bwe::loss_is_congestion`.
+    pub fn bwe_loss_is_congestion(&self) -> bool {
+        self.bwe.as_ref().is_some_and(|b| b.loss_is_congestion())
+    }
+
     pub fn reset_bwe(&mut self, init_bitrate: Bitrate) {
         if let Some(bwe) = self.bwe.as_mut() {
             bwe.reset(init_bitrate);

@@ -91,6 +91,13 @@ impl<'a> Bwe<'a> {
         m.no_events();
     }
 
+    /// yunshi: whether the loss now seen on this connection counts as congestion (the delay
+    /// detector saw a queue within the last second), rather than as the link's own loss.
+    /// An SFU keeps its loss repair (RED, FEC) within the estimate only in the first case.
+    pub fn loss_is_congestion(&self) -> bool {
+        self.0.rtc().session.bwe_loss_is_congestion()
+    }
+
     /// Reset the BWE with a new init_bitrate
     ///
     /// This discards the current estimator state and starts estimation again

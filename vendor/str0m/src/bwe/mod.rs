@@ -130,6 +130,11 @@ impl Bwe {
     pub fn minimum_bitrate(&self) -> Bitrate {
         self.minimum_bitrate
     }
+
+    /// yunshi: see `api::Bwe::loss_is_congestion`.
+    pub fn loss_is_congestion(&self) -> bool {
+        self.bwe.congested
+    }
 }
 
 struct SendSideBandwidthEstimator {
@@ -142,6 +147,8 @@ struct SendSideBandwidthEstimator {
     started_at: Option<Instant>,
     alr_detector: AlrDetector,
     last_updated_estimate: Option<Bitrate>,
+    /// yunshi: after the last feedback, whether loss counted as congestion.
+    congested: bool,
 }
 
 impl SendSideBandwidthEstimator {
@@ -164,6 +171,7 @@ impl SendSideBandwidthEstimator {
             started_at: None,
             alr_detector,
             last_updated_estimate: None,
+            congested: false,
         }
     }
 
@@ -262,6 +270,7 @@ impl SendSideBandwidthEstimator {
             min_rtt,
             now,
         );
+        self.congested = self.loss_controller.loss_is_congestion(now);
 
         // Feed the (possibly combined) estimate into subcomponents wanting it.
         self.propagate_estimate();
