@@ -77,6 +77,11 @@ impl EstimateHistory {
         self.prune(now);
     }
 
+    /// The latest estimate, if any.
+    pub fn latest(&self) -> Option<u64> {
+        self.entries.back().map(|&(_, b)| b)
+    }
+
     /// The current estimate and the lowest one in force over the last [`RAISE_PROOF`].
     pub fn estimate(&mut self, now: Instant) -> Option<Estimate> {
         self.prune(now);
@@ -281,6 +286,7 @@ mod tests {
         let t0 = Instant::now();
         let mut h = EstimateHistory::default();
         assert_eq!(h.estimate(t0), None);
+        assert_eq!(h.latest(), None);
         h.record(t0, 700_000);
         let t = t0 + Duration::from_secs(10);
         h.record(t, 1_300_000);
@@ -293,6 +299,7 @@ mod tests {
         h.record(t + Duration::from_millis(1100), 1_400_000);
         assert_eq!(h.estimate(t + Duration::from_millis(1400)).unwrap().proven, 900_000);
         assert_eq!(h.estimate(t + Duration::from_millis(1700)).unwrap().proven, 1_400_000);
+        assert_eq!(h.latest(), Some(1_400_000));
     }
 
     #[test]

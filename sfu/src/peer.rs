@@ -81,9 +81,8 @@ pub struct Peer {
     pub unwanted: Vec<Mid>,
     /// Cumulative NACK counters from str0m's stats, to report deltas.
     pub nacks_seen: HashMap<(Mid, bool), u64>,
-    /// Latest send-side bandwidth estimate towards this peer (bits/s).
-    pub estimate_bps: Option<u64>,
-    /// The estimates of the last moments, so layers are raised only on one that held.
+    /// The send-side bandwidth estimates towards this peer (bits/s) of the last moments: the
+    /// latest, and the lowest that held, so layers are raised only on one that held.
     pub estimates: crate::allocate::EstimateHistory,
     /// The rate last asked of str0m's estimator (bits/s; changed only by more than 20 %).
     pub bwe_wanted: u64,
@@ -188,7 +187,6 @@ impl Peer {
             wanted: Vec::new(),
             unwanted: Vec::new(),
             nacks_seen: HashMap::new(),
-            estimate_bps: None,
             estimates: Default::default(),
             bwe_wanted: 0,
             bandwidth_limited: false,

@@ -217,7 +217,7 @@ impl Worker {
         if now >= self.next_allocation {
             self.next_allocation = now + ALLOCATE_EVERY;
             let receivers: Vec<PeerId> =
-                self.peers.values().filter(|p| p.estimate_bps.is_some()).map(|p| p.id).collect();
+                self.peers.values().filter(|p| p.estimates.latest().is_some()).map(|p| p.id).collect();
             for id in receivers {
                 self.allocate(id, now);
             }
@@ -515,7 +515,6 @@ impl Worker {
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, can_probe }) => {
                 debug!(peer = id, estimate = estimate.as_u64(), can_probe, "estimate");
                 if let Some(p) = self.peers.get_mut(&id) {
-                    p.estimate_bps = Some(estimate.as_u64());
                     p.estimates.record(Instant::now(), estimate.as_u64());
                 }
                 self.allocate(id, Instant::now());
@@ -705,7 +704,7 @@ impl Worker {
         // the loss is congestion (str0m saw a queue); loss the link has anyway is what RED is
         // for, and keeping RED within an estimate that such loss drags down cost audio at 80 %
         // random loss 11-15 % concealment instead of 6-9 %.
-        let budget = peer.estimate_bps.filter(|_| peer.rtc.bwe().loss_is_congestion());
+        let budget = peer.estimates.latest().filter(|_| peer.rtc.bwe().loss_is_congestion());
         let up = red::depth_within(red::depth_for_loss(loss), budget);
         let floor = red::depth_within(red::depth_for_loss(peer.loss_ewma), budget);
         for slot in peer.slots.values_mut().filter(|s| s.kind == TrackKind::Audio) {
