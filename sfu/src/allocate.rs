@@ -29,6 +29,20 @@ pub struct Demand {
     pub current: Option<u8>,
 }
 
+impl Demand {
+    /// The same demand costed on the wire: each layer's rate plus `share` of it for the
+    /// retransmissions and FEC parity that protect it. At 30 % random loss these cost about as
+    /// much again as the media; left out, a receiver's layers filled its estimate and the
+    /// repair queued behind them in the pacer (video froze 3.5-9 % of the time instead of ≤ 1 %).
+    pub fn protected(mut self, share: f32) -> Self {
+        let factor = 1.0 + f64::from(share.max(0.0));
+        for r in &mut self.rates {
+            *r = (*r as f64 * factor).round() as u64;
+        }
+        self
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Grant {
     /// Forward up to this layer.
@@ -203,6 +217,20 @@ mod tests {
         let (g, desired) = allocate(Estimate::steady(10_000_000), 64_000, &[demand(1, 2), demand(1, 0)]);
         assert_eq!(g, vec![Grant::Layer(2), Grant::Layer(0)]);
         assert_eq!(desired, 64_000 + (1_650_000.0 * PROBE_HEADROOM) as u64);
+    }
+
+    #[test]
+    fn protection_is_paid_for_within_the_estimate() {
+        // 360p (500 kbps) fits 700 kbps on a clean link; at 30 % loss its repair more than
+        // doubles it and the receiver gets 180p until the estimate grows.
+        let clean = demand(1, 1);
+        let (g, _) = allocate(Estimate::steady(700_000), 64_000, &[clean]);
+        assert_eq!(g, vec![Grant::Layer(1)]);
+        let lossy = clean.protected(0.9 + 0.5);
+        assert_eq!(lossy.rates[0], (SIMULCAST[0] as f64 * 2.4).round() as u64);
+        let (g, _) = allocate(Estimate::steady(700_000), 64_000, &[lossy]);
+        assert_eq!(g, vec![Grant::Layer(0)]);
+        assert_eq!(clean.protected(0.0), clean);
     }
 
     #[test]

@@ -39,6 +39,15 @@ impl VideoFec {
             VideoFec::Always => fec_packets(media, loss, FULL_FEC_RTT),
         }
     }
+
+    /// Parity per media packet for a receiver with FEC (see `fec_ratio`).
+    pub fn ratio(self, loss: f32, rtt: Duration) -> f32 {
+        match self {
+            VideoFec::Off => 0.0,
+            VideoFec::Auto => fec_ratio(loss, rtt),
+            VideoFec::Always => fec_ratio(loss, FULL_FEC_RTT),
+        }
+    }
 }
 
 /// Below this RTT retransmission alone repairs in time.
@@ -56,13 +65,20 @@ pub const MAX_RATIO: f32 = 0.5;
 /// over interleaved groups needs to repair most single losses), capped at `MAX_RATIO`, and
 /// scaled from 0 at `NACK_ONLY_RTT` to 1 at `FULL_FEC_RTT`. Loss under 1 % gets none.
 pub fn fec_packets(media: usize, loss: f32, rtt: Duration) -> usize {
-    if media == 0 || !loss.is_finite() || loss < 0.01 || rtt <= NACK_ONLY_RTT {
+    if media == 0 {
         return 0;
+    }
+    (media as f32 * fec_ratio(loss, rtt)).ceil() as usize
+}
+
+/// Parity packets per media packet at downlink `loss` and `rtt` (see `fec_packets`).
+pub fn fec_ratio(loss: f32, rtt: Duration) -> f32 {
+    if !loss.is_finite() || loss < 0.01 || rtt <= NACK_ONLY_RTT {
+        return 0.0;
     }
     let span = (FULL_FEC_RTT - NACK_ONLY_RTT).as_secs_f32();
     let scale = ((rtt - NACK_ONLY_RTT).as_secs_f32() / span).min(1.0);
-    let ratio = (2.0 * loss).min(MAX_RATIO) * scale;
-    (media as f32 * ratio).ceil() as usize
+    (2.0 * loss).min(MAX_RATIO) * scale
 }
 
 #[cfg(test)]

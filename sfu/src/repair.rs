@@ -42,6 +42,17 @@ pub fn rtx_copies_for_loss(loss: f32) -> usize {
     }
 }
 
+/// Retransmitted bytes per media byte on a downlink losing `loss` with `copies` per NACK:
+/// each lost packet is sent `copies` more times, and one whose copies were all lost once more
+/// as many (later rounds are negligible).
+pub fn rtx_share(loss: f32, copies: usize) -> f32 {
+    if !loss.is_finite() || loss <= 0.0 {
+        return 0.0;
+    }
+    let copies = copies as f32;
+    loss * copies * (1.0 + loss.powf(copies))
+}
+
 /// Copies for a receiver whose bandwidth allocation is short of what its tiles want: its loss
 /// is (at least partly) congestion, which more copies would only deepen. One copy.
 pub fn rtx_copies(loss: f32, bandwidth_limited: bool) -> usize {
@@ -68,6 +79,15 @@ mod tests {
     }
 
     #[test]
+    fn retransmission_costs_nothing_without_loss_and_nearly_the_media_again_at_thirty_percent() {
+        assert_eq!(rtx_share(0.0, 3), 0.0);
+        assert_eq!(rtx_share(f32::NAN, 3), 0.0);
+        assert!((rtx_share(0.1, 1) - 0.11).abs() < 1e-6);
+        let share = rtx_share(0.3, rtx_copies_for_loss(0.3));
+        assert!((0.9..0.95).contains(&share), "{share}");
+    }
+
+    #[test]
     fn a_congested_receiver_gets_one_copy() {
         assert_eq!(rtx_copies(0.4, false), 3);
         assert_eq!(rtx_copies(0.4, true), 1);
@@ -88,9 +108,9 @@ mod tests {
         // packets whose copies were all lost.
         let loss: f32 = 0.4;
         let copies = rtx_copies_for_loss(loss) as f32;
-        let first_round = loss * copies;
-        let later_rounds = loss * loss.powf(copies) * copies;
-        let ratio = (first_round + later_rounds) / (1.0 + first_round + later_rounds);
+        let share = rtx_share(loss, rtx_copies_for_loss(loss));
+        assert!((share - (loss * copies + loss * loss.powf(copies) * copies)).abs() < 1e-6);
+        let ratio = share / (1.0 + share);
         assert!(ratio < RTX_RATIO_CAP, "resend share {ratio} at 40 % loss");
     }
 }

@@ -605,8 +605,18 @@ impl Worker {
     fn allocate(&mut self, id: PeerId, now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
         let Some(estimate) = peer.estimates.estimate(now) else { return };
+        let congested = peer.rtc.bwe().loss_is_congestion();
         let peer = &*peer;
         let speaker = self.speaker_peer.get(&peer.room).copied();
+        // What repairing this receiver's loss adds to each video byte it is sent, while the loss
+        // is the link's own: loss from a queue overflowing already lowers the estimate, and
+        // charging its repair as well made a receiver near a 1 Mbit/s cap switch 720p ↔ 360p.
+        let (rtx, fec) = if congested {
+            (0.0, 0.0)
+        } else {
+            let rtt = peer.rtt.unwrap_or_default();
+            (repair::rtx_share(peer.loss_ewma, peer.rtx_copies), self.video_fec.ratio(peer.loss_ewma, rtt))
+        };
         let mut slots = Vec::new();
         let mut demands = Vec::new();
         let mut audio = 0u64;
@@ -620,7 +630,9 @@ impl Worker {
             let publisher = self.tracks.get(&track).map(|t| t.publisher);
             let bonus = if publisher.is_some() && publisher == speaker { SPEAKER_PRIORITY } else { 0 };
             // Bigger tiles first after the speaker; the constraint's height is in the demand.
-            let Some(mut d) = self.forwarder.demand(track, (id, *mid), bonus, now) else { continue };
+            let Some(d) = self.forwarder.demand(track, (id, *mid), bonus, now) else { continue };
+            let fec = if peer.fec_pts.contains_key(mid) { fec } else { 0.0 };
+            let mut d = d.protected(rtx + fec);
             d.priority += u32::from(d.max_layer);
             slots.push((track, *mid));
             demands.push(d);

@@ -48,6 +48,7 @@
 // | BENCH_ALLOCATE | (server default) | the server's allocate_bandwidth: true or false |
 // | BENCH_CODEC | vp8 | what the pages send: vp8 or h264 (simulcast), vp9 or av1 (SVC, L{layers}T3_KEY) |
 // | BENCH_LAYERS | 2 | simulcast streams or spatial layers (640×360: at most 2 simulcast, 3 SVC) |
+// | BENCH_LOSS_LOG | (none) | write the server's log there (last 4 MB; with RUST_LOG=sfu::worker=debug: allocations, redundancy) |
 
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -142,6 +143,14 @@ async function measure(call, direction, loss) {
       stall_share: round(samples.filter((s, i) => (s.video.framesDecoded ?? 0) <= ((i ? samples[i - 1] : r0).video.framesDecoded ?? 0)).length
         / Math.max(1, samples.length)),
       freezes: dv('freezeCount'),
+      // When freezes ended: [second into the window, ms frozen] per 1-s sample that saw one.
+      freeze_timeline: samples.flatMap((s, i) => {
+        const before = (i ? samples[i - 1] : r0).video;
+        const ms = Math.round(((s.video.totalFreezesDuration ?? 0) - (before.totalFreezesDuration ?? 0)) * 1000);
+        return ms > 0 ? [[round((s.t - r0.t) / 1000, 1), ms]] : [];
+      }),
+      // Mean time a frame waited in the jitter buffer over the window.
+      jitter_buffer_ms: dv('jitterBufferEmittedCount') > 0 ? round(dv('jitterBufferDelay') / dv('jitterBufferEmittedCount') * 1000, 0) : null,
       pause_share: round(dv('totalPausesDuration') / dur),
       fps: round(fps, 1),
       fps_samples_mean: round(samples.reduce((a, s) => a + (s.video.framesPerSecond || 0), 0) / Math.max(1, samples.length), 1),
@@ -283,6 +292,7 @@ try {
           (err) => console.error(`bench-loss: no plot: ${err.message}`));
       }
     }
+    if (process.env.BENCH_LOSS_LOG) await writeFile(process.env.BENCH_LOSS_LOG, call.server.logs());
   } finally {
     await call.close();
   }

@@ -77,7 +77,8 @@ export async function receiverSnapshot(page) {
       if (s.kind === 'video') {
         videos.push({ ...pick(['framesDecoded', 'framesReceived', 'bytesReceived', 'framesDropped', 'framesPerSecond', 'frameHeight', 'frameWidth',
           'freezeCount', 'totalFreezesDuration', 'pauseCount', 'totalPausesDuration', 'packetsReceived', 'packetsLost',
-          'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'retransmittedPacketsReceived', 'fecPacketsReceived', 'fecPacketsDiscarded']), mid: s.mid });
+          'nackCount', 'pliCount', 'firCount', 'keyFramesDecoded', 'retransmittedPacketsReceived', 'fecPacketsReceived', 'fecPacketsDiscarded',
+          'jitterBufferDelay', 'jitterBufferEmittedCount']), mid: s.mid });
       } else if (s.kind === 'audio') {
         snap.audio = pick(['totalSamplesReceived', 'concealedSamples', 'silentConcealedSamples', 'concealmentEvents',
           'packetsReceived', 'packetsLost', 'insertedSamplesForDeceleration', 'removedSamplesForAcceleration']);
