@@ -44,7 +44,7 @@ pub struct Cli {
     /// Serve /metrics without a token.
     #[arg(long, env = "YUNSHI_METRICS_PUBLIC")]
     pub metrics_public: Option<bool>,
-    /// Share each receiver's estimated bandwidth among its videos (experimental).
+    /// Share each receiver's estimated bandwidth among its videos (default on).
     #[arg(long, env = "YUNSHI_ALLOCATE_BANDWIDTH")]
     pub allocate_bandwidth: Option<bool>,
     /// FEC on subscribers' video: off, auto (by loss and RTT) or always (by loss).
@@ -121,7 +121,7 @@ impl Config {
             jwt_key: cli.jwt_key.or(file.jwt_key).filter(|k| !k.is_empty()),
             log: cli.log.or(file.log).unwrap_or_else(|| "info".into()),
             metrics_public: cli.metrics_public.or(file.metrics_public).unwrap_or(true),
-            allocate_bandwidth: cli.allocate_bandwidth.or(file.allocate_bandwidth).unwrap_or(false),
+            allocate_bandwidth: cli.allocate_bandwidth.or(file.allocate_bandwidth).unwrap_or(true),
             video_fec: cli.video_fec.or(file.video_fec).as_deref().unwrap_or("auto").parse()?,
             cascade: {
                 let secret = cli.cascade_secret.or(file.cascade_secret).filter(|s| !s.is_empty());

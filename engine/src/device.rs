@@ -26,6 +26,8 @@ pub struct Device {
     room_id: sfu::RoomId,
     /// False for the child end of a cascade link, which dials another (lite) yunshi.
     ice_lite: bool,
+    /// Either end of a cascade link.
+    cascade: bool,
 }
 
 impl Device {
@@ -37,13 +39,31 @@ impl Device {
         worker: WorkerHandle,
         out: Option<UnboundedSender<ServerMessage>>,
     ) -> Self {
-        Self { member, role, room, worker, out, publish: None, subscribe: None, room_id, ice_lite: true }
+        Self {
+            member,
+            role,
+            room,
+            worker,
+            out,
+            publish: None,
+            subscribe: None,
+            room_id,
+            ice_lite: true,
+            cascade: false,
+        }
     }
 
     /// This device's peers run full ICE: it is a node's end of a cascade link, whose other
     /// end is a yunshi (ICE lite) that cannot start the checks.
     pub fn dialling(mut self) -> Self {
         self.ice_lite = false;
+        self.cascade = true;
+        self
+    }
+
+    /// This device is a node's end of a cascade link (either end; see `dialling`).
+    pub fn cascade_link(mut self) -> Self {
+        self.cascade = true;
         self
     }
 
@@ -80,7 +100,7 @@ async fn create_peer(
     member: MemberId,
     kind: PeerKind,
     offer: Option<String>,
-    ice_lite: bool,
+    (ice_lite, cascade): (bool, bool),
 ) -> Result<(PeerId, String), SfuError> {
     let peer = next_id();
     let purpose = if kind.publishes() { PeerPurpose::Publish } else { PeerPurpose::Subscribe };
@@ -88,7 +108,8 @@ async fn create_peer(
         return Err(SfuError::Rejected("not in the room".into()));
     }
     let sdp =
-        ask(&worker, |reply| WorkerCommand::CreatePeer { peer, room: room_id, kind, offer, ice_lite, reply }).await?;
+        ask(&worker, |reply| WorkerCommand::CreatePeer { peer, room: room_id, kind, offer, ice_lite, cascade, reply })
+            .await?;
     room.do_send(PeerReady { member });
     Ok((peer, sdp))
 }
@@ -115,7 +136,7 @@ impl Handler<StartSubscribing> for Device {
             self.member,
             PeerKind::Subscribe,
             None,
-            self.ice_lite,
+            (self.ice_lite, self.cascade),
         );
         ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
             Ok((peer, sdp)) => {
@@ -150,7 +171,7 @@ impl Handler<FromClient> for Device {
                             self.member,
                             PeerKind::Publish,
                             Some(sdp),
-                            self.ice_lite,
+                            (self.ice_lite, self.cascade),
                         );
                         ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
                             Ok((peer, sdp)) => {
@@ -242,7 +263,7 @@ impl Handler<Negotiate> for Device {
             self.member,
             msg.kind,
             Some(msg.offer),
-            self.ice_lite,
+            (self.ice_lite, self.cascade),
         );
         Box::pin(fut.into_actor(self).map(|r, act, ctx| match r {
             Ok((peer, sdp)) => {

@@ -29,7 +29,27 @@ pub struct Demand {
     pub current: Option<u8>,
 }
 
+/// What a video whose rates are not measured yet (it just started) is taken to need. Asked
+/// only for the audio it knew the rate of, str0m sent its start-up probes at 96 kbit/s, took
+/// the result for the estimate (1.5 Mbit/s → 42 kbit/s on loopback) and video began paused.
+pub const UNMEASURED_VIDEO_BPS: u64 = 1_500_000;
+
 impl Demand {
+    /// Whether any layer's rate is known.
+    pub fn measured(&self) -> bool {
+        self.rates.iter().any(|&r| r > 0)
+    }
+
+    /// What forwarding up to `layer` costs: its measured rate, or [`UNMEASURED_VIDEO_BPS`]
+    /// before anything is measured.
+    pub fn cost(&self, layer: u8) -> u64 {
+        if self.measured() {
+            self.rates.get(layer as usize).copied().unwrap_or(0)
+        } else {
+            UNMEASURED_VIDEO_BPS
+        }
+    }
+
     /// The same demand costed on the wire: each layer's rate plus `share` of it for the
     /// retransmissions and FEC parity that protect it. At 30 % random loss these cost about as
     /// much again as the media; left out, a receiver's layers filled its estimate and the
@@ -176,7 +196,7 @@ pub fn allocate(estimate: Estimate, audio_bps: u64, demands: &[Demand]) -> (Vec<
         chosen[i] = Some(at);
         grants[i] = Grant::Layer(at as u8);
     }
-    let video: u64 = demands.iter().map(|d| layers(d).last().map_or(0, |&l| d.rates[l])).sum();
+    let video: u64 = demands.iter().map(|d| layers(d).last().map_or(UNMEASURED_VIDEO_BPS, |&l| d.rates[l])).sum();
     (grants, audio_bps + (video as f64 * PROBE_HEADROOM) as u64)
 }
 
@@ -231,6 +251,16 @@ mod tests {
         let (g, _) = allocate(Estimate::steady(700_000), 64_000, &[lossy]);
         assert_eq!(g, vec![Grant::Layer(0)]);
         assert_eq!(clean.protected(0.0), clean);
+    }
+
+    #[test]
+    fn an_unmeasured_video_is_asked_for_so_start_up_probes_look_for_room() {
+        let new = Demand { priority: 1, max_layer: 2, rates: [0; crate::forward::MAX_LAYERS], current: None };
+        let (g, desired) = allocate(Estimate::steady(1_500_000), 48_000, &[new]);
+        assert_eq!(g, vec![Grant::Layer(2)]);
+        assert_eq!(desired, 48_000 + (UNMEASURED_VIDEO_BPS as f64 * PROBE_HEADROOM) as u64);
+        assert_eq!(new.cost(2), UNMEASURED_VIDEO_BPS);
+        assert_eq!(demand(1, 2).cost(1), SIMULCAST[1]);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub enum WorkerCommand {
         offer: Option<String>,
         /// False only for a cascade link's child end (it dials another yunshi).
         ice_lite: bool,
+        /// Either end of a cascade link (no bandwidth allocation on links yet).
+        cascade: bool,
         reply: Reply<String>,
     },
     /// A renegotiation offer on a publish connection; replies with the answer.

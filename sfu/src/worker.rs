@@ -641,9 +641,14 @@ impl Worker {
         debug!(peer = id, ?estimate, audio, ?demands, ?grants, desired, "allocation");
         let mut keyframes = Vec::new();
         let mut granted = audio;
+        // Videos not measured yet, at what they are taken to need: asked for (so str0m's
+        // start-up probes look for room for them), not padded up to.
+        let mut assumed = 0;
         for ((track, mid), (grant, d)) in slots.iter().zip(grants.iter().zip(&demands)) {
-            if let Grant::Layer(l) = grant {
-                granted += d.rates.get(*l as usize).copied().unwrap_or(0);
+            match grant {
+                Grant::Layer(l) if d.measured() => granted += d.cost(*l),
+                Grant::Layer(l) => assumed += d.cost(*l),
+                Grant::Paused => {}
             }
             if let Some(stream) = self.forwarder.set_grant(*track, (id, *mid), *grant, now).request_keyframe {
                 keyframes.push((*track, stream));
@@ -660,7 +665,7 @@ impl Worker {
             peer.bandwidth_limited = limited;
             // Ask for more than is granted only while something is held back: str0m probes
             // for unmet demand, and a receiver that has everything it wants needs no probing.
-            let wanted = if limited { desired.max(granted) } else { granted };
+            let wanted = if limited { desired.max(granted + assumed) } else { granted + assumed };
             // Measured layer rates wobble by a few percent every allocation; str0m probes each
             // time the wanted rate rises, so only a real change is passed on.
             if wanted.abs_diff(peer.bwe_wanted) * 5 > peer.bwe_wanted {
@@ -1037,11 +1042,12 @@ impl Worker {
 
     fn handle_command(&mut self, cmd: WorkerCommand) {
         match cmd {
-            WorkerCommand::CreatePeer { peer, room, kind, offer, ice_lite, reply } => {
+            WorkerCommand::CreatePeer { peer, room, kind, offer, ice_lite, cascade, reply } => {
                 // str0m asserts on some offers it cannot map (one payload type for two codecs
                 // across m-lines): the client gets a refusal, not "worker gone". The peer is
                 // only inserted on success, so nothing half-made stays behind.
-                let made = catch_unwind(AssertUnwindSafe(|| self.create_peer(peer, room, kind, offer, ice_lite)));
+                let made =
+                    catch_unwind(AssertUnwindSafe(|| self.create_peer(peer, room, kind, offer, ice_lite, cascade)));
                 let _ = reply.send(made.unwrap_or_else(|_| Err(unmappable_offer())));
             }
             WorkerCommand::RemoteOffer { peer, sdp, reply } => {
@@ -1106,9 +1112,13 @@ impl Worker {
         kind: PeerKind,
         offer: Option<String>,
         ice_lite: bool,
+        cascade: bool,
     ) -> Result<String, SfuError> {
         let features = Features {
-            bwe: self.allocate_bandwidth,
+            // Not yet on either end of a cascade link: with it, media across a two-hop cascade
+            // stalled after the first keyframe. A link's own estimate and allocation are
+            // issue 5's.
+            bwe: self.allocate_bandwidth && !cascade,
             fec: self.video_fec != VideoFec::Off,
             descriptor: dd_extension::negotiate(kind.publishes(), offer.as_deref()),
             ice_lite,

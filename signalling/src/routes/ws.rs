@@ -87,7 +87,8 @@ pub async fn conference(
         };
         state.audit(&who.user, "room.join", &room_id, &req, true);
         // The Device answers on the same channel the room uses, so the client sees one ordered stream.
-        let device = Device::new(joined.member, role, room.clone(), joined.room, joined.worker, Some(out_tx)).start();
+        let device = Device::new(joined.member, role, room.clone(), joined.room, joined.worker, Some(out_tx));
+        let device = if endpoint == Endpoint::Cascade { device.cascade_link() } else { device }.start();
         device.do_send(StartSubscribing);
 
         // 2. Pump both directions until either side ends.
