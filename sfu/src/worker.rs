@@ -1115,9 +1115,10 @@ impl Worker {
         cascade: bool,
     ) -> Result<String, SfuError> {
         let features = Features {
-            // Not yet on either end of a cascade link: with it, media across a two-hop cascade
-            // stalled after the first keyframe. A link's own estimate and allocation are
-            // issue 5's.
+            // Not yet on either end of a cascade link: a link carries many venues for many
+            // viewers, and sharing one estimate among them (starting at 1.5 Mbit/s) is issue
+            // 5's link allocation. (The cascade tests pass with it on since the start-up probe
+            // fix; before it, media over two hops stalled.)
             bwe: self.allocate_bandwidth && !cascade,
             fec: self.video_fec != VideoFec::Off,
             descriptor: dd_extension::negotiate(kind.publishes(), offer.as_deref()),
