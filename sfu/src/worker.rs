@@ -716,7 +716,9 @@ impl Worker {
             Some((audio, at)) if now.duration_since(at) < AUDIO_LOSS_HOLD => loss.max(audio),
             _ => loss,
         };
-        peer.loss_ewma = if peer.loss_ewma == 0.0 { loss } else { 0.8 * peer.loss_ewma + 0.2 * loss };
+        // Up at once, down slowly: smoothed upwards too, retransmission copies and FEC took 4-5 s
+        // to reach what 30 % loss needs, and most freezes at 30 % came in those seconds.
+        peer.loss_ewma = if loss > peer.loss_ewma { loss } else { 0.8 * peer.loss_ewma + 0.2 * loss };
         // With an estimate (allocate_bandwidth), redundancy stays within what it affords while
         // the loss is congestion (str0m saw a queue); loss the link has anyway is what RED is
         // for, and keeping RED within an estimate that such loss drags down cost audio at 80 %
