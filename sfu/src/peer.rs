@@ -89,8 +89,13 @@ pub struct Peer {
     /// The last allocation gave some video less than its tile wants (or paused it): loss
     /// on this link is likely congestion, and repair must not add to it.
     pub bandwidth_limited: bool,
-    /// Smoothed downlink loss from this peer's receiver reports (0..1).
+    /// Smoothed downlink loss from this peer's receiver reports (0..1): up at once, down
+    /// slowly; sets repair (RTX copies, FEC).
     pub loss_ewma: f32,
+    /// The same loss smoothed both ways, for what the allocator charges for repair: a layer
+    /// choice needs a steady input (with `loss_ewma`, a receiver at a 1 Mbit/s cap switched
+    /// 720p ↔ 360p three times in 15 s).
+    pub loss_steady: f32,
     /// Downlink loss comes from transport-wide feedback (set once the first figure arrives).
     pub twcc_loss: bool,
     /// Retransmitted copies per NACKed video packet (`repair::rtx_copies_for_loss`).
@@ -191,6 +196,7 @@ impl Peer {
             bwe_wanted: 0,
             bandwidth_limited: false,
             loss_ewma: 0.0,
+            loss_steady: 0.0,
             twcc_loss: false,
             rtx_copies: 1,
             dirty: false,

@@ -615,7 +615,8 @@ impl Worker {
             (0.0, 0.0)
         } else {
             let rtt = peer.rtt.unwrap_or_default();
-            (repair::rtx_share(peer.loss_ewma, peer.rtx_copies), self.video_fec.ratio(peer.loss_ewma, rtt))
+            let loss = peer.loss_steady;
+            (repair::rtx_share(loss, repair::rtx_copies(loss, peer.bandwidth_limited)), self.video_fec.ratio(loss, rtt))
         };
         let mut slots = Vec::new();
         let mut demands = Vec::new();
@@ -719,6 +720,7 @@ impl Worker {
         // Up at once, down slowly: smoothed upwards too, retransmission copies and FEC took 4-5 s
         // to reach what 30 % loss needs, and most freezes at 30 % came in those seconds.
         peer.loss_ewma = if loss > peer.loss_ewma { loss } else { 0.8 * peer.loss_ewma + 0.2 * loss };
+        peer.loss_steady = if peer.loss_steady == 0.0 { loss } else { 0.8 * peer.loss_steady + 0.2 * loss };
         // With an estimate (allocate_bandwidth), redundancy stays within what it affords while
         // the loss is congestion (str0m saw a queue); loss the link has anyway is what RED is
         // for, and keeping RED within an estimate that such loss drags down cost audio at 80 %
