@@ -76,6 +76,13 @@ const UP_HEADROOM: f64 = 1.15;
 /// A layer already granted is kept until the estimate falls this far below its cost: estimates
 /// wobble by ±20 % around a steady link, and each switch up costs a keyframe.
 const HOLD_TOLERANCE: f64 = 0.8;
+/// A video's lowest layer is held until the estimate falls this far below its cost, and only
+/// then paused. Pausing is costly to undo: what is left to measure the link with is audio and
+/// padding, small packets whose headers the estimate does not count, and behind a 300 kbit/s
+/// shaper that estimate settled at 150-180 kbit/s, too low ever to resume 180p (~150 kbit/s),
+/// while with the video flowing it read 200-230 kbit/s. Below this the video is paused
+/// before the audio suffers.
+const LOWEST_HOLD_TOLERANCE: f64 = 0.6;
 /// We ask the estimator to probe this far above what the best layers need, so the estimate
 /// is not pinned to exactly the rate we send (where any wobble would look like too little).
 const PROBE_HEADROOM: f64 = 1.5;
@@ -159,7 +166,7 @@ pub fn allocate(estimate: Estimate, audio_bps: u64, demands: &[Demand]) -> (Vec<
         };
         let cost = d.rates[low] as f64;
         let fits = if d.current.is_some() {
-            cost * HOLD_TOLERANCE <= remaining
+            cost * LOWEST_HOLD_TOLERANCE <= remaining
         } else {
             cost * UP_HEADROOM <= remaining_proven
         };
@@ -318,6 +325,23 @@ mod tests {
             }
             cur = Some(l);
         }
+    }
+
+    #[test]
+    fn the_lowest_layer_is_held_longer_than_the_others() {
+        // 48k audio + 180p at 150k: a new video needs 48k + 172.5k to start...
+        let d = demand(1, 2);
+        assert_eq!(allocate(Estimate::steady(215_000), 48_000, &[d]).0, vec![Grant::Paused]);
+        assert_eq!(allocate(Estimate::steady(221_000), 48_000, &[d]).0, vec![Grant::Layer(0)]);
+        // ...and once flowing keeps 180p down to 48k + 60 % of it,
+        let d = Demand { current: Some(0), ..d };
+        assert_eq!(allocate(Estimate::steady(140_000), 48_000, &[d]).0, vec![Grant::Layer(0)]);
+        // not below: then audio would suffer.
+        assert_eq!(allocate(Estimate::steady(130_000), 48_000, &[d]).0, vec![Grant::Paused]);
+        // A higher layer is not held that far: 360p (500k) goes below 400k.
+        let d = Demand { current: Some(1), ..d };
+        assert_eq!(allocate(Estimate::steady(448_000), 48_000, &[d]).0, vec![Grant::Layer(1)]);
+        assert_eq!(allocate(Estimate::steady(440_000), 48_000, &[d]).0, vec![Grant::Layer(0)]);
     }
 
     #[test]

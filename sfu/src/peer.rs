@@ -89,6 +89,12 @@ pub struct Peer {
     /// The last allocation gave some video less than its tile wants (or paused it): loss
     /// on this link is likely congestion, and repair must not add to it.
     pub bandwidth_limited: bool,
+    /// While loss is congestion: the audio redundancy (RED blocks per audio track) the estimate
+    /// affords after base audio and the video granted (see `Worker::allocate`); `None` otherwise.
+    pub red_room: Option<usize>,
+    /// str0m counted this receiver's loss as congestion at the last allocation: no video FEC
+    /// then (parity into an overflowing queue only adds to the loss it is meant to repair).
+    pub congested: bool,
     /// Smoothed downlink loss from this peer's receiver reports (0..1): up at once, down
     /// slowly; sets repair (RTX copies, FEC).
     pub loss_ewma: f32,
@@ -100,6 +106,8 @@ pub struct Peer {
     pub twcc_loss: bool,
     /// Retransmitted copies per NACKed video packet (`repair::rtx_copies_for_loss`).
     pub rtx_copies: usize,
+    /// The resend share in force (`repair::RTX_RATIO_CAP` or `RTX_RATIO_CAP_CONGESTED`).
+    pub rtx_ratio_cap: f32,
     /// Queued in the worker's `dirty` list (drained once per batch of input, however many
     /// packets were written to it meanwhile).
     pub dirty: bool,
@@ -195,10 +203,13 @@ impl Peer {
             estimates: Default::default(),
             bwe_wanted: 0,
             bandwidth_limited: false,
+            red_room: None,
+            congested: false,
             loss_ewma: 0.0,
             loss_steady: 0.0,
             twcc_loss: false,
             rtx_copies: 1,
+            rtx_ratio_cap: crate::repair::RTX_RATIO_CAP,
             dirty: false,
             audio_loss: None,
             constraints: HashMap::new(),

@@ -115,6 +115,14 @@ mod tests {
     }
 
     #[test]
+    fn blocks_share_what_is_spare() {
+        assert_eq!(blocks_in(0, 1), 0);
+        assert_eq!(blocks_in(70_000, 1), 2);
+        assert_eq!(blocks_in(70_000, 2), 1);
+        assert_eq!(blocks_in(70_000, 0), 2, "no audio track: no division by zero");
+    }
+
+    #[test]
     fn pack_and_parse_at_every_depth() {
         let frames: Vec<Vec<u8>> = (0..MAX_BLOCKS).map(|i| vec![i as u8; 20 + i * 3]).collect();
         let mut out = Vec::new();
@@ -187,6 +195,11 @@ pub fn depth_within(depth: usize, estimate_bps: Option<u64>) -> usize {
     let Some(estimate) = estimate_bps else { return depth };
     let copies = (estimate / 3 / FRAME_BPS) as usize;
     depth.min(copies.saturating_sub(1))
+}
+
+/// How many RED blocks per audio track fit in `spare_bps` shared by `tracks` audio tracks.
+pub fn blocks_in(spare_bps: u64, tracks: usize) -> usize {
+    (spare_bps / FRAME_BPS / tracks.max(1) as u64) as usize
 }
 
 /// The last frames of one audio track, to repeat in RED payloads for lossy receivers.

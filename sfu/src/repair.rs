@@ -8,6 +8,12 @@ use std::time::Duration;
 /// 60 % keeps three copies per NACK (see `rtx_copies_for_loss`) answered up to ≈ 40 % loss and
 /// still bounds the cost on a broken path.
 pub const RTX_RATIO_CAP: f32 = 0.6;
+
+/// The same share while the receiver's loss is congestion (a queue on its path overflowing):
+/// str0m's own default. At a 300 kbit/s cap with the 60 % share, resends reached 170-300 kbit/s
+/// beside 250-390 kbit/s of video, the link stayed at 20-50 % loss for seconds, and the loss
+/// rule cut the estimate from 250 to 40 kbit/s (video paused).
+pub const RTX_RATIO_CAP_CONGESTED: f32 = 0.15;
 /// At most this many packets are kept for retransmission per forwarded video stream (3 s of a
 /// 3 Mbit/s stream; the age below usually binds first).
 pub const RTX_CACHE_PACKETS: usize = 1024;

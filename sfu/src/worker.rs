@@ -45,8 +45,10 @@ const IDLE_WAKE: Duration = Duration::from_millis(5);
 const SPEAKER_POLL: Duration = Duration::from_millis(200);
 /// How often every receiver's bandwidth is re-shared (layer rates drift between estimates).
 const ALLOCATE_EVERY: Duration = Duration::from_millis(250);
-/// Bitrate reserved per received audio track before video is allocated.
-const AUDIO_RESERVE_BPS: u64 = 48_000;
+/// Bitrate reserved per received audio track before video is allocated, on the wire as the
+/// estimate counts it: Chromium's Opus measured 78-82 kbit/s there (~40 kbit/s of payload
+/// plus ~100 bytes of headers and extensions per 20-ms packet).
+const AUDIO_RESERVE_BPS: u64 = 80_000;
 /// An audio receiver report's loss counts until the next is due (str0m sends them every 5 s).
 const AUDIO_LOSS_HOLD: Duration = Duration::from_secs(6);
 /// Audio redundancy steps down at most this often once loss falls.
@@ -621,11 +623,20 @@ impl Worker {
         let mut slots = Vec::new();
         let mut demands = Vec::new();
         let mut audio = 0u64;
+        let mut audio_tracks = 0;
         for (mid, slot) in &peer.slots {
             let (Some(track), true) = (slot.track, slot.active) else { continue };
             if slot.kind == TrackKind::Audio {
-                // Each RED block repeats a frame: redundancy is paid for before any video.
-                audio += AUDIO_RESERVE_BPS + red::FRAME_BPS * slot.red_depth as u64;
+                // Each RED block repeats a frame: against random loss redundancy is paid for
+                // before any video. While the loss is congestion it gets only what the video
+                // leaves (below): at a 300 kbit/s cap one block (32 kbit/s) was enough to pause
+                // 180p video, and the redundancy then protected audio against loss caused by
+                // the sending itself.
+                audio_tracks += 1;
+                audio += AUDIO_RESERVE_BPS;
+                if !congested {
+                    audio += red::FRAME_BPS * slot.red_depth as u64;
+                }
                 continue;
             }
             let publisher = self.tracks.get(&track).map(|t| t.publisher);
@@ -664,6 +675,20 @@ impl Worker {
         });
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.bandwidth_limited = limited;
+            peer.congested = congested;
+            peer.red_room = congested.then(|| red::blocks_in(estimate.now.saturating_sub(granted), audio_tracks));
+            let cap = if congested { repair::RTX_RATIO_CAP_CONGESTED } else { repair::RTX_RATIO_CAP };
+            if cap != peer.rtx_ratio_cap {
+                debug!(peer = id, cap, "resend share");
+                peer.rtx_ratio_cap = cap;
+                peer.for_each_video_tx(|tx| tx.set_rtx_ratio_cap(Some(cap)));
+            }
+            if let Some(room) = peer.red_room {
+                for slot in peer.slots.values_mut().filter(|s| s.kind == TrackKind::Audio && s.red_depth > room) {
+                    slot.red_depth = room;
+                    slot.red_changed = Some(now);
+                }
+            }
             // Ask for more than is granted only while something is held back: str0m probes
             // for unmet demand, and a receiver that has everything it wants needs no probing.
             let wanted = if limited { desired.max(granted + assumed) } else { granted + assumed };
@@ -725,9 +750,11 @@ impl Worker {
         // the loss is congestion (str0m saw a queue); loss the link has anyway is what RED is
         // for, and keeping RED within an estimate that such loss drags down cost audio at 80 %
         // random loss 11-15 % concealment instead of 6-9 %.
-        let budget = peer.estimates.latest().filter(|_| peer.rtc.bwe().loss_is_congestion());
-        let up = red::depth_within(red::depth_for_loss(loss), budget);
-        let floor = red::depth_within(red::depth_for_loss(peer.loss_ewma), budget);
+        let congested = peer.rtc.bwe().loss_is_congestion();
+        let budget = peer.estimates.latest().filter(|_| congested);
+        let room = peer.red_room.filter(|_| congested).unwrap_or(usize::MAX);
+        let up = red::depth_within(red::depth_for_loss(loss), budget).min(room);
+        let floor = red::depth_within(red::depth_for_loss(peer.loss_ewma), budget).min(room);
         for slot in peer.slots.values_mut().filter(|s| s.kind == TrackKind::Audio) {
             let depth = if up > slot.red_depth {
                 slot.red_changed = Some(now);
@@ -953,7 +980,8 @@ impl Worker {
                     slot.fec_media += 1;
                     if f.marker {
                         let rtt = sub.rtt.unwrap_or_default();
-                        let n = self.video_fec.packets(slot.fec_media, sub.loss_ewma, rtt);
+                        let loss = if sub.congested { 0.0 } else { sub.loss_ewma };
+                        let n = self.video_fec.packets(slot.fec_media, loss, rtt);
                         if n > 0 {
                             if let Some(first) = self.forwarder.reserve_seq(track, f.to, n as u64) {
                                 tx.write_fec(first.into(), n);
@@ -1020,7 +1048,7 @@ impl Worker {
         let mut api = peer.rtc.direct_api();
         for mid in video {
             if let Some(tx) = api.stream_tx_by_mid(mid, None) {
-                tx.set_rtx_cache(repair::RTX_CACHE_PACKETS, peer.rtx_history, Some(repair::RTX_RATIO_CAP));
+                tx.set_rtx_cache(repair::RTX_CACHE_PACKETS, peer.rtx_history, Some(peer.rtx_ratio_cap));
                 tx.set_rtx_repeat(peer.rtx_copies);
                 let fec = peer.fec_pts.get(&mid).map(|p| (p.red.into(), p.ulpfec.into()));
                 tx.set_ulpfec(fec);

@@ -34,6 +34,11 @@ use crate::ids::TrackId;
 use dependency_descriptor::Structure;
 
 /// At most one keyframe request per publisher stream per this interval.
+/// What each forwarded packet adds on the wire beyond its payload: RTP header and extensions
+/// (~28 bytes), SRTP tag (10), UDP and IPv4 (28). Layer rates are measured with it because the
+/// bandwidth estimate they are compared with counts it too (str0m fork, `session.rs`).
+const WIRE_OVERHEAD_BYTES: usize = 66;
+
 pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
 /// While a subscriber still waits for a keyframe, ask again this often.
 pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
@@ -549,7 +554,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         let layer = (info.spatial as usize).min(MAX_LAYERS - 1);
         t.layers[layer].last_seen = Some(now);
         t.first_packet.get_or_insert(now);
-        t.measure(layer, payload.len(), now);
+        t.measure(layer, payload.len() + WIRE_OVERHEAD_BYTES, now);
         if info.keyframe {
             t.answered[layer] = true;
             t.answered[(meta.stream as usize).min(MAX_LAYERS - 1)] = true;

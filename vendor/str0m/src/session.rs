@@ -56,6 +56,10 @@ const MAX_PENDING_RRTRS: usize = 300;
 /// Maximum number of DLRR items to include in a single ExtendedReport.
 const MAX_DLRR_PER_REPORT: usize = 50;
 
+/// yunshi: IPv4 (20) and UDP (8) headers of every datagram, counted with each packet's size
+/// for pacing and bandwidth estimation (IPv6 adds 20 more; the difference is left out).
+const UDP_IPV4_OVERHEAD: usize = 28;
+
 pub(crate) struct Session {
     id: SessionId,
 
@@ -105,6 +109,10 @@ pub(crate) struct Session {
     /// A pacer for sending RTP at specific rate.
     pacer: PacerImpl,
     pacer_control: PacerControl,
+    /// yunshi: bytes on the wire by kind since `tx_mix_since` (audio, video with its FEC,
+    /// resends, padding), logged once a second at debug level: which traffic fills a link.
+    tx_mix: [usize; 4],
+    tx_mix_since: Option<Instant>,
 
     // temporary buffer when getting the next (unencrypted) RTP packet from Media line.
     poll_packet_buf: Vec<u8>,
@@ -207,6 +215,8 @@ impl Session {
             enable_twcc_feedback: false,
             pacer,
             pacer_control: PacerControl::new(),
+            tx_mix: [0; 4],
+            tx_mix_since: None,
             poll_packet_buf: vec![0; 2000],
             pending_packet: None,
             media_bytes_rx: 0,
@@ -1268,13 +1278,44 @@ impl Session {
             crate::log_stat!("PACKET_SENT", header.ssrc, payload_size, kind);
         }
 
-        self.pacer.register_send(now, payload_size.into(), midrid);
-
         if let Some(raw_packets) = &mut self.raw_packets {
             raw_packets.push_back(Box::new(RawPacket::RtpTx(header.clone(), buf.clone())));
         }
 
         let protected = srtp_tx.protect_rtp(buf, &header, *seq_no);
+
+        // yunshi: the pacer and the estimator count what the packet costs on the wire (RTP
+        // header, extensions, SRTP tag, UDP and IPv4), as libWebRTC does since its
+        // "SendSideBwe-WithOverhead", not its payload alone. Counted by payload, a 300 kbit/s
+        // link full of audio and 100-byte padding packets (70 bytes of headers each) read as
+        // 150-180 kbit/s, and the SFU could never resume 180p video (~150 kbit/s) on it.
+        let wire_size = protected.len() + UDP_IPV4_OVERHEAD;
+        self.pacer.register_send(now, wire_size.into(), midrid);
+        let class = if is_padding {
+            3
+        } else if header.ssrc != stream.ssrc() {
+            2
+        } else if media.kind() == crate::media::MediaKind::Audio {
+            0
+        } else {
+            1
+        };
+        self.tx_mix[class] += wire_size;
+        let since = *self.tx_mix_since.get_or_insert(now);
+        let span = now.saturating_duration_since(since);
+        if span >= Duration::from_secs(1) {
+            let kbps = |b: usize| (b as f64 * 8.0 / span.as_secs_f64() / 1000.0).round() as u64;
+            debug!(
+                target: "str0m::bwe_",
+                "yunshi-tx audio={} video={} resend={} padding={} kbps",
+                kbps(self.tx_mix[0]),
+                kbps(self.tx_mix[1]),
+                kbps(self.tx_mix[2]),
+                kbps(self.tx_mix[3])
+            );
+            self.tx_mix = [0; 4];
+            self.tx_mix_since = Some(now);
+        }
 
         if twcc_enabled {
             let packet_id = if let Some(cluster) = cluster_id {
@@ -1283,12 +1324,12 @@ impl Session {
                 TwccPacketId::new(twcc_seq)
             };
             self.twcc_tx_register
-                .register_seq(packet_id, now, payload_size);
+                .register_seq(packet_id, now, wire_size);
         }
 
         // Update BWE subsystem
         if let Some(bwe) = self.bwe.as_mut() {
-            bwe.on_media_sent(payload_size.into(), is_padding, now);
+            bwe.on_media_sent(wire_size.into(), is_padding, now);
         }
 
         if !is_padding && !header.ssrc.is_probe() {

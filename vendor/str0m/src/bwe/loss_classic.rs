@@ -25,6 +25,13 @@
 //! tried for the latter and taken out: under random loss the shortest round trip in a
 //! feedback grows with the feedback interval, and 30 % random loss was then taken for
 //! congestion again.
+//!
+//! A queue kept full is caught by the one-way delay instead ([`StandingQueue`]): when even
+//! the least delayed packet of a feedback arrived [`STANDING_QUEUE`] later than the path's
+//! base (its lowest over [`BASE_WINDOW`]), every packet waited in a queue, which random loss
+//! does not cause. Without it, a 300 kbit/s shaper kept full by our own redundancy (RED 11
+//! blocks deep, ~400 kbit/s of audio) showed constant delay, its drops were taken for the
+//! link's own loss after a second, and the repair for that loss kept the queue full.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -48,6 +55,13 @@ const INCREASE_STEP: Bitrate = Bitrate::kbps(1);
 const DECREASE_INTERVAL: Duration = Duration::from_millis(300);
 /// How long queueing seen by the delay-based detector makes loss count as congestion.
 const QUEUEING_MEMORY: Duration = Duration::from_secs(1);
+
+/// How much later than the path's base the least delayed packet of a feedback must arrive
+/// for the feedback to show a standing queue. Well above the jitter of a quiet path (a few
+/// ms), well below what a shaper's queue holds (50 ms in `make bench-bw`).
+const STANDING_QUEUE: Duration = Duration::from_millis(15);
+/// The window over which the path's base one-way delay is the lowest seen.
+const BASE_WINDOW: Duration = Duration::from_secs(10);
 
 /// The estimate never goes below this: below it not even audio fits, and an estimate of
 /// nothing can only be raised by probing.
@@ -80,8 +94,51 @@ pub struct LossController {
     /// (time, estimate) over the last [`INCREASE_WINDOW`], kept increasing in estimate so the
     /// front is the window's minimum.
     min_history: VecDeque<(Instant, Bitrate)>,
-    /// When the delay-based detector last signalled overuse (queueing).
+    /// When the delay-based detector last signalled overuse, or a feedback showed a standing
+    /// queue (queueing).
     last_queueing: Option<Instant>,
+    standing: StandingQueue,
+}
+
+/// The one-way delay of received packets (remote receive time − local send time, which
+/// includes a constant clock offset) against its lowest of the last [`BASE_WINDOW`].
+#[derive(Debug, Default)]
+struct StandingQueue {
+    /// (time, lowest delay of a feedback in µs), kept increasing in delay so the front is the
+    /// window's minimum.
+    base: VecDeque<(Instant, i64)>,
+}
+
+impl StandingQueue {
+    /// Account one feedback; true if all of its received packets waited in a queue.
+    fn update(&mut self, records: &[&TwccSendRecord], now: Instant) -> bool {
+        let Some(lowest) = records.iter().filter_map(|r| one_way_micros(r)).min() else {
+            return false;
+        };
+        while self
+            .base
+            .front()
+            .is_some_and(|&(t, _)| now.saturating_duration_since(t) > BASE_WINDOW)
+        {
+            self.base.pop_front();
+        }
+        while self.base.back().is_some_and(|&(_, d)| d >= lowest) {
+            self.base.pop_back();
+        }
+        self.base.push_back((now, lowest));
+        let base = self.base.front().map_or(lowest, |&(_, d)| d);
+        lowest - base > STANDING_QUEUE.as_micros() as i64
+    }
+}
+
+/// A received packet's one-way delay plus the clock offset, in µs (may be negative).
+fn one_way_micros(r: &TwccSendRecord) -> Option<i64> {
+    let recv = r.remote_recv_time()?;
+    let sent = r.local_send_time();
+    Some(match recv.checked_duration_since(sent) {
+        Some(d) => d.as_micros() as i64,
+        None => -(sent.duration_since(recv).as_micros() as i64),
+    })
 }
 
 impl LossController {
@@ -94,6 +151,7 @@ impl LossController {
             last_decrease: None,
             min_history: VecDeque::new(),
             last_queueing: None,
+            standing: StandingQueue::default(),
         }
     }
 
@@ -126,7 +184,8 @@ impl LossController {
         rtt: Option<Duration>,
         now: Instant,
     ) {
-        if overusing {
+        let standing = self.standing.update(records, now);
+        if overusing || standing {
             self.last_queueing = Some(now);
         }
         let lost = records
@@ -206,11 +265,22 @@ mod test {
 
     /// A feedback covering `n` packets of which `lost` were lost.
     fn feedback(seq: &mut u64, n: u32, lost: u32, now: Instant) -> Vec<TwccSendRecord> {
+        feedback_delayed(seq, n, lost, Duration::ZERO, now)
+    }
+
+    /// The same, with every received packet held `queued` in a queue on the way.
+    fn feedback_delayed(
+        seq: &mut u64,
+        n: u32,
+        lost: u32,
+        queued: Duration,
+        now: Instant,
+    ) -> Vec<TwccSendRecord> {
         (0..n)
             .map(|i| {
                 *seq += 1;
-                let sent = now - Duration::from_millis(50);
-                let received = (i >= lost).then_some(now - Duration::from_millis(25));
+                let sent = now - Duration::from_millis(100);
+                let received = (i >= lost).then_some(sent + Duration::from_millis(25) + queued);
                 TwccSendRecord::test_new(TwccPacketId::new(*seq), sent, 1200, now, received)
             })
             .collect()
@@ -389,6 +459,33 @@ mod test {
         let t = t0 + Duration::from_secs(3);
         feed(&mut c, &mut seq, 20, 8, Bitrate::mbps(5), false, t);
         assert!(kbps(&c) > before * 8 / 10);
+    }
+
+    #[test]
+    fn a_queue_kept_full_makes_loss_congestion_though_its_delay_is_flat() {
+        let t0 = Instant::now();
+        let mut c = LossController::new();
+        let mut seq = 0;
+        c.set_bandwidth_estimate(Bitrate::kbps(1000));
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // Two seconds of a quiet path: 25 ms one way, a few ms of jitter, 30 % random loss.
+        for i in 0..20 {
+            let jitter = Duration::from_millis(i % 4);
+            let records = feedback_delayed(&mut seq, 20, 6, jitter, at(100 * i));
+            let refs: Vec<_> = records.iter().collect();
+            c.update(&refs, Bitrate::mbps(5), false, None, at(100 * i));
+            assert!(!c.loss_is_congestion(at(100 * i)), "random loss at {i}");
+        }
+        // Then a shaper's queue stays full: every packet waits 45 ms, the delay is flat (the
+        // trend detector is quiet) and a third is dropped.
+        let before = kbps(&c);
+        for i in 20..30 {
+            let records = feedback_delayed(&mut seq, 20, 7, Duration::from_millis(45), at(100 * i));
+            let refs: Vec<_> = records.iter().collect();
+            c.update(&refs, Bitrate::mbps(5), false, None, at(100 * i));
+            assert!(c.loss_is_congestion(at(100 * i)), "standing queue at {i}");
+        }
+        assert!(kbps(&c) < before * 8 / 10, "{} {before}", kbps(&c));
     }
 
     #[test]

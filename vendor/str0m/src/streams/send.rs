@@ -503,6 +503,13 @@ impl StreamTx {
         self.rtx_repeat = copies.clamp(1, 4);
     }
 
+    /// yunshi: change the share of bytes that may be resends (see [`StreamTx::set_rtx_cache`])
+    /// without dropping the cache: an SFU lowers it while its receiver's loss is congestion,
+    /// where each resend adds to the queue that dropped the original.
+    pub fn set_rtx_ratio_cap(&mut self, rtx_ratio_cap: Option<f32>) {
+        self.rtx_ratio_cap = rtx_ratio_cap;
+    }
+
     // yunshi: ULPFEC (RFC 5109) inside RED (RFC 2198), as libwebrtc sends and receives it.
     /// Protect this stream with ULPFEC carried in RED, or stop (`None`).
     ///
