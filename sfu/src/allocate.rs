@@ -96,12 +96,17 @@ pub const RAISE_PROOF: Duration = Duration::from_millis(500);
 pub struct Estimate {
     pub now: u64,
     pub proven: u64,
+    /// The estimator counts the receiver's loss as congestion (a queue on its path is
+    /// overflowing): layers above the lowest are then held only while they fit, without
+    /// [`HOLD_TOLERANCE`]. With it, 360p (~400 kbit/s on the wire) and 80 kbit/s of audio were
+    /// kept for 8-10 s behind a 500 kbit/s cap that was dropping packets.
+    pub congested: bool,
 }
 
 impl Estimate {
     /// An estimate that has held for a while.
     pub fn steady(bps: u64) -> Self {
-        Estimate { now: bps, proven: bps }
+        Estimate { now: bps, proven: bps, congested: false }
     }
 }
 
@@ -128,7 +133,7 @@ impl EstimateHistory {
         self.prune(now);
         let &(_, current) = self.entries.back()?;
         let proven = self.entries.iter().map(|&(_, b)| b).min().unwrap_or(current);
-        Some(Estimate { now: current, proven })
+        Some(Estimate { now: current, proven, congested: false })
     }
 
     fn prune(&mut self, now: Instant) {
@@ -188,7 +193,8 @@ pub fn allocate(estimate: Estimate, audio_bps: u64, demands: &[Demand]) -> (Vec<
             let extra = d.rates[l].saturating_sub(d.rates[at]) as f64;
             let holding = d.current.is_some_and(|c| c as usize >= l);
             let fits = if holding {
-                d.rates[l] as f64 * HOLD_TOLERANCE - d.rates[at] as f64 <= remaining.max(0.0)
+                let tolerance = if estimate.congested { 1.0 } else { HOLD_TOLERANCE };
+                d.rates[l] as f64 * tolerance - d.rates[at] as f64 <= remaining.max(0.0)
             } else {
                 d.rates[l] as f64 * UP_HEADROOM - d.rates[at] as f64 <= remaining_proven.max(0.0)
             };
@@ -342,24 +348,35 @@ mod tests {
         let d = Demand { current: Some(1), ..d };
         assert_eq!(allocate(Estimate::steady(448_000), 48_000, &[d]).0, vec![Grant::Layer(1)]);
         assert_eq!(allocate(Estimate::steady(440_000), 48_000, &[d]).0, vec![Grant::Layer(0)]);
+        // and not at all while the loss is congestion: then it must fit.
+        let congested = Estimate { congested: true, ..Estimate::steady(448_000) };
+        assert_eq!(allocate(congested, 48_000, &[d]).0, vec![Grant::Layer(0)]);
+        let congested = Estimate { congested: true, ..Estimate::steady(548_000) };
+        assert_eq!(allocate(congested, 48_000, &[d]).0, vec![Grant::Layer(1)]);
+        // The lowest layer keeps its tolerance: congested or not, pausing is the last resort.
+        let d = Demand { current: Some(0), ..d };
+        assert_eq!(
+            allocate(Estimate { congested: true, ..Estimate::steady(140_000) }, 48_000, &[d]).0,
+            vec![Grant::Layer(0)]
+        );
     }
 
     #[test]
     fn raises_wait_for_a_proven_estimate_holds_do_not() {
         // A probe just read 2 Mbps, but 600k was in force half a second ago: no raise to f.
         let d = Demand { current: Some(1), ..demand(1, 2) };
-        let (g, _) = allocate(Estimate { now: 2_000_000, proven: 600_000 }, 0, &[d]);
+        let (g, _) = allocate(Estimate { now: 2_000_000, proven: 600_000, congested: false }, 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(1)]);
         // Once proven, the raise happens.
         let (g, _) = allocate(Estimate::steady(2_000_000), 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(2)]);
         // A layer already held is judged on the current estimate, not the proven low.
         let d = Demand { current: Some(2), ..demand(1, 2) };
-        let (g, _) = allocate(Estimate { now: 1_600_000, proven: 300_000 }, 0, &[d]);
+        let (g, _) = allocate(Estimate { now: 1_600_000, proven: 300_000, congested: false }, 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(2)]);
         // And a paused video is not resumed on an unproven reading.
         let d = demand(1, 2);
-        let (g, _) = allocate(Estimate { now: 1_000_000, proven: 100_000 }, 0, &[d]);
+        let (g, _) = allocate(Estimate { now: 1_000_000, proven: 100_000, congested: false }, 0, &[d]);
         assert_eq!(g, vec![Grant::Paused]);
     }
 
@@ -373,7 +390,10 @@ mod tests {
         let t = t0 + Duration::from_secs(10);
         h.record(t, 1_300_000);
         // 200 ms after the jump, 700k was still in force at the window's start.
-        assert_eq!(h.estimate(t + Duration::from_millis(200)), Some(Estimate { now: 1_300_000, proven: 700_000 }));
+        assert_eq!(
+            h.estimate(t + Duration::from_millis(200)),
+            Some(Estimate { now: 1_300_000, proven: 700_000, congested: false })
+        );
         // After RAISE_PROOF, only the new value is.
         assert_eq!(h.estimate(t + RAISE_PROOF), Some(Estimate::steady(1_300_000)));
         // A dip counts for the whole window after it.

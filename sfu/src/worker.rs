@@ -606,8 +606,9 @@ impl Worker {
     /// we would like to send so it probes for it.
     fn allocate(&mut self, id: PeerId, now: Instant) {
         let Some(peer) = self.peers.get_mut(&id) else { return };
-        let Some(estimate) = peer.estimates.estimate(now) else { return };
+        let Some(mut estimate) = peer.estimates.estimate(now) else { return };
         let congested = peer.rtc.bwe().loss_is_congestion();
+        estimate.congested = congested;
         let peer = &*peer;
         let speaker = self.speaker_peer.get(&peer.room).copied();
         // What repairing this receiver's loss adds to each video byte it is sent, while the loss
