@@ -954,7 +954,8 @@ impl Session {
                 let maybe_records = self.twcc_tx_register.apply_report(twcc, now);
 
                 if let (Some(maybe_records), Some(bwe)) = (maybe_records, &mut self.bwe) {
-                    bwe.update(maybe_records, now);
+                    let records: Vec<_> = maybe_records.collect();
+                    bwe.update(records.iter(), now);
                 }
                 need_configure_pacer = true;
 

@@ -1,5 +1,4 @@
 use std::collections::VecDeque;
-use std::collections::vec_deque;
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
@@ -1016,8 +1015,11 @@ pub struct TwccSendRegister {
     /// How many send records to keep.
     keep: usize,
 
-    /// Circular buffer of send records.
-    queue: VecDeque<TwccSendRecord>,
+    /// Circular buffer of send records (yunshi: compact, see [`CompactRecord`]).
+    queue: VecDeque<CompactRecord>,
+
+    /// yunshi: the time the records' microsecond offsets count from (the first send).
+    base: Option<Instant>,
 
     /// 0 offset for remote time in Twcc structs.
     time_zero: Option<Instant>,
@@ -1030,12 +1032,73 @@ pub struct TwccSendRegister {
     last_registered: TwccSeq,
 }
 
-impl<'a> IntoIterator for &'a TwccSendRegister {
-    type Item = &'a TwccSendRecord;
-    type IntoIter = vec_deque::Iter<'a, TwccSendRecord>;
+/// yunshi: what the register keeps per sent packet, 40 bytes where a [`TwccSendRecord`] takes
+/// 88: times are microsecond offsets from the register's base instead of `Instant`s (16 bytes
+/// each). A peer keeps 1 000 of them, which were 87 KB, the largest part of a viewer's memory
+/// in `make bench-capacity`. Records are expanded to [`TwccSendRecord`]s when read.
+#[derive(Debug, Clone, Copy)]
+struct CompactRecord {
+    seq: TwccSeq,
+    /// Send time, µs after the base.
+    send_us: u64,
+    /// Remote receive time, µs after the base (may be negative); [`NOT_RECEIVED`] if lost or
+    /// not reported yet.
+    remote_recv_us: i64,
+    /// When the feedback on it arrived, µs after it was sent (valid if `reported`).
+    feedback_after_us: u32,
+    /// `apply_report` invocation that last reported it (valid if `reported`).
+    report_counter: u32,
+    /// Probe cluster + 1, 0 for none.
+    cluster: u32,
+    size: u16,
+    reported: bool,
+}
 
-    fn into_iter(self) -> Self::IntoIter {
-        self.queue.iter()
+const NOT_RECEIVED: i64 = i64::MIN;
+
+fn micros_between(base: Instant, t: Instant) -> i64 {
+    match t.checked_duration_since(base) {
+        Some(d) => d.as_micros().min(i64::MAX as u128) as i64,
+        None => -(base.duration_since(t).as_micros().min(i64::MAX as u128) as i64),
+    }
+}
+
+fn instant_at(base: Instant, micros: i64) -> Instant {
+    if micros >= 0 {
+        base + Duration::from_micros(micros as u64)
+    } else {
+        base.checked_sub(Duration::from_micros(micros.unsigned_abs()))
+            .unwrap_or(base)
+    }
+}
+
+impl CompactRecord {
+    fn seq(&self) -> TwccSeq {
+        self.seq
+    }
+
+    fn received(&self) -> bool {
+        self.remote_recv_us != NOT_RECEIVED
+    }
+
+    fn expand(&self, base: Instant) -> TwccSendRecord {
+        let packet_id = match self.cluster {
+            0 => TwccPacketId::new(self.seq),
+            c => TwccPacketId::with_cluster(self.seq, TwccClusterId::from((c - 1) as u64)),
+        };
+        let local_send_time = base + Duration::from_micros(self.send_us);
+        TwccSendRecord {
+            packet_id,
+            local_send_time,
+            size: self.size,
+            recv_report: self.reported.then(|| TwccRecvReport {
+                local_recv_time: local_send_time
+                    + Duration::from_micros(self.feedback_after_us as u64),
+                remote_recv_time: self
+                    .received()
+                    .then(|| instant_at(base, self.remote_recv_us)),
+            }),
+        }
     }
 }
 
@@ -1079,7 +1142,7 @@ impl TwccPacketId {
 }
 
 /// Record for a send entry in twcc.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct TwccSendRecord {
     /// Packet identification (sequence + optional probe cluster)
     packet_id: TwccPacketId,
@@ -1150,7 +1213,6 @@ impl TwccSendRecord {
             recv_report: Some(TwccRecvReport {
                 local_recv_time,
                 remote_recv_time,
-                apply_report_counter: 0,
             }),
         }
     }
@@ -1164,8 +1226,6 @@ pub struct TwccRecvReport {
     /// The remote time the other side received the seq.
     remote_recv_time: Option<Instant>,
 
-    /// The invocation count of apply_report(). Used for filtering.
-    apply_report_counter: u64,
 }
 
 impl TwccSendRegister {
@@ -1173,6 +1233,7 @@ impl TwccSendRegister {
         TwccSendRegister {
             keep,
             queue: VecDeque::new(),
+            base: None,
             time_zero: None,
             apply_report_counter: 0,
             last_registered: 0.into(),
@@ -1181,14 +1242,22 @@ impl TwccSendRegister {
 
     pub fn register_seq(&mut self, packet_id: TwccPacketId, now: Instant, size: usize) {
         self.last_registered = packet_id.seq();
-        self.queue.push_back(TwccSendRecord {
-            packet_id,
-            local_send_time: now,
+        let base = *self.base.get_or_insert(now);
+        self.queue.push_back(CompactRecord {
+            seq: packet_id.seq(),
+            send_us: now.saturating_duration_since(base).as_micros() as u64,
+            remote_recv_us: NOT_RECEIVED,
+            feedback_after_us: 0,
+            report_counter: 0,
+            // Cluster ids count probes from 0; 2^32 probes is beyond any session.
+            cluster: packet_id
+                .cluster()
+                .map_or(0, |c| (*c as u32).wrapping_add(1)),
             // In practice the max sizes is constrained by the MTU and will max out around 1200
             // bytes, hence this cast is fine.
             size: size as u16,
             // The recv report, derived from TWCC feedback later.
-            recv_report: None,
+            reported: false,
         });
         while self.queue.len() > self.keep {
             self.queue.pop_front();
@@ -1203,7 +1272,7 @@ impl TwccSendRegister {
         &mut self,
         twcc: Twcc,
         now: Instant,
-    ) -> Option<impl Iterator<Item = &TwccSendRecord>> {
+    ) -> Option<impl Iterator<Item = TwccSendRecord> + '_> {
         if self.time_zero.is_none() {
             self.time_zero = Some(now);
         }
@@ -1228,44 +1297,41 @@ impl TwccSendRegister {
         let mut iter2 = self.queue.range_mut(first_index..);
         let first_record = iter2.next()?;
 
-        fn update(
-            now: Instant,
-            r: &mut TwccSendRecord,
-            seq: TwccSeq,
-            remote_recv_time: Option<Instant>,
-            apply_report_counter: u64,
-        ) -> bool {
+        let base = self.base.unwrap_or(now);
+        let update = |r: &mut CompactRecord,
+                      seq: TwccSeq,
+                      remote_recv_time: Option<Instant>,
+                      apply_report_counter: u64|
+         -> bool {
             if r.seq() != seq {
                 return false;
             }
 
-            let apply_report_counter = if let Some(rr) = r.recv_report {
-                // This packed was already acked and handled before so carry
-                // over previous apply_report_counter, so it won't be included
-                // in the current apply_report() call result.
-                rr.remote_recv_time
-                    .map(|_| rr.apply_report_counter)
-                    .unwrap_or_else(|| apply_report_counter)
-            } else {
-                apply_report_counter
-            };
+            // A packet already acked and handled before keeps its apply_report_counter, so
+            // it is not included in the current apply_report() call result.
+            if !(r.reported && r.received()) {
+                r.report_counter = apply_report_counter as u32;
+            }
 
             // Carry over remote recv time if this packet was acked before.
-            let remote_recv_time = r.remote_recv_time().or(remote_recv_time);
-            let recv_report = TwccRecvReport {
-                local_recv_time: now,
-                remote_recv_time,
-                apply_report_counter,
-            };
-            r.recv_report = Some(recv_report);
+            if !r.received() {
+                if let Some(t) = remote_recv_time {
+                    r.remote_recv_us = micros_between(base, t);
+                }
+            }
+            let sent = base + Duration::from_micros(r.send_us);
+            r.feedback_after_us = now
+                .saturating_duration_since(sent)
+                .as_micros()
+                .min(u32::MAX as u128) as u32;
+            r.reported = true;
 
             true
-        }
+        };
 
         let mut problematic_seq = None;
 
         if !update(
-            now,
             first_record,
             first_seq_no,
             first_instant,
@@ -1280,7 +1346,7 @@ impl TwccSendRegister {
                 break;
             }
 
-            if !update(now, record, seq, instant, apply_report_counter) {
+            if !update(record, seq, instant, apply_report_counter) {
                 problematic_seq = Some((record.seq(), seq));
             }
             last_seq_no = seq;
@@ -1307,11 +1373,8 @@ impl TwccSendRegister {
             // We only want the records that were registered in this invocation of
             // apply_report_counter(). This is to not double count in the BWE,
             // which is the consumer of this returned iterator.
-            .filter(move |s| {
-                s.recv_report
-                    .map(|r| r.apply_report_counter == apply_report_counter)
-                    .unwrap_or_default()
-            }),
+            .filter(move |s| s.reported && s.report_counter == apply_report_counter as u32)
+            .map(move |s| s.expand(base)),
         )
     }
 
@@ -1324,6 +1387,8 @@ impl TwccSendRegister {
         // Consider only packets in the span specified by the caller
         let lower_bound = now - duration;
 
+        let base = self.base?;
+        let lower_us = micros_between(base, lower_bound);
         let packets = self
             .queue
             .iter()
@@ -1331,17 +1396,11 @@ impl TwccSendRegister {
             // If there's ingress loss but no egress loss, there's a chance the TWCC reports
             // themselves are lost. In this case considering packets that haven't been reported as
             // lost will incorrectly conclude that there is in fact egress loss.
-            .filter(|s| s.recv_report.is_some())
-            .take_while(|s| s.local_send_time >= lower_bound);
+            .filter(|s| s.reported)
+            .take_while(|s| s.send_us as i64 >= lower_us);
 
         let (total, lost) = packets.fold((0, 0), |(total, lost), s| {
-            let was_lost = s
-                .recv_report
-                .as_ref()
-                .map(|rr| rr.remote_recv_time.is_none())
-                .unwrap_or(true);
-
-            (total + 1, lost + u64::from(was_lost))
+            (total + 1, lost + u64::from(!s.received()))
         });
 
         if total == 0 {
@@ -1353,7 +1412,20 @@ impl TwccSendRegister {
 
     /// Calculate the RTT for the most recently reported packet.
     pub fn rtt(&self) -> Option<Duration> {
-        self.queue.iter().rev().find_map(|s| s.rtt())
+        self.queue
+            .iter()
+            .rev()
+            .find(|s| s.reported)
+            .map(|s| Duration::from_micros(s.feedback_after_us as u64))
+    }
+
+    /// yunshi: the records kept, oldest first (expanded from their compact form).
+    #[cfg(test)]
+    pub fn records(&self) -> impl Iterator<Item = TwccSendRecord> + '_ {
+        let base = self.base;
+        self.queue
+            .iter()
+            .filter_map(move |r| base.map(|b| r.expand(b)))
     }
 }
 
@@ -1362,11 +1434,11 @@ struct TwccSendRecordsIter<'a> {
     range: RangeInclusive<TwccSeq>,
     current: TwccSeq,
     index: usize,
-    queue: &'a VecDeque<TwccSendRecord>,
+    queue: &'a VecDeque<CompactRecord>,
 }
 
 impl<'a> Iterator for TwccSendRecordsIter<'a> {
-    type Item = &'a TwccSendRecord;
+    type Item = &'a CompactRecord;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.current > *self.range.end() || self.current < *self.range.start() {
@@ -2002,6 +2074,28 @@ mod test {
         let report = reg.build_report(1000).unwrap();
         assert_eq!(report.status_count, 1);
         assert_eq!(report.delta, vec![Small(0)]);
+    }
+
+    #[test]
+    fn send_records_are_kept_compact_and_read_back_whole() {
+        assert!(std::mem::size_of::<CompactRecord>() <= 40);
+        let mut reg = TwccSendRegister::new(25);
+        let t0 = Instant::now();
+        reg.register_seq(TwccPacketId::new(1), t0, 1200);
+        let t1 = t0 + Duration::from_micros(1_234_567);
+        reg.register_seq(TwccPacketId::with_cluster(2, 7), t1, 240);
+        let records: Vec<_> = reg.records().collect();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].local_send_time(), t0);
+        assert_eq!(records[0].cluster(), None);
+        assert_eq!(records[0].size(), 1200);
+        // Times are kept to the microsecond.
+        let back = records[1].local_send_time();
+        assert!(back <= t1 && t1 - back < Duration::from_micros(1), "{:?}", t1 - back);
+        assert_eq!(records[1].cluster(), Some(7.into()));
+        assert_eq!(records[1].seq(), 2.into());
+        assert!(records[1].recv_report.is_none());
+        assert_eq!(reg.rtt(), None);
     }
 
     #[test]
