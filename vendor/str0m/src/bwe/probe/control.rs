@@ -54,6 +54,10 @@ const DEFICIT_MIN_INTERVAL: Duration = Duration::from_secs(1);
 const DEFICIT_MAX_INTERVAL: Duration = Duration::from_secs(2);
 /// A deficit probe "worked" if the estimate grew this much by the next one.
 const DEFICIT_GAIN: f64 = 1.1;
+/// How far above the estimate a deficit probe goes (at most to what is wanted). At 2× a receiver
+/// whose cap went from 500 kbit/s to 3 Mbit/s needed two probes a second apart to afford 720p:
+/// 3 s to the server's switch; libWebRTC's own start-up probes go to 3× and 6×.
+const DEFICIT_SCALE: f64 = 3.0;
 
 /// WebRTC's `BandwidthLimitedCause` (subset used by probing gating).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -528,7 +532,7 @@ impl ProbeControl {
     /// pads up to the next one, so ALR probing never fires, and without a probe the estimate
     /// climbs by AIMD (≈ 8 %/s): 500 kbps → 1 Mbps took ~9 s after a cap was lifted. So while
     /// demand is unmet and probing is allowed (not overusing, not loss-limited), probe at
-    /// min(2 × estimate, desired) every second; a probe that did not raise the estimate doubles
+    /// min(3 × estimate, desired) every second; a probe that did not raise the estimate doubles
     /// the wait (up to 2 s), so a link that really is full is poked less often. A successful probe
     /// is followed up by the exponential probes.
     fn maybe_deficit(&mut self, now: Instant, desired: Bitrate, estimate: Bitrate) -> bool {
@@ -551,7 +555,7 @@ impl ProbeControl {
             }
             None => DEFICIT_MIN_INTERVAL,
         };
-        let target = (estimate * self.config.further_exponential_probe_scale).min(desired);
+        let target = (estimate * DEFICIT_SCALE).min(desired);
         self.queue_probe(target, ProbeKind::Deficit, desired, now);
         self.deficit = Some(DeficitProbe {
             when: now,
@@ -956,7 +960,7 @@ mod test {
         let t = t0 + Duration::from_secs(2);
         let p = pc.handle_timeout(t).expect("deficit probe");
         assert_eq!(p.kind(), ProbeKind::Deficit);
-        assert_eq!(p.target_bitrate(), Bitrate::mbps(1));
+        assert_eq!(p.target_bitrate(), Bitrate::kbps(1500), "3 × the estimate");
         // The next one is scheduled a second later, not the 15 s of stagnation probing.
         assert!(pc.handle_timeout(t).is_none());
         assert_eq!(pc.poll_timeout(), t + Duration::from_secs(1));
