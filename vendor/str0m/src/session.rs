@@ -1292,30 +1292,33 @@ impl Session {
         // 150-180 kbit/s, and the SFU could never resume 180p video (~150 kbit/s) on it.
         let wire_size = protected.len() + UDP_IPV4_OVERHEAD;
         self.pacer.register_send(now, wire_size.into(), midrid);
-        let class = if is_padding {
-            3
-        } else if header.ssrc != stream.ssrc() {
-            2
-        } else if media.kind() == crate::media::MediaKind::Audio {
-            0
-        } else {
-            1
-        };
-        self.tx_mix[class] += wire_size;
-        let since = *self.tx_mix_since.get_or_insert(now);
-        let span = now.saturating_duration_since(since);
-        if span >= Duration::from_secs(1) {
-            let kbps = |b: usize| (b as f64 * 8.0 / span.as_secs_f64() / 1000.0).round() as u64;
-            debug!(
-                target: "str0m::bwe_",
-                "yunshi-tx audio={} video={} resend={} padding={} kbps",
-                kbps(self.tx_mix[0]),
-                kbps(self.tx_mix[1]),
-                kbps(self.tx_mix[2]),
-                kbps(self.tx_mix[3])
-            );
-            self.tx_mix = [0; 4];
-            self.tx_mix_since = Some(now);
+        // Only counted while its debug line is wanted: it is per-packet work otherwise.
+        if tracing::enabled!(target: "str0m::bwe_", tracing::Level::DEBUG) {
+            let class = if is_padding {
+                3
+            } else if header.ssrc != stream.ssrc() {
+                2
+            } else if media.kind() == crate::media::MediaKind::Audio {
+                0
+            } else {
+                1
+            };
+            self.tx_mix[class] += wire_size;
+            let since = *self.tx_mix_since.get_or_insert(now);
+            let span = now.saturating_duration_since(since);
+            if span >= Duration::from_secs(1) {
+                let kbps = |b: usize| (b as f64 * 8.0 / span.as_secs_f64() / 1000.0).round() as u64;
+                debug!(
+                    target: "str0m::bwe_",
+                    "yunshi-tx audio={} video={} resend={} padding={} kbps",
+                    kbps(self.tx_mix[0]),
+                    kbps(self.tx_mix[1]),
+                    kbps(self.tx_mix[2]),
+                    kbps(self.tx_mix[3])
+                );
+                self.tx_mix = [0; 4];
+                self.tx_mix_since = Some(now);
+            }
         }
 
         if twcc_enabled {
