@@ -83,6 +83,7 @@ mod test {
                 packet_count,
                 ..Default::default()
             },
+            burstable: packet_count,
         }
     }
 

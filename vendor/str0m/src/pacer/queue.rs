@@ -74,6 +74,9 @@ pub struct QueueState {
     pub unpaced: bool,
     pub use_for_padding: bool,
     pub snapshot: QueueSnapshot,
+    /// yunshi: the media and resend packets of the snapshot (its padding left out), which
+    /// the leaky pacer may hand out back to back within one burst without a fresh snapshot.
+    pub burstable: u32,
 }
 
 /// A request to generate a specific amount of padding.

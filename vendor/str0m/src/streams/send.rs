@@ -1351,6 +1351,7 @@ impl StreamTx {
         if let Some(snapshot_resend) = self.queue_state_resend(now) {
             snapshot.merge(&snapshot_resend);
         }
+        let burstable = snapshot.packet_count;
 
         if let Some(snapshot_padding) = self.queue_state_padding(now) {
             snapshot.merge(&snapshot_padding);
@@ -1363,6 +1364,7 @@ impl StreamTx {
             unpaced,
             use_for_padding,
             snapshot,
+            burstable,
         }
     }
 
