@@ -101,24 +101,40 @@ pub struct Estimate {
     /// [`HOLD_TOLERANCE`]. With it, 360p (~400 kbit/s on the wire) and 80 kbit/s of audio were
     /// kept for 8-10 s behind a 500 kbit/s cap that was dropping packets.
     pub congested: bool,
+    /// Within [`STARTUP`] of the receiver's first estimate: the estimate is still the
+    /// configured guess or the first probes' answer, and no video's lowest layer is paused on it.
+    pub starting: bool,
 }
 
 impl Estimate {
     /// An estimate that has held for a while.
     pub fn steady(bps: u64) -> Self {
-        Estimate { now: bps, proven: bps, congested: false }
+        Estimate { now: bps, proven: bps, congested: false, starting: false }
     }
 }
+
+/// How long a receiver's estimate is taken as a start-up guess. str0m begins at a configured
+/// rate (1.5 Mbit/s) and probes at 3 and 6 times that once media can flow; its answer must
+/// then hold for [`RAISE_PROOF`] before a paused video starts. A viewer of one 1080p stream
+/// (3.4 Mbit/s, one layer) whose first estimate came before its first keyframe was paused on
+/// the guess: 100 viewers joining at once, join → first keyframe p99 1.7-3.7 s (p50 250 ms),
+/// against 340 ms with allocation off. As LiveKit's allocator does until it sees congestion,
+/// each video gets at least its lowest layer meanwhile; a link that cannot carry it shows so
+/// in the estimate, and the hold rules pause it after this.
+pub const STARTUP: Duration = Duration::from_secs(2);
 
 /// The estimates of the last [`RAISE_PROOF`], enough to say the lowest in force during it.
 #[derive(Debug, Default)]
 pub struct EstimateHistory {
     /// (since, bps), oldest first; the first entry may have started before the window.
     entries: VecDeque<(Instant, u64)>,
+    /// When the first estimate came.
+    first: Option<Instant>,
 }
 
 impl EstimateHistory {
     pub fn record(&mut self, now: Instant, bps: u64) {
+        self.first.get_or_insert(now);
         self.entries.push_back((now, bps));
         self.prune(now);
     }
@@ -133,7 +149,8 @@ impl EstimateHistory {
         self.prune(now);
         let &(_, current) = self.entries.back()?;
         let proven = self.entries.iter().map(|&(_, b)| b).min().unwrap_or(current);
-        Some(Estimate { now: current, proven, congested: false })
+        let starting = self.first.is_some_and(|first| now.saturating_duration_since(first) < STARTUP);
+        Some(Estimate { now: current, proven, congested: false, starting })
     }
 
     fn prune(&mut self, now: Instant) {
@@ -170,7 +187,9 @@ pub fn allocate(estimate: Estimate, audio_bps: u64, demands: &[Demand]) -> (Vec<
             continue;
         };
         let cost = d.rates[low] as f64;
-        let fits = if d.current.is_some() {
+        let fits = if estimate.starting {
+            true
+        } else if d.current.is_some() {
             cost * LOWEST_HOLD_TOLERANCE <= remaining
         } else {
             cost * UP_HEADROOM <= remaining_proven
@@ -365,18 +384,18 @@ mod tests {
     fn raises_wait_for_a_proven_estimate_holds_do_not() {
         // A probe just read 2 Mbps, but 600k was in force half a second ago: no raise to f.
         let d = Demand { current: Some(1), ..demand(1, 2) };
-        let (g, _) = allocate(Estimate { now: 2_000_000, proven: 600_000, congested: false }, 0, &[d]);
+        let (g, _) = allocate(Estimate { now: 2_000_000, proven: 600_000, congested: false, starting: false }, 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(1)]);
         // Once proven, the raise happens.
         let (g, _) = allocate(Estimate::steady(2_000_000), 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(2)]);
         // A layer already held is judged on the current estimate, not the proven low.
         let d = Demand { current: Some(2), ..demand(1, 2) };
-        let (g, _) = allocate(Estimate { now: 1_600_000, proven: 300_000, congested: false }, 0, &[d]);
+        let (g, _) = allocate(Estimate { now: 1_600_000, proven: 300_000, congested: false, starting: false }, 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(2)]);
         // And a paused video is not resumed on an unproven reading.
         let d = demand(1, 2);
-        let (g, _) = allocate(Estimate { now: 1_000_000, proven: 100_000, congested: false }, 0, &[d]);
+        let (g, _) = allocate(Estimate { now: 1_000_000, proven: 100_000, congested: false, starting: false }, 0, &[d]);
         assert_eq!(g, vec![Grant::Paused]);
     }
 
@@ -392,7 +411,7 @@ mod tests {
         // 200 ms after the jump, 700k was still in force at the window's start.
         assert_eq!(
             h.estimate(t + Duration::from_millis(200)),
-            Some(Estimate { now: 1_300_000, proven: 700_000, congested: false })
+            Some(Estimate { now: 1_300_000, proven: 700_000, congested: false, starting: false })
         );
         // After RAISE_PROOF, only the new value is.
         assert_eq!(h.estimate(t + RAISE_PROOF), Some(Estimate::steady(1_300_000)));
@@ -411,6 +430,26 @@ mod tests {
         assert_eq!(g, vec![Grant::Layer(2)]);
         let (g, _) = allocate(Estimate::steady(450_000), 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(1)]);
+    }
+
+    #[test]
+    fn a_start_up_guess_does_not_pause_the_lowest_layer() {
+        // One 1080p layer (3.4 Mbit/s) and str0m's 1.5 Mbit/s starting guess.
+        let d = Demand { priority: 1, max_layer: 0, rates: [3_400_000, 0, 0, 0], current: None };
+        let t0 = Instant::now();
+        let mut h = EstimateHistory::default();
+        h.record(t0, 1_500_000);
+        let e = h.estimate(t0 + Duration::from_millis(100)).unwrap();
+        assert!(e.starting);
+        let (g, _) = allocate(e, 80_000, &[d]);
+        assert_eq!(g, vec![Grant::Layer(0)]);
+        // Above the lowest layer the usual rules hold: 500k fits the guess, 1.5M does not.
+        assert_eq!(allocate(e, 80_000, &[demand(1, 2)]).0, vec![Grant::Layer(1)]);
+        // An estimate that stays this low pauses it once the start-up is over.
+        let d = Demand { current: Some(0), ..d };
+        let e = h.estimate(t0 + STARTUP).unwrap();
+        assert!(!e.starting);
+        assert_eq!(allocate(e, 80_000, &[d]).0, vec![Grant::Paused]);
     }
 
     #[test]

@@ -700,6 +700,10 @@ impl Worker {
             }
             let wanted = peer.bwe_wanted;
             peer.rtc.bwe().set_bitrate(Bitrate::bps(minimum.min(wanted)), Bitrate::bps(wanted));
+            // During start-up the lowest layers are granted whatever the estimate (a guess then):
+            // the pacer must not hold them back to it either.
+            let floor = if estimate.starting { granted + assumed } else { 0 };
+            peer.rtc.bwe().set_pacing_floor(Bitrate::bps(floor));
             if !peer.dirty {
                 peer.dirty = true;
                 self.dirty.push(id);

@@ -1452,6 +1452,16 @@ impl Session {
         }
     }
 
+    /// yunshi: see `api::Bwe::set_pacing_floor`.
+    pub fn set_bwe_pacing_floor(&mut self, floor: Bitrate) {
+        if let Some(bwe) = self.bwe.as_mut() {
+            if bwe.pacing_floor() != floor {
+                bwe.set_pacing_floor(floor);
+                self.configure_pacer();
+            }
+        }
+    }
+
     /// yunshi: see `api::Bwe::loss_is_congestion`.
     pub fn bwe_loss_is_congestion(&self) -> bool {
         self.bwe.as_ref().is_some_and(|b| b.loss_is_congestion())
@@ -1493,6 +1503,7 @@ impl Session {
         };
         let is_overuse = bwe.is_overusing();
         let minimum = bwe.minimum_bitrate();
+        let floor = bwe.pacing_floor();
 
         let has_active_media = self.has_active_outgoing_media();
 
@@ -1502,7 +1513,9 @@ impl Session {
                 .calculate(has_active_media, current_estimate, is_overuse, minimum);
 
         self.pacer.set_padding_rate(result.padding_rate);
-        self.pacer.set_pacing_rate(result.pacing_rate);
+        // yunshi: pacing below what the application sends whatever the estimate says only
+        // queues it (see `api::Bwe::set_pacing_floor`).
+        self.pacer.set_pacing_rate(result.pacing_rate.max(floor));
     }
 
     fn has_active_outgoing_media(&self) -> bool {

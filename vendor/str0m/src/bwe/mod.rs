@@ -57,6 +57,8 @@ pub struct Bwe {
     bwe: SendSideBandwidthEstimator,
     desired_bitrate: Bitrate,
     minimum_bitrate: Bitrate,
+    /// yunshi: see `api::Bwe::set_pacing_floor`.
+    pacing_floor: Bitrate,
     smoother: EstimateSmoother,
 }
 
@@ -67,6 +69,7 @@ impl Bwe {
             bwe: send_side_bwe,
             desired_bitrate: Bitrate::ZERO,
             minimum_bitrate: Bitrate::ZERO,
+            pacing_floor: Bitrate::ZERO,
             smoother: EstimateSmoother::new(),
         }
     }
@@ -129,6 +132,15 @@ impl Bwe {
 
     pub fn minimum_bitrate(&self) -> Bitrate {
         self.minimum_bitrate
+    }
+
+    /// yunshi: see `api::Bwe::set_pacing_floor`.
+    pub fn set_pacing_floor(&mut self, floor: Bitrate) {
+        self.pacing_floor = floor;
+    }
+
+    pub fn pacing_floor(&self) -> Bitrate {
+        self.pacing_floor
     }
 
     /// yunshi: see `api::Bwe::loss_is_congestion`.
