@@ -7,7 +7,7 @@ use actix::prelude::*;
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use tracing::debug;
 
-use sfu::{next_id, PeerId, PeerKind, SfuError, WorkerCommand, WorkerHandle};
+use sfu::{next_id, PeerId, PeerKind, PeerPlace, SfuError, WorkerCommand, WorkerHandle};
 
 use crate::protocol::{ClientMessage, Role, ServerMessage};
 use crate::room::{
@@ -24,10 +24,8 @@ pub struct Device {
     publish: Option<PeerId>,
     subscribe: Option<PeerId>,
     room_id: sfu::RoomId,
-    /// False for the child end of a cascade link, which dials another (lite) yunshi.
-    ice_lite: bool,
-    /// Either end of a cascade link.
-    cascade: bool,
+    /// A client's device, or a node's end of a cascade link.
+    place: PeerPlace,
 }
 
 impl Device {
@@ -48,22 +46,20 @@ impl Device {
             publish: None,
             subscribe: None,
             room_id,
-            ice_lite: true,
-            cascade: false,
+            place: PeerPlace::Client,
         }
     }
 
     /// This device's peers run full ICE: it is a node's end of a cascade link, whose other
     /// end is a yunshi (ICE lite) that cannot start the checks.
     pub fn dialling(mut self) -> Self {
-        self.ice_lite = false;
-        self.cascade = true;
+        self.place = PeerPlace::LinkChild;
         self
     }
 
-    /// This device is a node's end of a cascade link (either end; see `dialling`).
+    /// This device is the parent node's end of a cascade link (a child node dialled in).
     pub fn cascade_link(mut self) -> Self {
-        self.cascade = true;
+        self.place = PeerPlace::LinkParent;
         self
     }
 
@@ -100,7 +96,7 @@ async fn create_peer(
     member: MemberId,
     kind: PeerKind,
     offer: Option<String>,
-    (ice_lite, cascade): (bool, bool),
+    place: PeerPlace,
 ) -> Result<(PeerId, String), SfuError> {
     let peer = next_id();
     let purpose = if kind.publishes() { PeerPurpose::Publish } else { PeerPurpose::Subscribe };
@@ -108,7 +104,7 @@ async fn create_peer(
         return Err(SfuError::Rejected("not in the room".into()));
     }
     let sdp =
-        ask(&worker, |reply| WorkerCommand::CreatePeer { peer, room: room_id, kind, offer, ice_lite, cascade, reply })
+        ask(&worker, |reply| WorkerCommand::CreatePeer { peer, room: room_id, kind, offer, place, reply })
             .await?;
     room.do_send(PeerReady { member });
     Ok((peer, sdp))
@@ -136,7 +132,7 @@ impl Handler<StartSubscribing> for Device {
             self.member,
             PeerKind::Subscribe,
             None,
-            (self.ice_lite, self.cascade),
+            self.place,
         );
         ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
             Ok((peer, sdp)) => {
@@ -171,7 +167,7 @@ impl Handler<FromClient> for Device {
                             self.member,
                             PeerKind::Publish,
                             Some(sdp),
-                            (self.ice_lite, self.cascade),
+                            self.place,
                         );
                         ctx.wait(fut.into_actor(self).map(|r, act, _| match r {
                             Ok((peer, sdp)) => {
@@ -263,7 +259,7 @@ impl Handler<Negotiate> for Device {
             self.member,
             msg.kind,
             Some(msg.offer),
-            (self.ice_lite, self.cascade),
+            self.place,
         );
         Box::pin(fut.into_actor(self).map(|r, act, ctx| match r {
             Ok((peer, sdp)) => {

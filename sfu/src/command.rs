@@ -25,6 +25,30 @@ impl PeerKind {
     }
 }
 
+/// Where a peer connection sits: a client's, or one end of a cascade link between two nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PeerPlace {
+    /// A browser, camera or tool that connects to this node (which is ICE lite: they dial).
+    #[default]
+    Client,
+    /// The parent end of a cascade link: a child node dials in, as a client would.
+    LinkParent,
+    /// The child end of a cascade link: this node dials its parent, which is lite, so this end
+    /// runs full ICE from a UDP socket of its own.
+    LinkChild,
+}
+
+impl PeerPlace {
+    pub fn ice_lite(self) -> bool {
+        self != PeerPlace::LinkChild
+    }
+
+    /// Either end of a cascade link.
+    pub fn on_link(self) -> bool {
+        self != PeerPlace::Client
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SfuError {
     #[error("malformed SDP: {0}")]
@@ -48,10 +72,7 @@ pub enum WorkerCommand {
         room: RoomId,
         kind: PeerKind,
         offer: Option<String>,
-        /// False only for a cascade link's child end (it dials another yunshi).
-        ice_lite: bool,
-        /// Either end of a cascade link (no bandwidth allocation on links yet).
-        cascade: bool,
+        place: PeerPlace,
         reply: Reply<String>,
     },
     /// A renegotiation offer on a publish connection; replies with the answer.

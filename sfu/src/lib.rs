@@ -20,7 +20,7 @@ pub mod speaker;
 pub mod udp_batch;
 mod worker;
 
-pub use command::{EventSink, LayerConstraint, PeerKind, SfuError, WorkerCommand, WorkerEvent};
+pub use command::{EventSink, LayerConstraint, PeerKind, PeerPlace, SfuError, WorkerCommand, WorkerEvent};
 pub use fec::VideoFec;
 pub use forward::TrackKind;
 pub use ids::{next_id, PeerId, RoomId, TrackId};

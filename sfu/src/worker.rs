@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::allocate::{allocate, Grant};
 use crate::codec::VideoCodec;
-use crate::command::{EventSink, PeerKind, SfuError, WorkerCommand, WorkerEvent};
+use crate::command::{EventSink, PeerKind, PeerPlace, SfuError, WorkerCommand, WorkerEvent};
 use crate::dd_extension;
 use crate::dynacast::PublishLayers;
 use crate::fec::VideoFec;
@@ -1079,12 +1079,12 @@ impl Worker {
 
     fn handle_command(&mut self, cmd: WorkerCommand) {
         match cmd {
-            WorkerCommand::CreatePeer { peer, room, kind, offer, ice_lite, cascade, reply } => {
+            WorkerCommand::CreatePeer { peer, room, kind, offer, place, reply } => {
                 // str0m asserts on some offers it cannot map (one payload type for two codecs
                 // across m-lines): the client gets a refusal, not "worker gone". The peer is
                 // only inserted on success, so nothing half-made stays behind.
                 let made =
-                    catch_unwind(AssertUnwindSafe(|| self.create_peer(peer, room, kind, offer, ice_lite, cascade)));
+                    catch_unwind(AssertUnwindSafe(|| self.create_peer(peer, room, kind, offer, place)));
                 let _ = reply.send(made.unwrap_or_else(|_| Err(unmappable_offer())));
             }
             WorkerCommand::RemoteOffer { peer, sdp, reply } => {
@@ -1148,21 +1148,20 @@ impl Worker {
         room: RoomId,
         kind: PeerKind,
         offer: Option<String>,
-        ice_lite: bool,
-        cascade: bool,
+        place: PeerPlace,
     ) -> Result<String, SfuError> {
         let features = Features {
             // Not yet on either end of a cascade link: a link carries many venues for many
             // viewers, and sharing one estimate among them (starting at 1.5 Mbit/s) is issue
             // 5's link allocation. (The cascade tests pass with it on since the start-up probe
             // fix; before it, media over two hops stalled.)
-            bwe: self.allocate_bandwidth && !cascade,
+            bwe: self.allocate_bandwidth && !place.on_link(),
             fec: self.video_fec != VideoFec::Off,
             descriptor: dd_extension::negotiate(kind.publishes(), offer.as_deref()),
-            ice_lite,
+            ice_lite: place.ice_lite(),
         };
         // A dialling peer gets a socket of its own (see `Peer::own_socket`).
-        let own_socket = if ice_lite {
+        let own_socket = if place.ice_lite() {
             None
         } else {
             let s =
