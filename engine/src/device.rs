@@ -37,17 +37,7 @@ impl Device {
         worker: WorkerHandle,
         out: Option<UnboundedSender<ServerMessage>>,
     ) -> Self {
-        Self {
-            member,
-            role,
-            room,
-            worker,
-            out,
-            publish: None,
-            subscribe: None,
-            room_id,
-            place: PeerPlace::Client,
-        }
+        Self { member, role, room, worker, out, publish: None, subscribe: None, room_id, place: PeerPlace::Client }
     }
 
     /// This device's peers run full ICE: it is a node's end of a cascade link, whose other
@@ -104,8 +94,7 @@ async fn create_peer(
         return Err(SfuError::Rejected("not in the room".into()));
     }
     let sdp =
-        ask(&worker, |reply| WorkerCommand::CreatePeer { peer, room: room_id, kind, offer, place, reply })
-            .await?;
+        ask(&worker, |reply| WorkerCommand::CreatePeer { peer, room: room_id, kind, offer, place, reply }).await?;
     room.do_send(PeerReady { member });
     Ok((peer, sdp))
 }

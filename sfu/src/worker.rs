@@ -1083,8 +1083,7 @@ impl Worker {
                 // str0m asserts on some offers it cannot map (one payload type for two codecs
                 // across m-lines): the client gets a refusal, not "worker gone". The peer is
                 // only inserted on success, so nothing half-made stays behind.
-                let made =
-                    catch_unwind(AssertUnwindSafe(|| self.create_peer(peer, room, kind, offer, place)));
+                let made = catch_unwind(AssertUnwindSafe(|| self.create_peer(peer, room, kind, offer, place)));
                 let _ = reply.send(made.unwrap_or_else(|_| Err(unmappable_offer())));
             }
             WorkerCommand::RemoteOffer { peer, sdp, reply } => {
