@@ -13,6 +13,8 @@ pub(crate) struct ValueHistory<T> {
 }
 
 const DEFAULT_VALUE_HISTORY_DURATION: Duration = Duration::from_secs(1);
+/// yunshi: values closer together than this share one entry.
+const BIN: Duration = Duration::from_millis(10);
 
 impl<T: Default> Default for ValueHistory<T> {
     fn default() -> Self {
@@ -32,6 +34,16 @@ where
     /// Note: time should always monotonically increase in subsequent calls to add()
     pub fn push(&mut self, t: Instant, v: T) {
         self.value += v;
+        // yunshi: values within `BIN` of the newest entry are added to it. Kept per packet
+        // sent (the resend-share cap), the history held ~360 entries a second of a 1080p
+        // stream, 21 KB per SFU viewer; binned, at most 100. The window's edge moves by at
+        // most `BIN`.
+        if let Some(last) = self.history.back_mut() {
+            if t.saturating_duration_since(last.0) < BIN {
+                last.1 += v;
+                return;
+            }
+        }
         self.history.push_back((t, v));
     }
 
@@ -83,6 +95,29 @@ mod test {
         assert_eq!(h.sum(), 11 + 22);
         h.push(now, 0);
         assert_eq!(h.sum(), 11 + 22);
+    }
+
+    /// yunshi: values pushed within 10 ms of the newest entry share it.
+    #[test]
+    fn values_close_in_time_share_an_entry() {
+        let now = Instant::now();
+        let mut h = ValueHistory::default();
+        // A packet every 0.1 ms for 10 ms, then one every 1 ms for 90 ms.
+        for i in 0..100u64 {
+            h.push(now + Duration::from_micros(i * 100), 1u64);
+        }
+        for i in 0..90u64 {
+            h.push(now + Duration::from_millis(10 + i), 1);
+        }
+        assert_eq!(h.sum(), 190);
+        assert!(h.history.len() <= 10, "{} entries", h.history.len());
+        // The window still drops what is older than a second, a bin at a time.
+        h.purge_old(now + Duration::from_millis(1000));
+        assert_eq!(h.sum(), 190);
+        h.purge_old(now + Duration::from_millis(1005));
+        assert_eq!(h.sum(), 90);
+        h.purge_old(now + Duration::from_millis(1200));
+        assert_eq!(h.sum(), 0);
     }
 
     #[test]
