@@ -612,3 +612,105 @@ fn the_chair_goes_down_a_link_only_while_someone_below_watches() {
     );
     assert!(received >= 60, "the county viewer got {received} video packets of the chair");
 }
+
+/// A simulcast venue crosses each link whole (all three streams), so every node still chooses
+/// a stream per viewer: a small player in the city and one in the province get the lowest
+/// stream, full-size ones the top, over one hop and over two. The county sends each of its
+/// publisher's packets up once, not one stream of three.
+#[test]
+fn simulcast_crosses_links_whole_and_each_node_selects_per_viewer() {
+    use common::rtc_client::{stream_of, Endpoint, Received};
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    let Levels { province, city, county, pt, ct, kt, .. } = three_levels_with_room("sim");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut publisher, offer) = Endpoint::offer_with(true, true);
+    let (_, answer) = county.post_sdp("/whip/sim", &kt, &offer);
+    publisher.accept_answer(&answer);
+    let (ptx, _prx) = mpsc::channel();
+    let pub_thread = publisher.run(Duration::from_secs(60), Some(str0m::format::Codec::Vp8), 0, ptx, stop.clone());
+    let av = vec!["audio".to_string(), "video".to_string()];
+    wait_for("the county's tracks in the province's room, two hops up", Duration::from_secs(15), || {
+        let t = tracks_of(&province, &pt, "sim", "cascade:city");
+        (t == av, members(&province, &pt, "sim"))
+    });
+
+    // WHEP viewers; `small` ones tell the server their player is 180 px high (WHEP's layer
+    // extension, at the URL the answer's Link header names).
+    let viewer = |s: &Server, token: &str, small: bool| {
+        let (mut v, offer) = Endpoint::offer(false);
+        let (status, headers, body) =
+            s.request("POST", "/whep/sim", Some(token), Some("application/sdp"), offer.as_bytes());
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let location = header("location").expect("Location");
+        let link = header("link").expect("a Link header for the layer extension");
+        assert_eq!(link, format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\""));
+        v.accept_answer(&String::from_utf8(body).unwrap());
+        if small {
+            let layer = format!("{location}/layer");
+            let (status, _, _) =
+                s.request("POST", &layer, Some(token), Some("application/json"), br#"{"maxHeight":180}"#);
+            assert_eq!(status, 204);
+            // A fixed encoding is not ours to take: refused with a JSON error, nothing changed.
+            let (status, _, body) =
+                s.request("POST", &layer, Some(token), Some("application/json"), br#"{"encodingId":"f"}"#);
+            assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+            let err: Value = serde_json::from_slice(&body).expect("a JSON error");
+            assert_eq!(err["error"], "bad_request", "{err}");
+        }
+        let (tx, rx) = mpsc::channel();
+        (v.run(Duration::from_secs(40), None, 0, tx, stop.clone()), rx)
+    };
+    let viewers = [
+        ("city, full size", viewer(&city, &ct, false), 2u8),
+        ("city, 180 px", viewer(&city, &ct, true), 0),
+        ("province, full size", viewer(&province, &pt, false), 2),
+        ("province, 180 px", viewer(&province, &pt, true), 0),
+    ];
+    // Give every viewer time to settle on its stream, then measure the county's link.
+    std::thread::sleep(Duration::from_secs(4));
+    let in0 = metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}");
+    let out0 = metric(&county, "yunshi_packets_total{direction=\"out\",kind=\"video\"}");
+    let settled = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let county_in = metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}") - in0;
+    let county_out = metric(&county, "yunshi_packets_total{direction=\"out\",kind=\"video\"}") - out0;
+    stop.store(true, Ordering::Relaxed);
+    pub_thread.join().unwrap();
+
+    for (at, (h, rx), want) in viewers {
+        h.join().unwrap();
+        let mut late = BTreeSet::new();
+        let (mut n, mut corrupt) = (0, 0);
+        let mut last_counter: Option<u64> = None;
+        for r in rx.try_iter() {
+            match r {
+                Received::Video { counter, at: when, .. } if when >= settled => {
+                    late.insert(stream_of(counter));
+                    n += 1;
+                    if stream_of(counter) == want {
+                        assert!(last_counter.is_none_or(|l| counter > l), "{at}: frames out of order");
+                        last_counter = Some(counter);
+                    }
+                }
+                Received::Corrupt => corrupt += 1,
+                _ => {}
+            }
+        }
+        assert_eq!(corrupt, 0, "{at}: corrupt payloads");
+        assert!(n >= 60, "{at}: {n} video packets in the last 4 s");
+        assert_eq!(late, BTreeSet::from([want]), "{at}: streams received once settled");
+        println!("{at}: stream {want} only, {n} packets in 4 s");
+    }
+    // All three streams went up once each (out ≈ in), not the one the first viewer wanted.
+    assert!(county_in > 300.0, "county received {county_in} video packets");
+    assert!(
+        county_out >= county_in * 0.9 && county_out <= county_in * 1.2,
+        "county sent {county_out} video packets up for {county_in} received"
+    );
+    println!("county: {county_in} video packets in, {county_out} out in 4 s (every stream, once)");
+    let _ = (province, city, county);
+}

@@ -264,6 +264,19 @@ impl Handler<Negotiate> for Device {
     }
 }
 
+/// A WHEP viewer's layer request (`POST …/layer`), for the room.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SetLayer(pub sfu::LayerConstraint);
+
+impl Handler<SetLayer> for Device {
+    type Result = ResponseFuture<Result<(), String>>;
+    fn handle(&mut self, SetLayer(constraint): SetLayer, _: &mut Context<Self>) -> Self::Result {
+        let fut = self.room.send(crate::room::SetMainVideoLayer { member: self.member, constraint });
+        Box::pin(async move { fut.await.unwrap_or_else(|_| Err("room is gone".into())) })
+    }
+}
+
 /// End the device: its peers are closed and it leaves the room.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -58,6 +58,9 @@ struct Member {
     /// A link: the labels of the tracks that came over it that someone here receives, as last
     /// told to the other end.
     demand_sent: Option<Vec<String>>,
+    /// A WHEP viewer: what it asked of the video it is shown (WHEP's layer extension), kept
+    /// for whichever track that is as the main speaker changes.
+    main_video: sfu::LayerConstraint,
 }
 
 struct RoomTrack {
@@ -186,6 +189,10 @@ impl Room {
         match m.endpoint {
             Endpoint::Whep => {
                 let (video, audio) = self.main_tracks();
+                if let Some(track) = video.filter(|_| m.main_video != Default::default()) {
+                    // Before the switch: the new source starts on the layer asked for.
+                    self.command(WorkerCommand::SetConstraint { subscriber: peer, track, constraint: m.main_video });
+                }
                 for t in [video, audio].into_iter().flatten() {
                     self.command(WorkerCommand::Subscribe {
                         subscriber: peer,
@@ -332,6 +339,7 @@ impl Handler<Join> for Room {
                 paused: HashSet::new(),
                 wants: HashSet::new(),
                 demand_sent: None,
+                main_video: Default::default(),
             },
         );
         sfu::metrics::METRICS.participants.inc();
@@ -505,6 +513,29 @@ impl Handler<SetQuality> for Room {
         }
         self.command(WorkerCommand::SetConstraint { subscriber, track, constraint: msg.constraint });
         self.update_demand();
+        Ok(())
+    }
+}
+
+/// A WHEP viewer's wishes for the video it is shown (WHEP's layer extension): the height of
+/// its player, a frame-rate cap.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SetMainVideoLayer {
+    pub member: MemberId,
+    pub constraint: sfu::LayerConstraint,
+}
+
+impl Handler<SetMainVideoLayer> for Room {
+    type Result = Result<(), String>;
+    fn handle(&mut self, msg: SetMainVideoLayer, _: &mut Context<Self>) -> Self::Result {
+        let m =
+            self.members.get_mut(&msg.member).filter(|m| m.endpoint == Endpoint::Whep).ok_or("not a WHEP viewer")?;
+        m.main_video = msg.constraint;
+        let subscriber = m.subscribe.ok_or("no connection")?;
+        if let (Some(track), _) = self.main_tracks() {
+            self.command(WorkerCommand::SetConstraint { subscriber, track, constraint: msg.constraint });
+        }
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::PayloadParams;
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::rtp::{Extension, Ssrc};
 use str0m::{Candidate, Rtc};
 
@@ -40,11 +40,29 @@ pub struct Slot {
     pub red_changed: Option<Instant>,
     /// Video with ULPFEC: media packets written since the last parity packets.
     pub fec_media: usize,
+    /// A cascade link's m-line for a simulcast track sends every stream on, under the
+    /// source's RIDs (index = stream index); empty for one stream.
+    pub rids: Vec<Rid>,
 }
 
 impl Slot {
     pub fn new(kind: TrackKind, track: Option<TrackId>, negotiated: bool) -> Self {
-        Self { kind, track, negotiated, active: false, pt: None, red_depth: 0, red_changed: None, fec_media: 0 }
+        Self {
+            kind,
+            track,
+            negotiated,
+            active: false,
+            pt: None,
+            red_depth: 0,
+            red_changed: None,
+            fec_media: 0,
+            rids: Vec::new(),
+        }
+    }
+
+    /// The RID to write output stream `stream` on (`None`: the m-line's one stream).
+    pub fn rid(&self, stream: u8) -> Option<Rid> {
+        self.rids.get(stream as usize).copied()
     }
 }
 
@@ -54,12 +72,16 @@ pub struct WantedTrack {
     pub track: TrackId,
     pub kind: TrackKind,
     pub stream_id: String,
+    /// Send every simulcast stream of the source under these RIDs (a cascade link).
+    pub rids: Vec<Rid>,
 }
 
 pub struct Peer {
     pub id: PeerId,
     pub room: RoomId,
     pub kind: PeerKind,
+    /// An end of a cascade link (its subscriptions take every simulcast stream).
+    pub on_link: bool,
     pub rtc: Rtc,
     pub connected: bool,
     pub remote_addrs: Vec<SocketAddr>,
@@ -187,6 +209,7 @@ impl Peer {
             id,
             room,
             kind,
+            on_link: false,
             rtc,
             connected: false,
             remote_addrs: Vec::new(),
@@ -237,8 +260,10 @@ impl Peer {
         let mut api = self.rtc.direct_api();
         for (mid, slot) in &self.slots {
             if slot.active && slot.kind == TrackKind::Video {
-                if let Some(tx) = api.stream_tx_by_mid(*mid, None) {
-                    f(tx);
+                for stream in 0..slot.rids.len().max(1) {
+                    if let Some(tx) = api.stream_tx_by_mid(*mid, slot.rid(stream as u8)) {
+                        f(tx);
+                    }
                 }
             }
         }
@@ -301,12 +326,19 @@ impl Peer {
                 TrackKind::Audio => MediaKind::Audio,
                 TrackKind::Video => MediaKind::Video,
             };
+            let simulcast = (!w.rids.is_empty()).then(|| {
+                let mut s = Simulcast::new();
+                for rid in &w.rids {
+                    s.add_send_layer(SimulcastLayer::new(rid));
+                }
+                s
+            });
             let mid = api.add_media(
                 media_kind,
                 Direction::SendOnly,
                 Some(w.stream_id.clone()),
                 Some(format!("t{}", w.track)),
-                None,
+                simulcast,
             );
             added.push((mid, w));
         }
@@ -316,7 +348,9 @@ impl Peer {
         let (offer, pending) = api.apply()?;
         let mut mids = Vec::with_capacity(added.len());
         for (mid, w) in added {
-            self.slots.insert(mid, Slot::new(w.kind, Some(w.track), false));
+            let mut slot = Slot::new(w.kind, Some(w.track), false);
+            slot.rids = w.rids.clone();
+            self.slots.insert(mid, slot);
             mids.push(mid);
         }
         self.pending_offer = Some((pending, mids));

@@ -485,7 +485,7 @@ impl Worker {
                 let rids = rids.into_iter().map(|l| l.rid).collect();
                 self.on_media_added(id, m.mid, m.kind, m.direction.is_receiving(), rids)
             }
-            Event::KeyframeRequest(req) => self.on_keyframe_request(id, req.mid),
+            Event::KeyframeRequest(req) => self.on_keyframe_request(id, req.mid, req.rid),
             Event::MediaEgressStats(s) => {
                 self.count_nacks(id, s.mid, false, s.nacks);
                 // Audio is never retransmitted, so its receiver reports count the path's loss.
@@ -577,13 +577,16 @@ impl Worker {
         }
     }
 
-    fn on_keyframe_request(&mut self, subscriber: PeerId, mid: Mid) {
+    fn on_keyframe_request(&mut self, subscriber: PeerId, mid: Mid, rid: Option<Rid>) {
         self.metrics.plis_in.inc();
-        let Some(track) = self.peers.get(&subscriber).and_then(|p| p.slots.get(&mid)).and_then(|s| s.track) else {
+        let Some(slot) = self.peers.get(&subscriber).and_then(|p| p.slots.get(&mid)) else {
             return;
         };
+        let Some(track) = slot.track else { return };
+        // A link relaying every stream names the one it lost.
+        let stream = rid.and_then(|r| slot.rids.iter().position(|x| *x == r)).unwrap_or(0) as u8;
         if let Some(stream) =
-            self.forwarder.on_keyframe_request(track, (subscriber, mid), Instant::now()).request_keyframe
+            self.forwarder.on_keyframe_request(track, (subscriber, mid), stream, Instant::now()).request_keyframe
         {
             self.request_keyframe(track, stream);
         }
@@ -959,8 +962,9 @@ impl Worker {
                 }
                 (false, _) => (local_pt, pkt.payload.clone()),
             };
+            let rid = sub.slots.get(&mid).and_then(|s| s.rid(f.stream));
             let mut api = sub.rtc.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
                 continue;
             };
             let mut write = RtpWrite::new(out_pt, f.seq.into(), f.ts, pkt.timestamp, payload)
@@ -990,7 +994,7 @@ impl Worker {
                         let loss = if sub.congested { 0.0 } else { sub.loss_ewma };
                         let n = self.video_fec.packets(slot.fec_media, loss, rtt);
                         if n > 0 {
-                            if let Some(first) = self.forwarder.reserve_seq(track, f.to, n as u64) {
+                            if let Some(first) = self.forwarder.reserve_seq(track, f.to, f.stream, n as u64) {
                                 tx.write_fec(first.into(), n);
                                 self.metrics.fec_packets_out.inc_by(n as u64);
                             }
@@ -1041,7 +1045,12 @@ impl Worker {
                     }
                     // Both may ask for a keyframe; the gate lets only the first through, so
                     // keep whichever asked (the constraint's stream is the better guess).
-                    let first = self.forwarder.subscribe(track, (id, *mid), now).request_keyframe;
+                    let first = if slot.rids.is_empty() {
+                        self.forwarder.subscribe(track, (id, *mid), now)
+                    } else {
+                        self.forwarder.subscribe_all_streams(track, (id, *mid), now)
+                    }
+                    .request_keyframe;
                     let constrained = peer
                         .constraints
                         .get(&track)
@@ -1054,11 +1063,16 @@ impl Worker {
         }
         let mut api = peer.rtc.direct_api();
         for mid in video {
-            if let Some(tx) = api.stream_tx_by_mid(mid, None) {
-                tx.set_rtx_cache(repair::RTX_CACHE_PACKETS, peer.rtx_history, Some(peer.rtx_ratio_cap));
-                tx.set_rtx_repeat(peer.rtx_copies);
-                let fec = peer.fec_pts.get(&mid).map(|p| (p.red.into(), p.ulpfec.into()));
-                tx.set_ulpfec(fec);
+            let rids = peer.slots.get(&mid).map(|s| s.rids.clone()).unwrap_or_default();
+            let fec = peer.fec_pts.get(&mid).map(|p| (p.red.into(), p.ulpfec.into()));
+            let streams: Vec<Option<Rid>> =
+                if rids.is_empty() { vec![None] } else { rids.into_iter().map(Some).collect() };
+            for rid in streams {
+                if let Some(tx) = api.stream_tx_by_mid(mid, rid) {
+                    tx.set_rtx_cache(repair::RTX_CACHE_PACKETS, peer.rtx_history, Some(peer.rtx_ratio_cap));
+                    tx.set_rtx_repeat(peer.rtx_copies);
+                    tx.set_ulpfec(fec);
+                }
             }
         }
         for (t, stream) in keyframes {
@@ -1178,6 +1192,7 @@ impl Worker {
             None => self.candidate,
         };
         let mut peer = Peer::new(id, room, kind, candidate, features, Instant::now());
+        peer.on_link = place.on_link();
         let dialling = own_socket.is_some();
         peer.own_socket = own_socket;
         let sdp = match (kind, offer) {
@@ -1208,7 +1223,12 @@ impl Worker {
                 if peer.slot_of(track).is_some() || peer.wanted.iter().any(|w| w.track == track) {
                     return;
                 }
-                peer.wanted.push(WantedTrack { track, kind, stream_id });
+                // A link takes a simulcast track whole, so the node beyond chooses per viewer.
+                let rids = match self.tracks.get(&track) {
+                    Some(src) if peer.on_link && kind == TrackKind::Video && src.rids.len() > 1 => src.rids.clone(),
+                    _ => Vec::new(),
+                };
+                peer.wanted.push(WantedTrack { track, kind, stream_id, rids });
                 self.offer_if_needed(subscriber);
             }
             PeerKind::Whep => {

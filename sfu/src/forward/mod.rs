@@ -14,12 +14,14 @@
 pub mod dependency_descriptor;
 mod keyframe_gate;
 pub mod layers;
+mod relay;
 mod rewrite;
 pub mod select;
 mod vp8_munger;
 
 pub use keyframe_gate::KeyframeGate;
 pub use layers::FrameInfo;
+pub use relay::RelayStreams;
 pub use rewrite::SeqTsRewriter;
 pub use select::{Selector, Strategy, Target, Verdict};
 pub use vp8_munger::Vp8Munger;
@@ -77,6 +79,9 @@ pub struct Forward<S> {
     pub marker: bool,
     /// Rewritten VP8 (picture id, TL0PICIDX), when the packet carries them.
     pub vp8: Option<(u16, u8)>,
+    /// The subscriber's simulcast stream to write it on: 0, except on a relayed subscription
+    /// (a cascade link's), which sends every stream on as its own.
+    pub stream: u8,
 }
 
 /// What the caller must do besides writing the forwards.
@@ -113,6 +118,9 @@ struct Subscription<S> {
     constraint: Constraint,
     /// What bandwidth allocation allows (None until the subscriber has an estimate).
     grant: Option<Grant>,
+    /// A cascade link's subscription to a simulcast track takes every stream (boxed: only
+    /// links have one).
+    relay: Option<Box<RelayStreams>>,
 }
 
 impl<S> Subscription<S> {
@@ -124,6 +132,9 @@ impl<S> Subscription<S> {
         self.selector.reset();
         self.rewriter.rebase();
         self.munger.rebase();
+        if let Some(r) = &mut self.relay {
+            r.restart();
+        }
     }
 }
 
@@ -404,11 +415,44 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         munger.rebase();
         let constraint = Constraint::default();
         let want = t.want(&constraint, now);
-        t.subs.push(Subscription { to, rewriter, munger, selector: t.new_selector(), constraint, grant: None });
+        t.subs.push(Subscription {
+            to,
+            rewriter,
+            munger,
+            selector: t.new_selector(),
+            constraint,
+            grant: None,
+            relay: None,
+        });
         if t.kind != TrackKind::Video {
             return Outcome::default();
         }
         Self::ask(t, want.spatial, now)
+    }
+
+    /// Subscribe a cascade link to every stream of a simulcast track, each forwarded on as the
+    /// subscriber's stream of the same index (`Forward::stream`). Any other track is subscribed
+    /// as usual: an SVC stream crosses whole by default (no constraint caps its layers).
+    pub fn subscribe_all_streams(&mut self, track: TrackId, to: S, now: Instant) -> Outcome {
+        let outcome = self.subscribe(track, to, now);
+        let Some(t) = self.tracks.get_mut(&track) else { return outcome };
+        if !Self::relays(t) {
+            return outcome;
+        }
+        let clock_rate = t.clock_rate;
+        if let Some(s) = t.subs.iter_mut().find(|s| s.to == to) {
+            s.relay.get_or_insert_with(|| Box::new(RelayStreams::new(clock_rate)));
+        }
+        outcome
+    }
+
+    fn relays(t: &Track<S>) -> bool {
+        t.kind == TrackKind::Video && !t.svc() && t.expected_layers > 1
+    }
+
+    /// The simulcast streams a relayed subscription to `track` sends on (1 otherwise).
+    pub fn relayed_streams(&self, track: TrackId) -> u8 {
+        self.tracks.get(&track).filter(|t| Self::relays(t)).map_or(1, |t| t.expected_layers)
     }
 
     /// Ask the publisher for a keyframe on `stream`, merged by the stream's gate.
@@ -470,8 +514,12 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
     /// The layer a subscription currently receives (for tests and stats).
     /// Keep `n` sequence numbers free in `to`'s view of `track` after the last packet it was
     /// given, for packets the sender adds (FEC); returns the first. `None` before any output.
-    pub fn reserve_seq(&mut self, track: TrackId, to: S, n: u64) -> Option<u64> {
-        self.tracks.get_mut(&track)?.subs.iter_mut().find(|s| s.to == to)?.rewriter.reserve(n)
+    pub fn reserve_seq(&mut self, track: TrackId, to: S, stream: u8, n: u64) -> Option<u64> {
+        let s = self.tracks.get_mut(&track)?.subs.iter_mut().find(|s| s.to == to)?;
+        match &mut s.relay {
+            Some(r) => r.reserve(stream, n),
+            None => s.rewriter.reserve(n),
+        }
     }
 
     pub fn current_layer(&self, track: TrackId, to: S) -> Option<Target> {
@@ -500,13 +548,18 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         Self::ask(t, want.spatial, now)
     }
 
-    /// A subscriber lost a picture: forward its PLI/FIR for the stream it follows.
-    pub fn on_keyframe_request(&mut self, track: TrackId, to: S, now: Instant) -> Outcome {
+    /// A subscriber lost a picture: forward its PLI/FIR for the stream it follows (a relayed
+    /// subscription: for the stream it names, `stream`).
+    pub fn on_keyframe_request(&mut self, track: TrackId, to: S, stream: u8, now: Instant) -> Outcome {
         let Some(t) = self.tracks.get_mut(&track) else { return Outcome::default() };
         if t.kind != TrackKind::Video {
             return Outcome::default();
         }
-        let stream = t.subs.iter().find(|s| s.to == to).and_then(|s| s.selector.current()).map_or(0, |c| c.spatial);
+        let sub = t.subs.iter().find(|s| s.to == to);
+        if sub.is_some_and(|s| s.relay.is_some()) {
+            return Self::ask(t, stream, now);
+        }
+        let stream = sub.and_then(|s| s.selector.current()).map_or(0, |c| c.spatial);
         let stream = if t.svc() { 0 } else { stream };
         Self::ask(t, stream, now)
     }
@@ -530,7 +583,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
                         continue;
                     }
                     if let Some((seq, ts)) = s.rewriter.rewrite(meta.seq, meta.ts, now) {
-                        out.push(Forward { to: s.to, seq, ts, marker: meta.marker, vp8: None });
+                        out.push(Forward { to: s.to, seq, ts, marker: meta.marker, vp8: None, stream: 0 });
                     }
                 }
             }
@@ -576,10 +629,22 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         }
 
         let mut waiting_for: Option<u8> = None;
+        // A relayed subscription waits on this packet's stream (asked for on its own: merged
+        // with the others' wish it could wait behind another stream's request for good).
+        let mut relay_waiting = false;
         for i in 0..t.subs.len() {
             let want = t.want_for(&t.subs[i], now);
             let s = &mut t.subs[i];
             if s.paused() {
+                continue;
+            }
+            if let Some(relay) = &mut s.relay {
+                match relay.on_packet(meta.stream, meta.seq, meta.ts, info.keyframe, now) {
+                    Some((seq, ts)) => {
+                        out.push(Forward { to: s.to, seq, ts, marker: meta.marker, vp8: None, stream: meta.stream })
+                    }
+                    None => relay_waiting = true,
+                }
                 continue;
             }
             match s.selector.select(&info, want) {
@@ -590,7 +655,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
                     }
                     if let Some((seq, ts)) = s.rewriter.rewrite(meta.seq, meta.ts, now) {
                         let vp8 = if t.codec == Some(VideoCodec::Vp8) { s.munger.map(&info) } else { None };
-                        out.push(Forward { to: s.to, seq, ts, marker: marker.unwrap_or(meta.marker), vp8 });
+                        out.push(Forward { to: s.to, seq, ts, marker: marker.unwrap_or(meta.marker), vp8, stream: 0 });
                     }
                 }
                 Verdict::Drop => {
@@ -603,13 +668,14 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
                 waiting_for = Some(waiting_for.map_or(stream, |w| w.max(stream)));
             }
         }
-        let Some(stream) = waiting_for else { return quiet };
-        let i = (stream as usize).min(MAX_LAYERS - 1);
-        let due = t.answered[i] || t.asked[i].is_none_or(|r| now.saturating_duration_since(r) >= KEYFRAME_RETRY);
-        if due {
-            Outcome { descriptor_read, ..Self::ask(t, stream, now) }
-        } else {
-            quiet
+        let due = |t: &Track<S>, stream: u8| {
+            let i = (stream as usize).min(MAX_LAYERS - 1);
+            t.answered[i] || t.asked[i].is_none_or(|r| now.saturating_duration_since(r) >= KEYFRAME_RETRY)
+        };
+        let relayed = Some(meta.stream).filter(|s| relay_waiting && due(t, *s));
+        match relayed.or(waiting_for.filter(|s| due(t, *s))) {
+            Some(stream) => Outcome { descriptor_read, ..Self::ask(t, stream, now) },
+            None => quiet,
         }
     }
 
@@ -766,7 +832,7 @@ mod tests {
         // A second request so soon is merged away.
         assert_eq!(o.request_keyframe, None);
         f.on_packet(1, meta(11, 3000), KEY, t0 + Duration::from_millis(33), &mut out);
-        assert_eq!(out, vec![Forward { to: 7, seq: 11, ts: 3000, marker: true, vp8: None }]);
+        assert_eq!(out, vec![Forward { to: 7, seq: 11, ts: 3000, marker: true, vp8: None, stream: 0 }]);
         f.on_packet(1, meta(12, 3000), DELTA, t0 + Duration::from_millis(34), &mut out);
         assert_eq!(seqs(&out), vec![(7, 12)]);
     }
@@ -819,7 +885,7 @@ mod tests {
         assert_eq!(asked, 1);
         let later: usize = (0..10u64)
             .map(|i| {
-                f.on_keyframe_request(1, 3, t0 + Duration::from_millis(100 * i)).request_keyframe.is_some() as usize
+                f.on_keyframe_request(1, 3, 0, t0 + Duration::from_millis(100 * i)).request_keyframe.is_some() as usize
             })
             .sum();
         // At 0..900 ms: allowed at 300, 600, 900 (0 was taken by the subscribe).
@@ -886,7 +952,7 @@ mod tests {
     #[test]
     fn unknown_track_and_empty_payload_are_harmless() {
         let mut f = video_forwarder();
-        let mut out = vec![Forward { to: 1, seq: 1, ts: 1, marker: false, vp8: None }];
+        let mut out = vec![Forward { to: 1, seq: 1, ts: 1, marker: false, vp8: None, stream: 0 }];
         let o = f.on_packet(42, meta(1, 1), &[], Instant::now(), &mut out);
         assert!(out.is_empty());
         assert_eq!(o.request_keyframe, None);
@@ -957,6 +1023,48 @@ mod tests {
             let pids: Vec<u16> = v.iter().map(|f| f.vp8.unwrap().0).collect();
             assert!(pids.windows(2).all(|w| w[1] == w[0] + 1), "subscriber {sub}: picture ids {pids:?}");
         }
+    }
+
+    #[test]
+    fn a_link_takes_every_simulcast_stream_each_from_its_keyframe() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut out = Vec::new();
+        assert_eq!(f.relayed_streams(1), 3);
+        // A tile that waits for the top stream does not keep the link from asking for the others.
+        f.subscribe(1, 1, t0);
+        f.subscribe_all_streams(1, 9, t0);
+        // Deltas first: the link asks for each stream's keyframe as that stream's packets come
+        // (the top one was asked for when the tile subscribed).
+        let mut asked = std::collections::BTreeSet::new();
+        for stream in 0..3u8 {
+            let m = PacketMeta { seq: 1000 * stream as u64, ts: 0, marker: true, stream, dd: None };
+            let o = f.on_packet(1, m, &vp8(1, 0, 0, false, HEIGHTS[stream as usize]), t0, &mut out);
+            assert!(out.is_empty(), "a delta before the keyframe went to {out:?}");
+            asked.extend(o.request_keyframe);
+        }
+        assert_eq!(asked.into_iter().collect::<Vec<_>>(), vec![0, 1]);
+        f.set_constraint(1, 1, Constraint { max_height: 180, ..Default::default() }, t0);
+        let mut link: Vec<Forward<u32>> = Vec::new();
+        for n in 1..41u64 {
+            let now = t0 + Duration::from_millis(33 * n);
+            let fw = feed_frame(&mut f, n, n == 1, now, &mut out);
+            link.extend(fw.iter().filter(|f| f.to == 9));
+            // The tile beside it still gets one stream, picked here.
+            assert!(fw.iter().filter(|f| f.to == 1).all(|f| f.stream == 0));
+        }
+        // Every packet of every stream, on the output stream of the same index, each numbered on
+        // its own without gaps, payloads untouched (no picture id rewrite).
+        for stream in 0..3u8 {
+            let v: Vec<&Forward<u32>> = link.iter().filter(|f| f.stream == stream).collect();
+            assert_eq!(v.len(), 40, "stream {stream}");
+            assert!(v.windows(2).all(|w| w[1].seq == w[0].seq + 1), "stream {stream}: gap");
+            assert!(v.iter().all(|f| f.vp8.is_none()));
+        }
+        assert_eq!(f.needed_layer(1), Some(2), "the link keeps the top stream on at the publisher");
+        // A keyframe request from beyond the link names its stream.
+        let later = t0 + Duration::from_secs(5);
+        assert_eq!(f.on_keyframe_request(1, 9, 1, later).request_keyframe, Some(1));
     }
 
     /// One-packet VP9 pictures of `spatials` layers: (payload, spatial) per packet; the first

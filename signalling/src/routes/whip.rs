@@ -1,11 +1,13 @@
 //! WHIP (RFC 9725) ingest and WHEP playback: one HTTP POST with an SDP offer, a `201` with the
-//! answer and a `Location` to DELETE when done.
+//! answer and a `Location` to DELETE when done. A WHEP session also takes layer requests
+//! (`POST {Location}/layer`, WHEP's layer-selection extension, announced in a `Link` header):
+//! the player's height and a frame-rate cap for the video it is shown.
 
 use actix::Actor;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use engine::device::{Device, Negotiate, Stop};
+use engine::device::{Device, Negotiate, SetLayer, Stop};
 use engine::protocol::Role;
 use engine::room::{Endpoint, Join};
 use sfu::PeerKind;
@@ -25,6 +27,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::method(actix_web::http::Method::OPTIONS).to(preflight)),
     )
     .service(
+        web::resource("/whep/{room}/{session}/layer")
+            .route(web::post().to(layer))
+            .route(web::method(actix_web::http::Method::OPTIONS).to(preflight)),
+    )
+    .service(
         web::resource("/{proto}/{room}/{session}")
             .guard(actix_web::guard::fn_guard(|ctx| {
                 let p = ctx.head().uri.path();
@@ -39,7 +46,7 @@ async fn preflight() -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header(("Access-Control-Allow-Methods", "POST, DELETE, OPTIONS"))
         .insert_header(("Access-Control-Allow-Headers", "Authorization, Content-Type"))
-        .insert_header(("Access-Control-Expose-Headers", "Location"))
+        .insert_header(("Access-Control-Expose-Headers", "Location, Link"))
         .insert_header(("Access-Control-Max-Age", "600"))
         .finish()
 }
@@ -105,11 +112,62 @@ async fn start(
     let location = format!("/{proto}/{room_id}/{session}");
     state.sessions.lock().expect("sessions lock").insert(location.clone(), device);
     state.audit(&who.user, &format!("{proto}.start"), &room_id, &req, true);
-    Ok(HttpResponse::Created()
-        .content_type("application/sdp")
-        .insert_header((header::LOCATION, location))
-        .insert_header(("Access-Control-Expose-Headers", "Location"))
-        .body(answer))
+    let mut created = HttpResponse::Created();
+    created.content_type("application/sdp").insert_header(("Access-Control-Expose-Headers", "Location, Link"));
+    if kind == PeerKind::Whep {
+        created.insert_header((header::LINK, format!("<{location}/layer>; rel=\"{LAYER_REL}\"")));
+    }
+    Ok(created.insert_header((header::LOCATION, location)).body(answer))
+}
+
+/// The link relation of WHEP's layer-selection extension (draft-ietf-wish-whep, "Layer
+/// Selection"); the layer URL is the session's `Location` + `/layer`.
+pub const LAYER_REL: &str = "urn:ietf:params:whep:ext:core:layer";
+
+/// A layer request. Of the extension's fields yunshi follows the ones that say what the player
+/// can use (`maxHeight`, `maxTemporalLayerId`), and `paused` (a hidden player); it chooses the
+/// layer itself, as for every viewer, so a fixed `encodingId` or `spatialLayerId` is refused.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct LayerRequest {
+    media_id: Option<String>,
+    max_height: Option<u16>,
+    max_width: Option<u16>,
+    max_temporal_layer_id: Option<u8>,
+    paused: Option<bool>,
+}
+
+async fn layer(
+    state: web::Data<AppState>,
+    who: Authed,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let (room, session) = path.into_inner();
+    let location = format!("/whep/{room}/{session}");
+    let device = state.sessions.lock().expect("sessions lock").get(&location).cloned();
+    let Some(device) = device else {
+        return Err(ApiError::not_found("no such WHEP session"));
+    };
+    let r: LayerRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "layer request: {e} (supported: maxHeight, maxWidth, maxTemporalLayerId, paused, mediaId)"
+        ))
+    })?;
+    let _ = r.media_id; // one video per WHEP session: whichever m-line is named, it is that one
+                        // A width cap becomes a height cap at 16:9, the shape of the streams yunshi serves.
+    let from_width = r.max_width.map(|w| (w as u32 * 9 / 16) as u16);
+    let max_height = match (r.max_height, from_width) {
+        (Some(h), Some(w)) => Some(h.min(w)),
+        (h, w) => h.or(w),
+    };
+    let constraint =
+        sfu::LayerConstraint { max_height, max_temporal: r.max_temporal_layer_id, paused: r.paused.unwrap_or(false) };
+    let done = device.send(SetLayer(constraint)).await.map_err(|_| ApiError::internal("session is gone"))?;
+    state.audit(&who.user, "whep.layer", &location, &req, done.is_ok());
+    done.map_err(ApiError::conflict)?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 async fn end(state: web::Data<AppState>, who: Authed, req: HttpRequest) -> Result<HttpResponse, ApiError> {
