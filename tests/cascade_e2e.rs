@@ -616,53 +616,34 @@ fn the_chair_goes_down_a_link_only_while_someone_below_watches() {
 /// A simulcast venue crosses each link whole (all three streams), so every node still chooses
 /// a stream per viewer: a small player in the city and one in the province get the lowest
 /// stream, full-size ones the top, over one hop and over two. The county sends each of its
-/// publisher's packets up once, not one stream of three.
+/// publisher's packets up once, not one stream of three. When the full-size players leave, each
+/// node's dynacast goes back down the links: only the lowest stream still crosses.
 #[test]
 fn simulcast_crosses_links_whole_and_each_node_selects_per_viewer() {
     use common::rtc_client::{stream_of, Endpoint, Received};
-    use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Arc};
 
     let Levels { province, city, county, pt, ct, kt, .. } = three_levels_with_room("sim");
-    let stop = Arc::new(AtomicBool::new(false));
+    let pub_stop = Arc::new(AtomicBool::new(false));
     let (mut publisher, offer) = Endpoint::offer_with(true, true);
     let (_, answer) = county.post_sdp("/whip/sim", &kt, &offer);
     publisher.accept_answer(&answer);
     let (ptx, _prx) = mpsc::channel();
-    let pub_thread = publisher.run(Duration::from_secs(60), Some(str0m::format::Codec::Vp8), 0, ptx, stop.clone());
+    let pub_thread = publisher.run(Duration::from_secs(90), Some(str0m::format::Codec::Vp8), 0, ptx, pub_stop.clone());
     let av = vec!["audio".to_string(), "video".to_string()];
     wait_for("the county's tracks in the province's room, two hops up", Duration::from_secs(15), || {
         let t = tracks_of(&province, &pt, "sim", "cascade:city");
         (t == av, members(&province, &pt, "sim"))
     });
 
-    // WHEP viewers; `small` ones tell the server their player is 180 px high (WHEP's layer
-    // extension, at the URL the answer's Link header names).
-    let viewer = |s: &Server, token: &str, small: bool| {
-        let (mut v, offer) = Endpoint::offer(false);
-        let (status, headers, body) =
-            s.request("POST", "/whep/sim", Some(token), Some("application/sdp"), offer.as_bytes());
-        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-        let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-        let location = header("location").expect("Location");
-        let link = header("link").expect("a Link header for the layer extension");
-        assert_eq!(link, format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\""));
-        v.accept_answer(&String::from_utf8(body).unwrap());
-        if small {
-            let layer = format!("{location}/layer");
-            let (status, _, _) =
-                s.request("POST", &layer, Some(token), Some("application/json"), br#"{"maxHeight":180}"#);
-            assert_eq!(status, 204);
-            // A fixed encoding is not ours to take: refused with a JSON error, nothing changed.
-            let (status, _, body) =
-                s.request("POST", &layer, Some(token), Some("application/json"), br#"{"encodingId":"f"}"#);
-            assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
-            let err: Value = serde_json::from_slice(&body).expect("a JSON error");
-            assert_eq!(err["error"], "bad_request", "{err}");
-        }
-        let (tx, rx) = mpsc::channel();
-        (v.run(Duration::from_secs(40), None, 0, tx, stop.clone()), rx)
+    let viewer = |s: &Server, token: &str, small: bool| whep_viewer(s, token, "sim", small);
+    let county_video =
+        |dir: &str| metric(&county, &format!("yunshi_packets_total{{direction=\"{dir}\",kind=\"video\"}}"));
+    let measure = |secs: u64| {
+        let (in0, out0) = (county_video("in"), county_video("out"));
+        std::thread::sleep(Duration::from_secs(secs));
+        (county_video("in") - in0, county_video("out") - out0)
     };
     let viewers = [
         ("city, full size", viewer(&city, &ct, false), 2u8),
@@ -672,38 +653,23 @@ fn simulcast_crosses_links_whole_and_each_node_selects_per_viewer() {
     ];
     // Give every viewer time to settle on its stream, then measure the county's link.
     std::thread::sleep(Duration::from_secs(4));
-    let in0 = metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}");
-    let out0 = metric(&county, "yunshi_packets_total{direction=\"out\",kind=\"video\"}");
     let settled = Instant::now();
-    std::thread::sleep(Duration::from_secs(4));
-    let county_in = metric(&county, "yunshi_packets_total{direction=\"in\",kind=\"video\"}") - in0;
-    let county_out = metric(&county, "yunshi_packets_total{direction=\"out\",kind=\"video\"}") - out0;
-    stop.store(true, Ordering::Relaxed);
-    pub_thread.join().unwrap();
+    let (county_in, county_out) = measure(4);
 
-    for (at, (h, rx), want) in viewers {
-        h.join().unwrap();
-        let mut late = BTreeSet::new();
-        let (mut n, mut corrupt) = (0, 0);
-        let mut last_counter: Option<u64> = None;
-        for r in rx.try_iter() {
-            match r {
-                Received::Video { counter, at: when, .. } if when >= settled => {
-                    late.insert(stream_of(counter));
-                    n += 1;
-                    if stream_of(counter) == want {
-                        assert!(last_counter.is_none_or(|l| counter > l), "{at}: frames out of order");
-                        last_counter = Some(counter);
-                    }
-                }
-                Received::Corrupt => corrupt += 1,
-                _ => {}
-            }
+    let mut small = Vec::new();
+    for (at, (h, rx, stop, location), want) in viewers {
+        check_streams(at, &rx, want, settled);
+        if want == 0 {
+            small.push((at, h, rx, stop));
+        } else {
+            // The full-size players leave.
+            stop.store(true, Ordering::Relaxed);
+            h.join().unwrap();
+            let s = if at.starts_with("city") { &city } else { &province };
+            let t = if at.starts_with("city") { &ct } else { &pt };
+            let (status, _, _) = s.request("DELETE", &location, Some(t), None, b"");
+            assert_eq!(status, 200);
         }
-        assert_eq!(corrupt, 0, "{at}: corrupt payloads");
-        assert!(n >= 60, "{at}: {n} video packets in the last 4 s");
-        assert_eq!(late, BTreeSet::from([want]), "{at}: streams received once settled");
-        println!("{at}: stream {want} only, {n} packets in 4 s");
     }
     // All three streams went up once each (out ≈ in), not the one the first viewer wanted.
     assert!(county_in > 300.0, "county received {county_in} video packets");
@@ -712,5 +678,172 @@ fn simulcast_crosses_links_whole_and_each_node_selects_per_viewer() {
         "county sent {county_out} video packets up for {county_in} received"
     );
     println!("county: {county_in} video packets in, {county_out} out in 4 s (every stream, once)");
+
+    // Each node lowers what it asks of the link below 3 s after demand fell (dynacast's delay),
+    // the province's reaching the county through the city: then only the lowest stream, a
+    // third of what the publisher sends, crosses.
+    let lowered = wait_for("only the lowest stream leaves the county", Duration::from_secs(15), || {
+        let (i, o) = measure(1);
+        (i > 60.0 && o <= i * 0.4, serde_json::json!({"in": i, "out": o}))
+    });
+    let (county_in, county_out) = measure(3);
+    assert!(
+        county_out >= county_in * 0.28 && county_out <= county_in * 0.4,
+        "county sent {county_out} video packets up for {county_in} received, with only small players above"
+    );
+    println!(
+        "full-size players gone: within {lowered:?} the county sends {county_out} of {county_in} video packets up"
+    );
+
+    // A full-size player comes back two hops up: raising is at once, hop by hop, and the top
+    // stream starts again on a keyframe the province's request brought up from the publisher.
+    let (h, rx, stop, _) = viewer(&province, &pt, false);
+    let back = Instant::now();
+    let mut first_top = None;
+    while back.elapsed() < Duration::from_secs(8) && first_top.is_none() {
+        if let Ok(Received::Video { counter, keyframe, at }) = rx.recv_timeout(Duration::from_millis(100)) {
+            if stream_of(counter) == 2 {
+                assert!(keyframe, "the top stream came back on a delta frame");
+                first_top = Some(at.saturating_duration_since(back));
+            }
+        }
+    }
+    let first_top = first_top.expect("the top stream reaches a new full-size player two hops up within 8 s");
+    std::thread::sleep(Duration::from_secs(3));
+    let since = Instant::now() - Duration::from_secs(2);
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    check_streams("province, full size again", &rx, 2, since);
+    println!("a full-size player two hops up gets the top stream {first_top:?} after its WHEP POST");
+    pub_stop.store(true, Ordering::Relaxed);
+    pub_thread.join().unwrap();
+    for (at, h, rx, stop) in small {
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+        check_streams(at, &rx, 0, since);
+    }
     let _ = (province, city, county);
+}
+
+type Viewer = (
+    std::thread::JoinHandle<()>,
+    std::sync::mpsc::Receiver<common::rtc_client::Received>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    String,
+);
+
+/// A WHEP viewer of `room`; a `small` one tells the server its player is 180 px high (WHEP's
+/// layer extension, at the URL the answer's Link header names). Runs until its stop flag.
+fn whep_viewer(s: &Server, token: &str, room: &str, small: bool) -> Viewer {
+    use common::rtc_client::Endpoint;
+    let (mut v, offer) = Endpoint::offer(false);
+    let (status, headers, body) =
+        s.request("POST", &format!("/whep/{room}"), Some(token), Some("application/sdp"), offer.as_bytes());
+    assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let location = header("location").expect("Location");
+    let link = header("link").expect("a Link header for the layer extension");
+    assert_eq!(link, format!("<{location}/layer>; rel=\"urn:ietf:params:whep:ext:core:layer\""));
+    v.accept_answer(&String::from_utf8(body).unwrap());
+    if small {
+        let layer = format!("{location}/layer");
+        let (status, _, _) = s.request("POST", &layer, Some(token), Some("application/json"), br#"{"maxHeight":180}"#);
+        assert_eq!(status, 204);
+        // A fixed encoding is not ours to take: refused with a JSON error, nothing changed.
+        let (status, _, body) =
+            s.request("POST", &layer, Some(token), Some("application/json"), br#"{"encodingId":"f"}"#);
+        assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+        let err: Value = serde_json::from_slice(&body).expect("a JSON error");
+        assert_eq!(err["error"], "bad_request", "{err}");
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    (v.run(Duration::from_secs(90), None, 0, tx, stop.clone()), rx, stop, location)
+}
+
+/// What a viewer received since `since`: intact, in order, enough, and from stream `want` only.
+fn check_streams(at: &str, rx: &std::sync::mpsc::Receiver<common::rtc_client::Received>, want: u8, since: Instant) {
+    use common::rtc_client::{stream_of, Received};
+    let mut seen = std::collections::BTreeSet::new();
+    let (mut n, mut corrupt) = (0, 0);
+    let mut last_counter: Option<u64> = None;
+    for r in rx.try_iter() {
+        match r {
+            Received::Video { counter, at: when, .. } if when >= since => {
+                seen.insert(stream_of(counter));
+                n += 1;
+                if stream_of(counter) == want {
+                    assert!(last_counter.is_none_or(|l| counter > l), "{at}: frames out of order");
+                    last_counter = Some(counter);
+                }
+            }
+            Received::Corrupt => corrupt += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(corrupt, 0, "{at}: corrupt payloads");
+    assert!(n >= 60, "{at}: {n} video packets");
+    assert_eq!(seen, std::collections::BTreeSet::from([want]), "{at}: streams received once settled");
+    println!("{at}: stream {want} only, {n} packets");
+}
+
+/// The chair's simulcast goes down whole as well, and the county's dynacast goes back up the
+/// links (`link_layers`): with only a small player below, the province sends one stream down.
+#[test]
+fn simulcast_goes_down_whole_and_demand_for_layers_goes_back_up() {
+    use common::rtc_client::Endpoint;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    let Levels { province, city, county, pt, ct, kt, .. } = three_levels_with_room("chair");
+    let pub_stop = Arc::new(AtomicBool::new(false));
+    let (mut chair, offer) = Endpoint::offer_with(true, true);
+    let (_, answer) = province.post_sdp("/whip/chair", &pt, &offer);
+    chair.accept_answer(&answer);
+    let (ptx, _prx) = mpsc::channel();
+    let chair_thread = chair.run(Duration::from_secs(90), Some(str0m::format::Codec::Vp8), 0, ptx, pub_stop.clone());
+    // Viewers below open the rooms there (and so their links up).
+    let (full, small) = (whep_viewer(&county, &kt, "chair", false), whep_viewer(&county, &kt, "chair", true));
+    let city_small = whep_viewer(&city, &ct, "chair", true);
+    let av = vec!["audio".to_string(), "video".to_string()];
+    wait_for("the chair's tracks in the county's room, two hops down", Duration::from_secs(15), || {
+        let t = tracks_of(&county, &kt, "chair", "cascade:parent");
+        (t == av, members(&county, &kt, "chair"))
+    });
+    let video = |dir: &str| metric(&province, &format!("yunshi_packets_total{{direction=\"{dir}\",kind=\"video\"}}"));
+    let measure = |secs: u64| {
+        let (in0, out0) = (video("in"), video("out"));
+        std::thread::sleep(Duration::from_secs(secs));
+        (video("in") - in0, video("out") - out0)
+    };
+    std::thread::sleep(Duration::from_secs(4));
+    let settled = Instant::now();
+    let (p_in, p_out) = measure(3);
+    check_streams("county, full size", &full.1, 2, settled);
+    check_streams("county, 180 px", &small.1, 0, settled);
+    check_streams("city, 180 px", &city_small.1, 0, settled);
+    assert!(p_in > 200.0 && p_out >= p_in * 0.9 && p_out <= p_in * 1.2, "province: {p_in} in, {p_out} out");
+    println!("province: {p_in} video packets in, {p_out} down in 3 s (every stream, once)");
+
+    // The full-size player below leaves: the county's and then the city's dynacast travel up.
+    let (h, _, stop, location) = full;
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    assert_eq!(county.request("DELETE", &location, Some(&kt), None, b"").0, 200);
+    let lowered = wait_for("only the lowest stream leaves the province", Duration::from_secs(15), || {
+        let (i, o) = measure(1);
+        (i > 60.0 && o <= i * 0.4, serde_json::json!({"in": i, "out": o}))
+    });
+    let since = Instant::now();
+    let (p_in, p_out) = measure(3);
+    assert!(p_out >= p_in * 0.28 && p_out <= p_in * 0.4, "province: {p_in} in, {p_out} down with small players only");
+    println!("full-size player gone: within {lowered:?} the province sends {p_out} of {p_in} video packets down");
+    pub_stop.store(true, Ordering::Relaxed);
+    chair_thread.join().unwrap();
+    for (at, (h, rx, stop, _)) in [("county, 180 px", small), ("city, 180 px", city_small)] {
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+        check_streams(at, &rx, 0, since);
+    }
+    let _ = (province, city, county, ct);
 }

@@ -215,7 +215,26 @@ impl Handler<FromClient> for Device {
             ClientMessage::Leave => ctx.stop(),
             ClientMessage::Ping => self.reply(ServerMessage::Pong),
             ClientMessage::CascadeWanted { tracks } => self.room.do_send(LinkWants { member: self.member, tracks }),
+            ClientMessage::LinkLayers { mid, active } => ctx.notify(LinkLayers { mid, active }),
         }
+    }
+}
+
+/// What the node at the other end of a link watches of a simulcast track this device sends it
+/// (that node's dynacast): streams above it are not sent across.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LinkLayers {
+    pub mid: String,
+    pub active: Vec<String>,
+}
+
+impl Handler<LinkLayers> for Device {
+    type Result = ();
+    fn handle(&mut self, LinkLayers { mid, active }: LinkLayers, _: &mut Context<Self>) {
+        // Only a link's subscriptions relay every stream; a client's message is ignored.
+        let (Some(subscriber), true) = (self.subscribe, self.place.on_link()) else { return };
+        let _ = self.worker.send(WorkerCommand::SetLinkLayers { subscriber, mid, active });
     }
 }
 

@@ -93,6 +93,12 @@ pub enum ClientMessage {
     CascadeWanted {
         tracks: Vec<String>,
     },
+    /// From a child node's link only: of the simulcast track it receives on m-line `mid`, only
+    /// these RIDs are watched below (its dynacast); the others are not sent down.
+    LinkLayers {
+        mid: String,
+        active: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

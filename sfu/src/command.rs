@@ -102,6 +102,13 @@ pub enum WorkerCommand {
         track: TrackId,
         muted: bool,
     },
+    /// A cascade link's far end needs only these RIDs of the simulcast track it receives on
+    /// m-line `mid` (its own dynacast, passed back over the link): the others stay here.
+    SetLinkLayers {
+        subscriber: PeerId,
+        mid: String,
+        active: Vec<String>,
+    },
     /// A subscriber's wishes for one track it receives.
     SetConstraint {
         subscriber: PeerId,

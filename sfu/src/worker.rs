@@ -1134,6 +1134,15 @@ impl Worker {
                     self.request_keyframe(track, stream);
                 }
             }
+            WorkerCommand::SetLinkLayers { subscriber, mid, active } => {
+                let mid = Mid::from(mid.as_str());
+                let Some(slot) = self.peers.get(&subscriber).and_then(|p| p.slots.get(&mid)) else { return };
+                let Some(track) = slot.track.filter(|_| !slot.rids.is_empty()) else { return };
+                // The lowest stream always stays on (as dynacast keeps it at a publisher).
+                let top = slot.rids.iter().rposition(|r| active.iter().any(|a| a.as_str() == &**r)).unwrap_or(0);
+                debug!(subscriber, %mid, top, "link layers");
+                self.forwarder.set_relay_top(track, (subscriber, mid), top as u8);
+            }
             WorkerCommand::SetConstraint { subscriber, track, constraint } => {
                 let c = Constraint {
                     max_height: constraint.max_height.unwrap_or(u16::MAX),

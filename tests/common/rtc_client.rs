@@ -27,20 +27,32 @@ pub const AUDIO_PAYLOAD: usize = 120;
 /// Two leading bytes that make a payload a keyframe or a delta frame of `codec` as far as the
 /// SFU can tell: VP8 descriptor (S=1, PID=0) + frame header P bit; H.264 single NAL unit
 /// header (IDR type 5 or non-IDR slice type 1).
-fn video_prefix(codec: Codec, keyframe: bool) -> [u8; 2] {
+/// What a synthetic payload starts with: enough of the codec's own header for the server to
+/// tell keyframes apart, and for a VP8 keyframe its frame header with a picture size, as a
+/// real encoder's (180, 360 and 720 lines for simulcast streams 0, 1 and 2), so the server
+/// learns each stream's size.
+fn video_prefix(codec: Codec, keyframe: bool, counter: u64) -> Vec<u8> {
     match (codec, keyframe) {
-        (Codec::H264, true) => [0x65, 0x88],
-        (Codec::H264, false) => [0x41, 0x9a],
-        (_, true) => [0x10, 0x00],
-        (_, false) => [0x10, 0x01],
+        (Codec::H264, true) => vec![0x65, 0x88],
+        (Codec::H264, false) => vec![0x41, 0x9a],
+        (_, true) => {
+            let height: u16 = 180 << stream_of(counter).min(2);
+            let width = height / 9 * 16;
+            let mut p = vec![0x10, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a];
+            p.extend_from_slice(&width.to_le_bytes());
+            p.extend_from_slice(&height.to_le_bytes());
+            p
+        }
+        (_, false) => vec![0x10, 0x01],
     }
 }
 
 /// A synthetic video payload: the codec prefix, an 8-byte counter and a counter-derived pattern.
 pub fn video_payload(codec: Codec, counter: u64, keyframe: bool) -> Vec<u8> {
-    let mut p = video_prefix(codec, keyframe).to_vec();
+    let mut p = video_prefix(codec, keyframe, counter);
+    let pattern = VIDEO_PAYLOAD - p.len() - 8;
     p.extend_from_slice(&counter.to_be_bytes());
-    p.extend((0..VIDEO_PAYLOAD - 10).map(|i| (counter as u8).wrapping_mul(31).wrapping_add(i as u8)));
+    p.extend((0..pattern).map(|i| (counter as u8).wrapping_mul(31).wrapping_add(i as u8)));
     p
 }
 
@@ -55,9 +67,10 @@ pub fn check_video(p: &[u8]) -> Option<(u64, bool)> {
     if p.len() != VIDEO_PAYLOAD {
         return None;
     }
-    let counter = u64::from_be_bytes(p[2..10].try_into().ok()?);
     for codec in [Codec::Vp8, Codec::H264] {
         for key in [true, false] {
+            let at = video_prefix(codec, key, 0).len();
+            let counter = u64::from_be_bytes(p.get(at..at + 8)?.try_into().ok()?);
             if video_payload(codec, counter, key) == p {
                 return Some((counter, key));
             }

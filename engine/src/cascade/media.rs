@@ -31,7 +31,7 @@ use tracing::{debug, info, warn};
 use tungstenite::Message;
 
 use crate::cascade::token;
-use crate::device::{Device, FromClient, StartSubscribing, Stop};
+use crate::device::{Device, FromClient, LinkLayers, StartSubscribing, Stop};
 use crate::protocol::{ClientMessage, Role, ServerMessage};
 use crate::room::{Endpoint, Join, LinkWants, Room};
 
@@ -175,6 +175,14 @@ impl Handler<FromParent> for RoomUplink {
                     (Some("publish_answer"), Some(sdp), Some(d)) => {
                         d.do_send(FromClient(ClientMessage::SubscribeAnswer { sdp }))
                     }
+                    // The parent's dynacast for one of our simulcast tracks: what is watched up
+                    // there is all that goes up.
+                    (Some("publish_layers"), _, Some(d)) => {
+                        if let (Some(mid), Some(active)) = (v["mid"].as_str(), v["active"].as_array()) {
+                            let active = active.iter().filter_map(|r| r.as_str().map(str::to_string)).collect();
+                            d.do_send(LinkLayers { mid: mid.to_string(), active });
+                        }
+                    }
                     (Some("error"), _, _) => warn!(room = %self.room_id, error = %v, "cascade: the parent's room says"),
                     (Some("room_closed"), _, _) => self.drop_local(),
                     // What the parent's room watches of ours: the rest stays here, paused.
@@ -218,6 +226,11 @@ impl Handler<FromLocal> for RoomUplink {
             // Which of the parent's tracks someone here watches: the parent pauses the rest.
             ServerMessage::CascadeWanted { tracks } => {
                 self.send_up(json!({"type": "cascade_wanted", "tracks": tracks}))
+            }
+            // Our dynacast for one of the parent's simulcast tracks: the parent sends down
+            // only what is watched here.
+            ServerMessage::PublishLayers { mid, active } => {
+                self.send_up(json!({"type": "link_layers", "mid": mid, "active": active}))
             }
             ServerMessage::Error { error, message } => {
                 warn!(room = %self.room_id, %error, %message, "cascade: local side of the room link")

@@ -21,7 +21,7 @@ mod vp8_munger;
 
 pub use keyframe_gate::KeyframeGate;
 pub use layers::FrameInfo;
-pub use relay::RelayStreams;
+pub use relay::{RelayStreams, Relayed};
 pub use rewrite::SeqTsRewriter;
 pub use select::{Selector, Strategy, Target, Verdict};
 pub use vp8_munger::Vp8Munger;
@@ -446,6 +446,14 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         outcome
     }
 
+    /// The far end of a relayed subscription needs streams up to `top` only (its dynacast).
+    pub fn set_relay_top(&mut self, track: TrackId, to: S, top: u8) {
+        let Some(t) = self.tracks.get_mut(&track) else { return };
+        if let Some(r) = t.subs.iter_mut().find(|s| s.to == to).and_then(|s| s.relay.as_mut()) {
+            r.set_top(top);
+        }
+    }
+
     fn relays(t: &Track<S>) -> bool {
         t.kind == TrackKind::Video && !t.svc() && t.expected_layers > 1
     }
@@ -640,10 +648,11 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             }
             if let Some(relay) = &mut s.relay {
                 match relay.on_packet(meta.stream, meta.seq, meta.ts, info.keyframe, now) {
-                    Some((seq, ts)) => {
+                    Relayed::Forward(seq, ts) => {
                         out.push(Forward { to: s.to, seq, ts, marker: meta.marker, vp8: None, stream: meta.stream })
                     }
-                    None => relay_waiting = true,
+                    Relayed::Waiting => relay_waiting = true,
+                    Relayed::NotNeeded => {}
                 }
                 continue;
             }
@@ -725,7 +734,10 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         // squeezed for a while comes back up only to layers that are still being sent (and
         // measured; the allocator cannot raise anyone to a layer it knows no cost of).
         for s in t.subs.iter().filter(|s| !s.constraint.paused) {
-            let want = if s.constraint.max_height == u16::MAX {
+            let want = if let Some(r) = &s.relay {
+                // A link: what its far end's own dynacast says anyone there receives.
+                r.top().min(top)
+            } else if s.constraint.max_height == u16::MAX {
                 top
             } else {
                 // A layer whose size no keyframe has shown yet counts as wanted: switched off
@@ -1065,6 +1077,12 @@ mod tests {
         // A keyframe request from beyond the link names its stream.
         let later = t0 + Duration::from_secs(5);
         assert_eq!(f.on_keyframe_request(1, 9, 1, later).request_keyframe, Some(1));
+        // Beyond the link only the lowest stream is watched: the others stay here, and the
+        // publisher may switch them off.
+        f.set_relay_top(1, 9, 0);
+        assert_eq!(f.needed_layer(1), Some(0));
+        let fw = feed_frame(&mut f, 41, false, t0 + Duration::from_millis(33 * 41), &mut out);
+        assert_eq!(fw.iter().filter(|f| f.to == 9).map(|f| f.stream).collect::<Vec<_>>(), vec![0]);
     }
 
     /// One-packet VP9 pictures of `spatials` layers: (payload, spatial) per packet; the first

@@ -18,11 +18,43 @@ struct Stream {
 #[derive(Debug)]
 pub struct RelayStreams {
     streams: [Stream; MAX_LAYERS],
+    /// The highest stream anyone beyond the link receives (the far node's own dynacast says
+    /// so): streams above it stay here, and the publisher may switch them off.
+    top: u8,
+}
+
+/// What to do with one packet of a relayed subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relayed {
+    Forward(u64, u32),
+    /// Its stream waits for a keyframe: ask the publisher for one.
+    Waiting,
+    /// Nobody beyond the link needs its stream.
+    NotNeeded,
 }
 
 impl RelayStreams {
     pub fn new(clock_rate: u32) -> Self {
-        Self { streams: std::array::from_fn(|_| Stream { rewriter: SeqTsRewriter::new(clock_rate), started: false }) }
+        Self {
+            streams: std::array::from_fn(|_| Stream { rewriter: SeqTsRewriter::new(clock_rate), started: false }),
+            top: u8::MAX,
+        }
+    }
+
+    pub fn top(&self) -> u8 {
+        self.top
+    }
+
+    /// The node beyond needs streams up to `top` only. A stream taken up again starts on its
+    /// next keyframe.
+    pub fn set_top(&mut self, top: u8) {
+        for s in self.streams.iter_mut().skip(top as usize + 1) {
+            if s.started {
+                s.started = false;
+                s.rewriter.rebase();
+            }
+        }
+        self.top = top;
     }
 
     /// After a pause: every stream waits for its next keyframe again.
@@ -33,17 +65,23 @@ impl RelayStreams {
         }
     }
 
-    /// One packet of `stream`: its numbering on the same output stream, or `None` while that
-    /// stream still waits for a keyframe (the caller asks the publisher for one).
-    pub fn on_packet(&mut self, stream: u8, seq: u64, ts: u32, keyframe: bool, now: Instant) -> Option<(u64, u32)> {
+    /// One packet of `stream`: its numbering on the same output stream, unless that stream
+    /// still waits for a keyframe or is not needed.
+    pub fn on_packet(&mut self, stream: u8, seq: u64, ts: u32, keyframe: bool, now: Instant) -> Relayed {
+        if stream > self.top {
+            return Relayed::NotNeeded;
+        }
         let s = &mut self.streams[(stream as usize).min(MAX_LAYERS - 1)];
         if !s.started {
             if !keyframe {
-                return None;
+                return Relayed::Waiting;
             }
             s.started = true;
         }
-        s.rewriter.rewrite(seq, ts, now)
+        match s.rewriter.rewrite(seq, ts, now) {
+            Some((seq, ts)) => Relayed::Forward(seq, ts),
+            None => Relayed::NotNeeded,
+        }
     }
 
     /// Keep `n` sequence numbers free on output `stream` (FEC parity); the first of them.
@@ -61,29 +99,52 @@ mod tests {
         let now = Instant::now();
         let mut r = RelayStreams::new(90_000);
         // Stream 0 has no keyframe yet; stream 2 has.
-        assert_eq!(r.on_packet(0, 100, 1000, false, now), None);
-        let first2 = r.on_packet(2, 500, 9000, true, now).expect("keyframe starts stream 2");
-        let next2 = r.on_packet(2, 501, 9000, false, now).expect("then its deltas");
-        assert_eq!(next2.0, first2.0 + 1);
-        assert_eq!(r.on_packet(0, 101, 1000, false, now), None, "stream 0 still waits");
-        let first0 = r.on_packet(0, 102, 4000, true, now).expect("its keyframe");
-        let next0 = r.on_packet(0, 103, 4000, false, now).unwrap();
-        assert_eq!(next0.0, first0.0 + 1);
+        assert_eq!(r.on_packet(0, 100, 1000, false, now), Relayed::Waiting);
+        let first2 = fwd(r.on_packet(2, 500, 9000, true, now));
+        let next2 = fwd(r.on_packet(2, 501, 9000, false, now));
+        assert_eq!(next2, first2 + 1);
+        assert_eq!(r.on_packet(0, 101, 1000, false, now), Relayed::Waiting, "stream 0 still waits");
+        let first0 = fwd(r.on_packet(0, 102, 4000, true, now));
+        let next0 = fwd(r.on_packet(0, 103, 4000, false, now));
+        assert_eq!(next0, first0 + 1);
         // A lost packet on the way in stays a gap (the far end NACKs it from here).
-        let after_gap = r.on_packet(2, 504, 12000, false, now).unwrap();
-        assert_eq!(after_gap.0, next2.0 + 3);
+        let after_gap = fwd(r.on_packet(2, 504, 12000, false, now));
+        assert_eq!(after_gap, next2 + 3);
+    }
+
+    fn fwd(r: Relayed) -> u64 {
+        match r {
+            Relayed::Forward(seq, _) => seq,
+            other => panic!("not forwarded: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn streams_above_the_top_stay_here_and_come_back_on_a_keyframe() {
+        let now = Instant::now();
+        let mut r = RelayStreams::new(90_000);
+        fwd(r.on_packet(0, 1, 0, true, now));
+        let last2 = fwd(r.on_packet(2, 1, 0, true, now));
+        r.set_top(0);
+        assert_eq!(r.on_packet(2, 2, 3000, false, now), Relayed::NotNeeded);
+        assert_eq!(r.on_packet(2, 3, 3000, true, now), Relayed::NotNeeded, "not even its keyframes");
+        fwd(r.on_packet(0, 2, 3000, false, now));
+        r.set_top(2);
+        assert_eq!(r.on_packet(2, 4, 6000, false, now), Relayed::Waiting);
+        let back = fwd(r.on_packet(2, 5, 6000, true, now));
+        assert_eq!(back, last2 + 1, "numbered on from where it stopped");
     }
 
     #[test]
     fn after_a_restart_every_stream_waits_for_a_keyframe_and_numbering_continues() {
         let now = Instant::now();
         let mut r = RelayStreams::new(90_000);
-        r.on_packet(1, 10, 0, true, now).unwrap();
-        let last = r.on_packet(1, 11, 0, false, now).unwrap();
+        fwd(r.on_packet(1, 10, 0, true, now));
+        let last = fwd(r.on_packet(1, 11, 0, false, now));
         r.restart();
-        assert_eq!(r.on_packet(1, 50, 90_000, false, now), None);
-        let resumed = r.on_packet(1, 51, 90_000, true, now).unwrap();
-        assert!(resumed.0 > last.0, "numbering goes on: {resumed:?} after {last:?}");
-        assert!(resumed.0 - last.0 < 10, "without the publisher's jump: {resumed:?} after {last:?}");
+        assert_eq!(r.on_packet(1, 50, 90_000, false, now), Relayed::Waiting);
+        let resumed = fwd(r.on_packet(1, 51, 90_000, true, now));
+        assert!(resumed > last, "numbering goes on: {resumed} after {last}");
+        assert!(resumed - last < 10, "without the publisher's jump: {resumed} after {last}");
     }
 }
