@@ -705,10 +705,7 @@ impl Worker {
             }
             let wanted = peer.bwe_wanted;
             peer.rtc.bwe().set_bitrate(Bitrate::bps(minimum.min(wanted)), Bitrate::bps(wanted));
-            // During start-up the lowest layers are granted whatever the estimate (a guess then):
-            // the pacer must not hold them back to it either.
-            let floor = if estimate.starting { granted + assumed } else { 0 };
-            peer.rtc.bwe().set_pacing_floor(Bitrate::bps(floor));
+            peer.rtc.bwe().set_pacing_floor(Bitrate::bps(estimate.pacing_floor(limited, granted + assumed)));
             if !peer.dirty {
                 peer.dirty = true;
                 self.dirty.push(id);
@@ -1336,3 +1333,4 @@ fn video_codec(c: Codec) -> Option<VideoCodec> {
         _ => None,
     }
 }
+
