@@ -13,6 +13,10 @@
 #                    county's venue, so the latency is not per hop; use it for the load only)
 #   CASCADE_VIEWERS  viewers at each level, one level at a time (default 5)
 #   CASCADE_WIDTH/CASCADE_HEIGHT/CASCADE_KBPS  venue video (default 1280x720, 1500 kbit/s)
+#   CASCADE_LAYERS   simulcast encodings per venue (default 1); they cross the links whole
+#   CASCADE_VIEWER_HEIGHT  the viewers' player height in pixels, told with WHEP's layer
+#                    extension (default: full size); with CASCADE_LAYERS=3 and 180, every
+#                    link carries the lowest encoding only
 #   CASCADE_SECONDS  measured seconds per phase (default 15)
 # The three servers and the tool share this machine's cores (no pinning: 4 processes, 2 cores
 # here), so CPU shares are of one core each and latency includes their contention.
@@ -25,6 +29,9 @@ VENUES=${CASCADE_VENUES:-10}; VIEWERS=${CASCADE_VIEWERS:-5}
 EVERY=()
 [ "${CASCADE_EVERY_LEVEL:-0}" = 1 ] && EVERY=(--venues-every-level)
 WIDTH=${CASCADE_WIDTH:-1280}; HEIGHT=${CASCADE_HEIGHT:-720}; KBPS=${CASCADE_KBPS:-1500}
+LAYERS=${CASCADE_LAYERS:-1}
+SIZE=()
+[ -n "${CASCADE_VIEWER_HEIGHT:-}" ] && SIZE=(--viewer-height "$CASCADE_VIEWER_HEIGHT")
 SECONDS_PER_PHASE=${CASCADE_SECONDS:-15}
 mkdir -p "$OUT"
 DATA=$(mktemp -d)
@@ -54,7 +61,7 @@ start county 18303 42320 18302
 sleep 2
 
 ./target/release/yunshi-loadtest --server http://127.0.0.1:18303 --password "$PASSWORD" \
-  --width "$WIDTH" --height "$HEIGHT" --kbps "$KBPS" --duration "$SECONDS_PER_PHASE" --warmup 3 --quiet \
+  --width "$WIDTH" --height "$HEIGHT" --kbps "$KBPS" --layers "$LAYERS" --duration "$SECONDS_PER_PHASE" --warmup 3 --quiet \
   --json "$OUT/cascade.json" \
   cascade --levels http://127.0.0.1:18303,http://127.0.0.1:18302,http://127.0.0.1:18301 \
-  --pids "${PIDS[2]},${PIDS[1]},${PIDS[0]}" --venues "$VENUES" "${EVERY[@]}" --viewers "$VIEWERS"
+  --pids "${PIDS[2]},${PIDS[1]},${PIDS[0]}" --venues "$VENUES" "${EVERY[@]}" --viewers "$VIEWERS" "${SIZE[@]}"

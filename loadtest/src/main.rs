@@ -96,6 +96,10 @@ enum Scenario {
         venues_every_level: bool,
         #[arg(long, default_value_t = 5)]
         viewers: usize,
+        /// Tell the server each viewer's player is this many pixels high (WHEP's layer
+        /// extension): with simulcast venues (--layers) a small player costs every link less.
+        #[arg(long)]
+        viewer_height: Option<u16>,
         #[arg(long, default_value = "loadtest-cascade")]
         room: String,
     },
@@ -259,7 +263,7 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("webinar: 1 publisher → {viewers} viewers, {} s\n{}", cli.duration, t.table());
             serde_json::json!({ "scenario": "webinar", "viewers": viewers, "params": params, "result": t.to_json() })
         }
-        Scenario::Cascade { levels, pids, venues, venues_every_level, viewers, room } => {
+        Scenario::Cascade { levels, pids, venues, venues_every_level, viewers, viewer_height, room } => {
             let password =
                 cli.password.clone().ok_or("cascade: give --password (the same admin password on every node)")?;
             let mut nodes = Vec::new();
@@ -275,6 +279,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 venues,
                 venues_every_level,
                 viewers,
+                viewer_height,
                 warmup,
                 duration,
             )?;

@@ -22,6 +22,10 @@ pub trait Server: Send {
     /// server offers it.
     fn viewer(&mut self, room: &str, red: bool, bind: IpAddr) -> Result<(LoadPeer, Session), String>;
     fn end(&mut self, session: &Session);
+    /// Tell the server a viewer's player is `max_height` pixels high (WHEP's layer extension).
+    fn set_viewer_height(&mut self, _session: &Session, _max_height: u16) -> Result<(), String> {
+        Err(format!("{}: no layer selection for WHEP viewers", self.name()))
+    }
 }
 
 /// yunshi: WHIP to publish, WHEP to view, a bearer token for both.
@@ -58,6 +62,18 @@ impl Server for Yunshi {
     fn end(&mut self, session: &Session) {
         if !session.0.is_empty() {
             let _ = http::request(&self.server, "DELETE", &session.0, Some(&self.token), None, b"");
+        }
+    }
+
+    fn set_viewer_height(&mut self, session: &Session, max_height: u16) -> Result<(), String> {
+        let body = serde_json::json!({ "maxHeight": max_height }).to_string();
+        let path = format!("{}/layer", session.0);
+        let r =
+            http::request(&self.server, "POST", &path, Some(&self.token), Some("application/json"), body.as_bytes())
+                .map_err(|e| format!("{path}: {e}"))?;
+        match r.status {
+            204 => Ok(()),
+            s => Err(format!("{path}: {s} {}", r.text())),
         }
     }
 }

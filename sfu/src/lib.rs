@@ -10,6 +10,7 @@ mod dd_extension;
 pub mod dynacast;
 pub mod fec;
 pub mod forward;
+pub mod h264;
 pub mod ids;
 pub mod metrics;
 mod peer;

@@ -1333,4 +1333,3 @@ fn video_codec(c: Codec) -> Option<VideoCodec> {
         _ => None,
     }
 }
-

@@ -26,6 +26,9 @@ pub struct Phase {
     pub totals: Totals,
     /// CPU share of each node's core over the phase, bottom first.
     pub node_core: Vec<Option<f64>>,
+    /// RTP payload each node sent over the phase, Mbit/s, bottom first: below the viewers'
+    /// level that is its link upwards.
+    pub node_out_mbps: Vec<Option<f64>>,
 }
 
 pub struct CascadeRun {
@@ -33,6 +36,8 @@ pub struct CascadeRun {
     /// Venues published at every level, not only the bottom one.
     pub every_level: bool,
     pub viewers: usize,
+    /// The viewers' player height, told to the server (None: full size).
+    pub viewer_height: Option<u16>,
     /// Before any viewer: what the links alone cost (each venue crosses each link once).
     pub idle_node_core: Vec<Option<f64>>,
     /// Before any viewer: RTP payload each node sends, Mbit/s (its link upwards: nothing
@@ -65,6 +70,7 @@ pub fn run(
     venues: usize,
     every_level: bool,
     viewers: usize,
+    viewer_height: Option<u16>,
     warmup: Duration,
     duration: Duration,
 ) -> Result<CascadeRun, String> {
@@ -103,6 +109,9 @@ pub fn run(
         let mut watching: Vec<(u64, Session)> = Vec::new();
         for _ in 0..viewers {
             let (peer, session) = levels[hops].server.viewer(room, h.red, h.bind)?;
+            if let Some(height) = viewer_height {
+                levels[hops].server.set_viewer_height(&session, height)?;
+            }
             let key = h.key();
             h.add(key, peer);
             watching.push((key, session));
@@ -112,18 +121,30 @@ pub fn run(
         std::thread::sleep(warmup);
         let label = format!("{hops} hop(s) up");
         let mut totals = None;
+        let out0: Vec<_> = levels.iter().map(|l| bytes_out(&l.url)).collect();
         let node_core = cpu_shares(levels, duration, || totals = Some(h.measure(duration, &label)));
+        let node_out_mbps = levels
+            .iter()
+            .zip(out0)
+            .map(|(l, b)| Some((bytes_out(&l.url)? - b?) * 8.0 / duration.as_secs_f64() / 1e6))
+            .collect();
         for (key, session) in &watching {
             levels[hops].server.end(session);
             h.remove(*key);
         }
-        phases.push(Phase { hops, url: levels[hops].url.clone(), totals: totals.expect("measured"), node_core });
+        phases.push(Phase {
+            hops,
+            url: levels[hops].url.clone(),
+            totals: totals.expect("measured"),
+            node_core,
+            node_out_mbps,
+        });
     }
     for (level, key, session) in &publishers {
         levels[*level].server.end(session);
         h.remove(*key);
     }
-    Ok(CascadeRun { venues, every_level, viewers, idle_node_core, idle_node_out_mbps, phases })
+    Ok(CascadeRun { venues, every_level, viewers, viewer_height, idle_node_core, idle_node_out_mbps, phases })
 }
 
 /// RTP payload bytes a yunshi node has sent (its /metrics; public by default).
@@ -142,6 +163,10 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or("-".into(), |d| format!("{:.2}", d.as_secs_f64() * 1000.0))
 }
 
+fn mbps(v: &[Option<f64>]) -> String {
+    v.iter().map(|m| m.map_or("-".into(), |m| format!("{m:.2}"))).collect::<Vec<_>>().join(" / ")
+}
+
 fn pct(v: &[Option<f64>]) -> String {
     v.iter().map(|c| c.map_or("-".into(), |c| format!("{:.1}", c * 100.0))).collect::<Vec<_>>().join(" / ")
 }
@@ -149,20 +174,17 @@ fn pct(v: &[Option<f64>]) -> String {
 impl CascadeRun {
     pub fn table(&self) -> String {
         let at = if self.every_level { "at every level" } else { "at the bottom" };
+        let size = self.viewer_height.map_or("full-size".to_string(), |h| format!("{h}-px"));
         let mut s = format!(
-            "cascade: {} venue(s) publishing {at}, {} viewer(s) at one level at a time (watching the bottom's main venue)\n",
+            "cascade: {} venue(s) publishing {at}, {} {size} viewer(s) at one level at a time (watching the bottom's main venue)\n",
             self.venues, self.viewers
         );
         s += &format!(
             "  no viewers: node cores % (bottom first) {}; sent upwards Mbit/s {}\n",
             pct(&self.idle_node_core),
-            self.idle_node_out_mbps
-                .iter()
-                .map(|m| m.map_or("-".into(), |m| format!("{m:.2}")))
-                .collect::<Vec<_>>()
-                .join(" / ")
+            mbps(&self.idle_node_out_mbps)
         );
-        s += "  hops  video pkts  loss %   p50 ms   p99 ms   added p50/p99 ms   node cores % (bottom first)\n";
+        s += "  hops  video pkts  loss %   p50 ms   p99 ms   added p50/p99 ms   node cores % (bottom first)   sent Mbit/s (bottom first)\n";
         let base =
             self.phases.first().map(|p| (p.totals.latency_video.quantile(0.5), p.totals.latency_video.quantile(0.99)));
         for p in &self.phases {
@@ -174,14 +196,15 @@ impl CascadeRun {
                 _ => "-".into(),
             };
             s += &format!(
-                "  {:>4}  {:>10}  {:>6.3}  {:>7}  {:>7}  {:>17}   {}\n",
+                "  {:>4}  {:>10}  {:>6.3}  {:>7}  {:>7}  {:>17}   {:<27}   {}\n",
                 p.hops,
                 p.totals.video_packets,
                 p.totals.loss_pct(),
                 ms(p50),
                 ms(p99),
                 added,
-                pct(&p.node_core)
+                pct(&p.node_core),
+                mbps(&p.node_out_mbps)
             );
         }
         s
@@ -192,12 +215,14 @@ impl CascadeRun {
             "venues": self.venues,
             "every_level": self.every_level,
             "viewers": self.viewers,
+            "viewer_height": self.viewer_height,
             "idle_node_core": self.idle_node_core,
             "idle_node_out_mbps": self.idle_node_out_mbps,
             "phases": self.phases.iter().map(|p| json!({
                 "hops": p.hops,
                 "url": p.url,
                 "node_core": p.node_core,
+                "node_out_mbps": p.node_out_mbps,
                 "totals": p.totals.to_json(),
             })).collect::<Vec<_>>(),
         })

@@ -770,10 +770,12 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
     }
 }
 
-/// Picture size carried by a keyframe: VP8's frame header (RFC 6386 §9.1). (VP9 and AV1 size
-/// all their spatial layers at once, from the scalability structure or the descriptor.)
+/// Picture size carried by a keyframe: VP8's frame header (RFC 6386 §9.1), H.264's SPS (sent
+/// with each IDR). (VP9 and AV1 size all their spatial layers at once, from the scalability
+/// structure or the descriptor.)
 fn keyframe_size(codec: Option<VideoCodec>, payload: &[u8]) -> Option<(u16, u16)> {
     match codec? {
+        VideoCodec::H264 => crate::h264::inspect(payload).resolution,
         VideoCodec::Vp8 => {
             let mut i = 1;
             let b0 = *payload.first()?;
@@ -1083,6 +1085,34 @@ mod tests {
         assert_eq!(f.needed_layer(1), Some(0));
         let fw = feed_frame(&mut f, 41, false, t0 + Duration::from_millis(33 * 41), &mut out);
         assert_eq!(fw.iter().filter(|f| f.to == 9).map(|f| f.stream).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
+    fn an_h264_keyframe_tells_its_streams_size_from_the_sps() {
+        // x264 baseline SPS for 1920x1080, as a single NAL unit and in a STAP-A with the PPS.
+        let sps = [
+            0x67, 0x42, 0xc0, 0x28, 0xd9, 0x00, 0x78, 0x02, 0x27, 0xe5, 0x84, 0x00, 0x00, 0x03, 0x00, 0x04, 0x00, 0x00,
+            0x03, 0x00, 0xf0, 0x3c, 0x60, 0xc9, 0x20,
+        ];
+        assert_eq!(keyframe_size(Some(VideoCodec::H264), &sps), Some((1920, 1080)));
+        let mut stap = vec![0x78, 0x00, sps.len() as u8];
+        stap.extend_from_slice(&sps);
+        stap.extend_from_slice(&[0x00, 0x02, 0x68, 0xce]);
+        assert_eq!(keyframe_size(Some(VideoCodec::H264), &stap), Some((1920, 1080)));
+        assert_eq!(keyframe_size(Some(VideoCodec::H264), &[0x65, 0x88, 0x80]), None, "an IDR slice alone");
+        // A 1080p stream is too tall for a 720-px tile: once its size is known, dynacast and
+        // the tile's layer stop counting it as wanted.
+        let t0 = Instant::now();
+        let mut f: Forwarder<u32> = Forwarder::default();
+        f.add_track(1, TrackKind::Video, 90_000);
+        f.set_codec(1, Some(VideoCodec::H264), 90_000);
+        f.set_layer_count(1, 2);
+        f.subscribe(1, 7, t0);
+        f.set_constraint(1, 7, Constraint { max_height: 720, ..Default::default() }, t0);
+        assert_eq!(f.needed_layer(1), Some(1), "sizes unknown: the top counts as wanted");
+        let mut out = Vec::new();
+        f.on_packet(1, PacketMeta { seq: 1, ts: 0, marker: false, stream: 1, dd: None }, &stap, t0, &mut out);
+        assert_eq!(f.needed_layer(1), Some(0));
     }
 
     /// One-packet VP9 pictures of `spatials` layers: (payload, spatial) per packet; the first
