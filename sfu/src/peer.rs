@@ -43,6 +43,9 @@ pub struct Slot {
     /// A cascade link's m-line for a simulcast track sends every stream on, under the
     /// source's RIDs (index = stream index); empty for one stream.
     pub rids: Vec<Rid>,
+    /// The highest of them the link's far end watches, when it said so (kept here too: it may
+    /// say so before the m-line is live).
+    pub link_top: Option<u8>,
 }
 
 impl Slot {
@@ -57,6 +60,7 @@ impl Slot {
             red_changed: None,
             fec_media: 0,
             rids: Vec::new(),
+            link_top: None,
         }
     }
 

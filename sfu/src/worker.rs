@@ -1045,7 +1045,11 @@ impl Worker {
                     let first = if slot.rids.is_empty() {
                         self.forwarder.subscribe(track, (id, *mid), now)
                     } else {
-                        self.forwarder.subscribe_all_streams(track, (id, *mid), now)
+                        let o = self.forwarder.subscribe_all_streams(track, (id, *mid), now);
+                        if let Some(top) = slot.link_top {
+                            self.forwarder.set_relay_top(track, (id, *mid), top);
+                        }
+                        o
                     }
                     .request_keyframe;
                     let constrained = peer
@@ -1133,12 +1137,15 @@ impl Worker {
             }
             WorkerCommand::SetLinkLayers { subscriber, mid, active } => {
                 let mid = Mid::from(mid.as_str());
-                let Some(slot) = self.peers.get(&subscriber).and_then(|p| p.slots.get(&mid)) else { return };
+                let Some(slot) = self.peers.get_mut(&subscriber).and_then(|p| p.slots.get_mut(&mid)) else {
+                    return;
+                };
                 let Some(track) = slot.track.filter(|_| !slot.rids.is_empty()) else { return };
                 // The lowest stream always stays on (as dynacast keeps it at a publisher).
-                let top = slot.rids.iter().rposition(|r| active.iter().any(|a| a.as_str() == &**r)).unwrap_or(0);
+                let top = slot.rids.iter().rposition(|r| active.iter().any(|a| a.as_str() == &**r)).unwrap_or(0) as u8;
+                slot.link_top = Some(top);
                 debug!(subscriber, %mid, top, "link layers");
-                self.forwarder.set_relay_top(track, (subscriber, mid), top as u8);
+                self.forwarder.set_relay_top(track, (subscriber, mid), top);
             }
             WorkerCommand::SetConstraint { subscriber, track, constraint } => {
                 let c = Constraint {

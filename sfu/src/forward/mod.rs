@@ -545,9 +545,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             return Outcome::default();
         }
         for s in &mut t.subs {
-            s.rewriter.rebase();
-            s.munger.rebase();
-            s.selector.reset();
+            s.restart();
         }
         if t.kind != TrackKind::Video || t.subs.is_empty() {
             return Outcome::default();
@@ -1076,6 +1074,15 @@ mod tests {
             assert!(v.iter().all(|f| f.vp8.is_none()));
         }
         assert_eq!(f.needed_layer(1), Some(2), "the link keeps the top stream on at the publisher");
+        // After a mute, each stream goes on from its next keyframe (the far end's decoders
+        // missed what came before).
+        let at = t0 + Duration::from_millis(33 * 41);
+        f.set_muted(1, true, at);
+        f.set_muted(1, false, at);
+        let fw = feed_frame(&mut f, 42, false, at, &mut out);
+        assert!(fw.iter().all(|f| f.to != 9), "a delta frame after unmute crossed: {fw:?}");
+        let fw = feed_frame(&mut f, 43, true, at, &mut out);
+        assert_eq!(fw.iter().filter(|f| f.to == 9).count(), 3, "each stream's keyframe crosses");
         // A keyframe request from beyond the link names its stream.
         let later = t0 + Duration::from_secs(5);
         assert_eq!(f.on_keyframe_request(1, 9, 1, later).request_keyframe, Some(1));
@@ -1083,7 +1090,7 @@ mod tests {
         // publisher may switch them off.
         f.set_relay_top(1, 9, 0);
         assert_eq!(f.needed_layer(1), Some(0));
-        let fw = feed_frame(&mut f, 41, false, t0 + Duration::from_millis(33 * 41), &mut out);
+        let fw = feed_frame(&mut f, 44, false, later, &mut out);
         assert_eq!(fw.iter().filter(|f| f.to == 9).map(|f| f.stream).collect::<Vec<_>>(), vec![0]);
     }
 
