@@ -620,17 +620,11 @@ fn the_chair_goes_down_a_link_only_while_someone_below_watches() {
 /// node's dynacast goes back down the links: only the lowest stream still crosses.
 #[test]
 fn simulcast_crosses_links_whole_and_each_node_selects_per_viewer() {
-    use common::rtc_client::{stream_of, Endpoint, Received};
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{mpsc, Arc};
+    use common::rtc_client::{stream_of, Received};
+    use std::sync::atomic::Ordering;
 
     let Levels { province, city, county, pt, ct, kt, .. } = three_levels_with_room("sim");
-    let pub_stop = Arc::new(AtomicBool::new(false));
-    let (mut publisher, offer) = Endpoint::offer_with(true, true);
-    let (_, answer) = county.post_sdp("/whip/sim", &kt, &offer);
-    publisher.accept_answer(&answer);
-    let (ptx, _prx) = mpsc::channel();
-    let pub_thread = publisher.run(Duration::from_secs(90), Some(str0m::format::Codec::Vp8), 0, ptx, pub_stop.clone());
+    let (pub_thread, pub_stop) = simulcast_publisher(&county, &kt, "sim");
     let av = vec!["audio".to_string(), "video".to_string()];
     wait_for("the county's tracks in the province's room, two hops up", Duration::from_secs(15), || {
         let t = tracks_of(&province, &pt, "sim", "cascade:city");
@@ -725,6 +719,22 @@ fn simulcast_crosses_links_whole_and_each_node_selects_per_viewer() {
     let _ = (province, city, county);
 }
 
+/// A WHIP publisher of VP8 in three simulcast streams (and Opus) in `room`, until its stop flag.
+fn simulcast_publisher(
+    s: &Server,
+    token: &str,
+    room: &str,
+) -> (std::thread::JoinHandle<()>, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (mut publisher, offer) = common::rtc_client::Endpoint::offer_with(true, true);
+    let (_, answer) = s.post_sdp(&format!("/whip/{room}"), token, &offer);
+    publisher.accept_answer(&answer);
+    // What a WHIP publisher receives (nothing) is not looked at.
+    let (tx, _) = std::sync::mpsc::channel();
+    let codec = Some(str0m::format::Codec::Vp8);
+    (publisher.run(Duration::from_secs(90), codec, 0, tx, stop.clone()), stop)
+}
+
 type Viewer = (
     std::thread::JoinHandle<()>,
     std::sync::mpsc::Receiver<common::rtc_client::Received>,
@@ -791,17 +801,10 @@ fn check_streams(at: &str, rx: &std::sync::mpsc::Receiver<common::rtc_client::Re
 /// links (`link_layers`): with only a small player below, the province sends one stream down.
 #[test]
 fn simulcast_goes_down_whole_and_demand_for_layers_goes_back_up() {
-    use common::rtc_client::Endpoint;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{mpsc, Arc};
+    use std::sync::atomic::Ordering;
 
     let Levels { province, city, county, pt, ct, kt, .. } = three_levels_with_room("chair");
-    let pub_stop = Arc::new(AtomicBool::new(false));
-    let (mut chair, offer) = Endpoint::offer_with(true, true);
-    let (_, answer) = province.post_sdp("/whip/chair", &pt, &offer);
-    chair.accept_answer(&answer);
-    let (ptx, _prx) = mpsc::channel();
-    let chair_thread = chair.run(Duration::from_secs(90), Some(str0m::format::Codec::Vp8), 0, ptx, pub_stop.clone());
+    let (chair_thread, pub_stop) = simulcast_publisher(&province, &pt, "chair");
     // Viewers below open the rooms there (and so their links up).
     let (full, small) = (whep_viewer(&county, &kt, "chair", false), whep_viewer(&county, &kt, "chair", true));
     let city_small = whep_viewer(&city, &ct, "chair", true);

@@ -923,7 +923,8 @@ impl Worker {
             };
             // RED goes on as RED to receivers that negotiated it; the others get the primary
             // frame, cut out once per packet and shared by all of them.
-            let depth = sub.slots.get(&mid).map_or(0, |s| s.red_depth);
+            // (One lookup for both: this runs per packet per subscriber.)
+            let (depth, rid) = sub.slots.get(&mid).map_or((0, None), |s| (s.red_depth, s.rid(f.stream)));
             let (out_pt, payload) = match (is_red, local_red) {
                 (_, Some(red)) if depth > 1 || (depth == 1 && !is_red) => {
                     let d = depth.min(red::MAX_BLOCKS - 1);
@@ -959,7 +960,6 @@ impl Worker {
                 }
                 (false, _) => (local_pt, pkt.payload.clone()),
             };
-            let rid = sub.slots.get(&mid).and_then(|s| s.rid(f.stream));
             let mut api = sub.rtc.direct_api();
             let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
                 continue;
