@@ -77,27 +77,9 @@ fn vp9_keyframe(p: &[u8]) -> bool {
     spatial_id == 0
 }
 
-/// RFC 6184: an IDR slice or an SPS (browsers send SPS/PPS right before the IDR), alone, in a
-/// STAP-A aggregate, or at the start of an FU-A fragment.
+/// RFC 6184: see `crate::h264`.
 fn h264_keyframe(p: &[u8]) -> bool {
-    let Some(&b0) = p.first() else { return false };
-    let is_key = |t: u8| t == 5 || t == 7;
-    match b0 & 0x1f {
-        t @ 1..=23 => is_key(t),
-        24 => {
-            let mut i = 1;
-            while i + 2 < p.len() {
-                let size = u16::from_be_bytes([p[i], p[i + 1]]) as usize;
-                if is_key(p[i + 2] & 0x1f) {
-                    return true;
-                }
-                i += 2 + size;
-            }
-            false
-        }
-        28 => matches!(p.get(1), Some(&fu) if fu & 0x80 != 0 && is_key(fu & 0x1f)),
-        _ => false,
-    }
+    crate::h264::starts_keyframe(p)
 }
 
 /// RFC 7798: IRAP pictures (types 16–21) or parameter sets (32–34), alone, aggregated (48) or

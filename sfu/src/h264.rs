@@ -16,41 +16,54 @@ pub struct PayloadInfo {
     pub resolution: Option<(u16, u16)>,
 }
 
+/// Whether the payload starts a keyframe: an IDR slice or an SPS, alone, aggregated (STAP-A)
+/// or at the start of a fragment (FU-A). The forwarder asks this of every H.264 packet.
+pub fn starts_keyframe(payload: &[u8]) -> bool {
+    let mut key = false;
+    each_nal(payload, |t, _| key |= t == NAL_IDR || t == NAL_SPS);
+    key
+}
+
+/// `starts_keyframe`, and the size an SPS in the payload announces.
 pub fn inspect(payload: &[u8]) -> PayloadInfo {
     let mut info = PayloadInfo::default();
-    let Some(&first) = payload.first() else { return info };
-    let nal = |unit: &[u8], info: &mut PayloadInfo| {
-        let Some(&h) = unit.first() else { return };
-        match h & 0x1f {
-            NAL_IDR => info.keyframe = true,
-            NAL_SPS => {
-                info.keyframe = true;
-                info.resolution = sps_resolution(&unit[1..]);
+    each_nal(payload, |t, unit| match t {
+        NAL_IDR => info.keyframe = true,
+        NAL_SPS => {
+            info.keyframe = true;
+            if let Some(rbsp) = unit.get(1..) {
+                info.resolution = info.resolution.or(sps_resolution(rbsp));
             }
-            _ => {}
         }
-    };
+        _ => {}
+    });
+    info
+}
+
+/// Each NAL unit the payload starts, by type, with its bytes (header included); a fragment's
+/// start gives its type only (its bytes are not whole).
+fn each_nal(payload: &[u8], mut f: impl FnMut(u8, &[u8])) {
+    let Some(&first) = payload.first() else { return };
     match first & 0x1f {
         STAP_A => {
             let mut rest = &payload[1..];
             while rest.len() >= 2 {
                 let len = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-                if rest.len() < 2 + len {
-                    break;
+                let Some(unit) = rest.get(2..2 + len) else { break };
+                if let Some(&h) = unit.first() {
+                    f(h & 0x1f, unit);
                 }
-                nal(&rest[2..2 + len], &mut info);
                 rest = &rest[2 + len..];
             }
         }
         FU_A => {
-            // Only the fragment that starts the NAL unit says it is an IDR.
-            if payload.len() >= 2 && payload[1] & 0x80 != 0 && payload[1] & 0x1f == NAL_IDR {
-                info.keyframe = true;
+            // Only the fragment that starts the NAL unit says what it is.
+            if let Some(&fu) = payload.get(1).filter(|fu| *fu & 0x80 != 0) {
+                f(fu & 0x1f, &[]);
             }
         }
-        _ => nal(payload, &mut info),
+        t => f(t, payload),
     }
-    info
 }
 
 /// Exp-Golomb reader over an RBSP (emulation prevention bytes removed as it goes).
