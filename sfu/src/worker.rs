@@ -1179,11 +1179,10 @@ impl Worker {
         place: PeerPlace,
     ) -> Result<String, SfuError> {
         let features = Features {
-            // Not yet on either end of a cascade link: a link carries many venues for many
-            // viewers, and sharing one estimate among them (starting at 1.5 Mbit/s) is issue
-            // 5's link allocation. (The cascade tests pass with it on since the start-up probe
-            // fix; before it, media over two hops stalled.)
-            bwe: self.allocate_bandwidth && !place.on_link(),
+            // A cascade link's sending end shares its estimate among the tracks that cross it
+            // as a viewer's does, a simulcast track's streams capped together by one grant
+            // (`RelayStreams::set_cap`).
+            bwe: self.allocate_bandwidth,
             fec: self.video_fec != VideoFec::Off,
             descriptor: dd_extension::negotiate(kind.publishes(), offer.as_deref()),
             ice_lite: place.ice_lite(),

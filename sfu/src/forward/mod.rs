@@ -280,13 +280,19 @@ impl<S> Track<S> {
     /// Bitrate of each layer as a receiver pays for it: a simulcast stream alone, an SVC layer
     /// with the layers below it.
     fn rates(&self) -> LayerRates {
+        self.layer_costs(self.svc())
+    }
+
+    /// Bitrate of each layer, alone or (`with_lower`) with every layer below it; 0 for a layer
+    /// not being sent, which cannot be granted.
+    fn layer_costs(&self, with_lower: bool) -> LayerRates {
         let mut r = [0u64; MAX_LAYERS];
         let mut below = 0;
         for (i, l) in self.layers.iter().enumerate() {
             if l.rate_bps == 0 {
                 continue;
             }
-            r[i] = l.rate_bps + if self.svc() { below } else { 0 };
+            r[i] = l.rate_bps + if with_lower { below } else { 0 };
             below = r[i];
         }
         r
@@ -510,7 +516,9 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         if was_paused && !s.paused() {
             s.restart();
         }
-        if t.kind != TrackKind::Video || s.paused() {
+        // A relayed subscription asks for each stream's keyframe when that stream's next
+        // packet finds it waiting (`on_packet`); it has no selector of its own.
+        if t.kind != TrackKind::Video || s.paused() || s.relay.is_some() {
             return Outcome::default();
         }
         match s.selector.needs_keyframe(want) {
@@ -519,7 +527,6 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         }
     }
 
-    /// The layer a subscription currently receives (for tests and stats).
     /// Keep `n` sequence numbers free in `to`'s view of `track` after the last packet it was
     /// given, for packets the sender adds (FEC); returns the first. `None` before any output.
     pub fn reserve_seq(&mut self, track: TrackId, to: S, stream: u8, n: u64) -> Option<u64> {
@@ -530,6 +537,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         }
     }
 
+    /// The layer a subscription currently receives (for tests and stats).
     pub fn current_layer(&self, track: TrackId, to: S) -> Option<Target> {
         self.tracks.get(&track)?.subs.iter().find(|s| s.to == to)?.selector.current()
     }
@@ -697,11 +705,17 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         if s.constraint.paused {
             return None;
         }
-        let max_layer = t.want(&s.constraint, now).spatial;
         let current = match s.grant {
             Some(Grant::Layer(l)) => Some(l),
             _ => None,
         };
+        if let Some(r) = &s.relay {
+            // A link carries every stream up to the one granted: each costs it what the
+            // streams below it cost as well, as an SVC layer does.
+            let max_layer = r.top().min(t.expected_layers.saturating_sub(1));
+            return Some(Demand { priority, max_layer, rates: t.layer_costs(true), current });
+        }
+        let max_layer = t.want(&s.constraint, now).spatial;
         Some(Demand { priority, max_layer, rates: t.rates(), current })
     }
 
@@ -714,6 +728,9 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
         }
         let was_paused = t.subs[i].paused();
         t.subs[i].grant = Some(grant);
+        if let (Some(r), Grant::Layer(cap)) = (&mut t.subs[i].relay, grant) {
+            r.set_cap(cap);
+        }
         Self::after_change(t, i, was_paused, now)
     }
 
@@ -1092,6 +1109,49 @@ mod tests {
         assert_eq!(f.needed_layer(1), Some(0));
         let fw = feed_frame(&mut f, 44, false, later, &mut out);
         assert_eq!(fw.iter().filter(|f| f.to == 9).map(|f| f.stream).collect::<Vec<_>>(), vec![0]);
+    }
+
+    #[test]
+    fn a_links_grant_caps_the_streams_that_cross_and_each_costs_what_is_below_it() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut out = Vec::new();
+        f.subscribe_all_streams(1, 9, t0);
+        for n in 0..80u64 {
+            feed_frame(&mut f, n, n == 0, t0 + Duration::from_millis(33 * n), &mut out);
+        }
+        let now = t0 + Duration::from_millis(33 * 80);
+        let d = f.demand(1, 9, 0, now).expect("a link's video has a demand");
+        let own = f.layer_rates(1).unwrap();
+        assert!(own[0] > 0 && own[1] > 0 && own[2] > 0, "{own:?}");
+        assert_eq!(d.rates[..3], [own[0], own[0] + own[1], own[0] + own[1] + own[2]]);
+        assert_eq!(d.max_layer, 2);
+        // The far end wants less: so does the link.
+        f.set_relay_top(1, 9, 1);
+        assert_eq!(f.demand(1, 9, 0, now).unwrap().max_layer, 1);
+        f.set_relay_top(1, 9, 2);
+        // Granted up to stream 1: the top stream stays here, but is still wanted (the link's
+        // bandwidth may come back; dynacast keeps it on, as for a squeezed viewer).
+        f.set_grant(1, 9, Grant::Layer(1), now);
+        let fw = feed_frame(&mut f, 80, false, now, &mut out);
+        assert_eq!(fw.iter().filter(|f| f.to == 9).map(|f| f.stream).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(f.needed_layer(1), Some(2));
+        // Granted again: the top stream crosses from its next keyframe, which it asks for.
+        let later = now + Duration::from_secs(3);
+        f.set_grant(1, 9, Grant::Layer(2), later);
+        let m = PacketMeta { seq: 2081, ts: 3000 * 81, marker: true, stream: 2, dd: None };
+        let o = f.on_packet(1, m, &vp8(281, 20, 1, false, HEIGHTS[2]), later, &mut out);
+        assert!(out.is_empty(), "a delta frame of the top stream crossed before its keyframe");
+        assert_eq!(o.request_keyframe, Some(2));
+        let fw = feed_frame(&mut f, 82, true, later, &mut out);
+        assert_eq!(fw.iter().filter(|f| f.to == 9).count(), 3);
+        // Paused: nothing crosses; resumed, every stream waits for its keyframe.
+        f.set_grant(1, 9, Grant::Paused, later);
+        assert!(feed_frame(&mut f, 83, true, later, &mut out).is_empty());
+        f.set_grant(1, 9, Grant::Layer(0), later);
+        assert!(feed_frame(&mut f, 84, false, later, &mut out).is_empty());
+        let fw = feed_frame(&mut f, 85, true, later, &mut out);
+        assert_eq!(fw.iter().map(|f| f.stream).collect::<Vec<_>>(), vec![0]);
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct RelayStreams {
     /// The highest stream anyone beyond the link receives (the far node's own dynacast says
     /// so): streams above it stay here, and the publisher may switch them off.
     top: u8,
+    /// The highest stream the link's bandwidth allows (its allocation's grant): streams above
+    /// it stay here too, but still count as wanted upstream, as a viewer's tile size does.
+    cap: u8,
 }
 
 /// What to do with one packet of a relayed subscription.
@@ -38,6 +41,7 @@ impl RelayStreams {
         Self {
             streams: std::array::from_fn(|_| Stream { rewriter: SeqTsRewriter::new(clock_rate), started: false }),
             top: u8::MAX,
+            cap: u8::MAX,
         }
     }
 
@@ -48,13 +52,28 @@ impl RelayStreams {
     /// The node beyond needs streams up to `top` only. A stream taken up again starts on its
     /// next keyframe.
     pub fn set_top(&mut self, top: u8) {
-        for s in self.streams.iter_mut().skip(top as usize + 1) {
+        self.top = top;
+        self.stop_above(self.limit());
+    }
+
+    /// The link affords streams up to `cap` only (its bandwidth allocation).
+    pub fn set_cap(&mut self, cap: u8) {
+        self.cap = cap;
+        self.stop_above(self.limit());
+    }
+
+    /// The highest stream that crosses: wanted beyond and affordable.
+    pub fn limit(&self) -> u8 {
+        self.top.min(self.cap)
+    }
+
+    fn stop_above(&mut self, limit: u8) {
+        for s in self.streams.iter_mut().skip(limit as usize + 1) {
             if s.started {
                 s.started = false;
                 s.rewriter.rebase();
             }
         }
-        self.top = top;
     }
 
     /// After a pause: every stream waits for its next keyframe again.
@@ -68,7 +87,7 @@ impl RelayStreams {
     /// One packet of `stream`: its numbering on the same output stream, unless that stream
     /// still waits for a keyframe or is not needed.
     pub fn on_packet(&mut self, stream: u8, seq: u64, ts: u32, keyframe: bool, now: Instant) -> Relayed {
-        if stream > self.top {
+        if stream > self.limit() {
             return Relayed::NotNeeded;
         }
         let s = &mut self.streams[(stream as usize).min(MAX_LAYERS - 1)];
@@ -133,6 +152,30 @@ mod tests {
         assert_eq!(r.on_packet(2, 4, 6000, false, now), Relayed::Waiting);
         let back = fwd(r.on_packet(2, 5, 6000, true, now));
         assert_eq!(back, last2 + 1, "numbered on from where it stopped");
+    }
+
+    #[test]
+    fn a_cap_holds_streams_back_as_the_far_end_does_and_lifting_it_resumes_on_a_keyframe() {
+        let now = Instant::now();
+        let mut r = RelayStreams::new(90_000);
+        fwd(r.on_packet(1, 1, 0, true, now));
+        let last2 = fwd(r.on_packet(2, 1, 0, true, now));
+        r.set_cap(1);
+        assert_eq!(r.top(), u8::MAX, "still wanted beyond the link");
+        assert_eq!(r.limit(), 1);
+        assert_eq!(r.on_packet(2, 2, 3000, true, now), Relayed::NotNeeded);
+        fwd(r.on_packet(1, 2, 3000, false, now));
+        // The far end wanting less than the cap allows lowers the limit; the cap still holds
+        // when it wants more again.
+        r.set_top(0);
+        assert_eq!(r.on_packet(1, 3, 6000, false, now), Relayed::NotNeeded);
+        r.set_top(2);
+        assert_eq!(r.limit(), 1);
+        assert_eq!(r.on_packet(1, 4, 9000, false, now), Relayed::Waiting, "stream 1 starts again on a keyframe");
+        r.set_cap(2);
+        assert_eq!(r.on_packet(2, 5, 12000, false, now), Relayed::Waiting);
+        let back = fwd(r.on_packet(2, 6, 12000, true, now));
+        assert_eq!(back, last2 + 1);
     }
 
     #[test]

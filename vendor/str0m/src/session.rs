@@ -18,7 +18,7 @@ use crate::media::AppSpecificFeedback;
 use crate::media::Media;
 use crate::media::{KeyframeRequestKind, MID_PROBE};
 use crate::media::{MediaAdded, MediaChanged};
-use crate::pacer::PacerControl;
+use crate::pacer::{MediaActivity, PacerControl};
 use crate::pacer::{Pacer, PacerImpl};
 use crate::packet::{RedBlock, RedDecoder, red_same_pt_blocks};
 use crate::poll::Wake;
@@ -109,6 +109,8 @@ pub(crate) struct Session {
     /// A pacer for sending RTP at specific rate.
     pacer: PacerImpl,
     pacer_control: PacerControl,
+    /// yunshi: padding only while media goes out (see `MediaActivity`).
+    media_activity: MediaActivity,
     /// yunshi: bytes on the wire by kind since `tx_mix_since` (audio, video with its FEC,
     /// resends, padding), logged once a second at debug level: which traffic fills a link.
     tx_mix: [usize; 4],
@@ -215,6 +217,7 @@ impl Session {
             enable_twcc_feedback: false,
             pacer,
             pacer_control: PacerControl::new(),
+            media_activity: MediaActivity::default(),
             tx_mix: [0; 4],
             tx_mix_since: None,
             poll_packet_buf: vec![0; 2000],
@@ -349,6 +352,9 @@ impl Session {
             self.last_nack = now;
         }
 
+        if self.media_activity.on_timeout(now) {
+            self.configure_pacer();
+        }
         let probe_media = self.handle_timeout_bwe(now);
         self.update_queue_state(now, probe_media);
 
@@ -1338,6 +1344,9 @@ impl Session {
 
         if !is_padding && !header.ssrc.is_probe() {
             self.media_bytes_tx += payload_size as u64;
+            if self.media_activity.on_media_sent(now) {
+                self.configure_pacer();
+            }
         }
 
         Some(protected.into())
@@ -1505,7 +1514,7 @@ impl Session {
         let minimum = bwe.minimum_bitrate();
         let floor = bwe.pacing_floor();
 
-        let has_active_media = self.has_active_outgoing_media();
+        let has_active_media = self.media_activity.is_active() && self.has_active_outgoing_media();
 
         // Calculate pacing and padding rates
         let result =

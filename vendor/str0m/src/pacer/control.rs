@@ -1,3 +1,5 @@
+use std::time::{Duration, Instant};
+
 use crate::rtp_::Bitrate;
 
 const PACING_FACTOR: f64 = 1.1;
@@ -57,9 +59,68 @@ impl PacerControl {
     }
 }
 
+/// yunshi: how long after its last media packet a session still counts as sending media, and
+/// so is padded up to [`PADDING_TARGET`].
+const MEDIA_IDLE_AFTER: Duration = Duration::from_secs(2);
+
+/// yunshi: whether a session has sent media (not padding, not probes) lately.
+///
+/// Upstream pads every session that *could* send media (a sending m-line with transport-wide
+/// feedback), whether or not it does, and its pacer then wakes every 5 ms to send that padding.
+/// A cascade link between two SFU nodes has an m-line for every track that may cross it and
+/// sends on few of them, often none: with the estimator on, an idle link cost its node 4-5 % of
+/// a core in padding. libWebRTC pads only once media has gone out; here, only while media has
+/// gone out within [`MEDIA_IDLE_AFTER`]. Probes are not padding and are not affected.
+#[derive(Debug, Default)]
+pub(crate) struct MediaActivity {
+    last_sent: Option<Instant>,
+    active: bool,
+}
+
+impl MediaActivity {
+    /// A media packet went out. True when the session was idle until now (the pacer's padding
+    /// rate must be set again).
+    pub fn on_media_sent(&mut self, now: Instant) -> bool {
+        self.last_sent = Some(now);
+        !std::mem::replace(&mut self.active, true)
+    }
+
+    /// True when the session has just gone idle (the padding must stop).
+    pub fn on_timeout(&mut self, now: Instant) -> bool {
+        let idle = self
+            .last_sent
+            .is_none_or(|t| now.saturating_duration_since(t) >= MEDIA_IDLE_AFTER);
+        if self.active && idle {
+            self.active = false;
+            return true;
+        }
+        false
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn media_activity_lasts_a_while_after_the_last_media_packet() {
+        let t0 = Instant::now();
+        let mut a = MediaActivity::default();
+        assert!(!a.is_active(), "no padding before any media");
+        assert!(!a.on_timeout(t0));
+        assert!(a.on_media_sent(t0), "idle → active asks for the pacer to be set");
+        assert!(!a.on_media_sent(t0 + Duration::from_millis(20)), "already active");
+        assert!(!a.on_timeout(t0 + Duration::from_millis(1500)));
+        assert!(a.is_active());
+        assert!(a.on_timeout(t0 + Duration::from_millis(2020)), "2 s after the last packet: idle");
+        assert!(!a.is_active());
+        assert!(!a.on_timeout(t0 + Duration::from_secs(5)), "said once");
+        assert!(a.on_media_sent(t0 + Duration::from_secs(6)), "media again");
+    }
 
     #[test]
     fn padding_enabled_with_active_media() {

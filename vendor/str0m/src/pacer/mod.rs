@@ -5,7 +5,7 @@ use crate::bwe_::ProbeClusterConfig;
 use crate::rtp_::{Bitrate, DataSize, MidRid, TwccClusterId};
 
 mod control;
-pub(crate) use control::PacerControl;
+pub(crate) use control::{MediaActivity, PacerControl};
 
 mod null;
 use null::NullPacer;
