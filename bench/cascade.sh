@@ -45,7 +45,7 @@ trap cleanup EXIT
 
 start() { # name http-port udp-port [parent-port]
   local args=(--http "127.0.0.1:$2" --udp-port "$3" --public-ip 127.0.0.1 --media-bind 127.0.0.1 --workers 1
-              --data "$DATA/$1" --log warn --node-name "$1" --cascade-secret "$SECRET")
+              --data "$DATA/$1" --log "${CASCADE_LOG:-warn}" --node-name "$1" --cascade-secret "$SECRET")
   [ -n "${4:-}" ] && args+=(--cascade-parent "http://127.0.0.1:$4")
   YUNSHI_ADMIN_PASSWORD="$PASSWORD" ./target/release/yunshi "${args[@]}" > "$OUT/cascade-$1.log" 2>&1 &
   PIDS+=($!)

@@ -674,7 +674,10 @@ impl Worker {
         }
         // Sustain what is granted plus the cheapest next raise (str0m pads up to it), so the
         // estimate can grow to where the raise fits; probe towards what everything would need.
-        let minimum = granted + crate::allocate::next_step(&demands, &grants).unwrap_or(0);
+        // Not while the loss is congestion: the padding would overflow the very queue that
+        // drops, and the media queued behind it is lost with it.
+        let next = if congested { None } else { crate::allocate::next_step(&demands, &grants) };
+        let minimum = granted + next.unwrap_or(0);
         let limited = grants.iter().zip(&demands).any(|(g, d)| match g {
             Grant::Paused => true,
             Grant::Layer(l) => *l < d.max_layer && d.rates.get(d.max_layer as usize).is_some_and(|r| *r > 0),

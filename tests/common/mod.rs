@@ -66,16 +66,30 @@ impl Server {
 
     /// On a given HTTP port (to restart a node where its peers expect it), with extra flags.
     pub fn start_on(port: u16, data: PathBuf, env: &[(&str, &str)], args: &[&str]) -> Server {
+        Self::start_in(None, "127.0.0.1", port, data, env, args)
+    }
+
+    /// Inside a network namespace (`netns`; `None`: this one), on `ip`, with extra flags.
+    pub fn start_in(
+        netns: Option<&netns::Netns>,
+        ip: &str,
+        port: u16,
+        data: PathBuf,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Server {
         let udp_port = free_udp_ports(2);
-        let child = Command::new(env!("CARGO_BIN_EXE_yunshi"))
-            .args([
-                "--http",
-                &format!("127.0.0.1:{port}"),
-                "--udp-port",
-                &udp_port.to_string(),
-                "--public-ip",
-                "127.0.0.1",
-            ])
+        let mut command = match netns {
+            Some(ns) => {
+                let prefix = ns.prefix();
+                let mut c = Command::new(&prefix[0]);
+                c.args(&prefix[1..]).arg(env!("CARGO_BIN_EXE_yunshi"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_yunshi")),
+        };
+        let child = command
+            .args(["--http", &format!("{ip}:{port}"), "--udp-port", &udp_port.to_string(), "--public-ip", ip])
             .args(["--workers", "2", "--data"])
             .arg(&data)
             .args(args)
@@ -85,7 +99,7 @@ impl Server {
             .stdout(Stdio::null())
             .spawn()
             .expect("start yunshi");
-        let s = Server { child, http: format!("127.0.0.1:{port}"), udp_port, data };
+        let s = Server { child, http: format!("{ip}:{port}"), udp_port, data };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok((200, _, _)) = s.try_request("GET", "/healthz", None, None, &[]) {
@@ -225,5 +239,6 @@ impl Drop for Server {
         let _ = std::fs::remove_dir_all(&self.data);
     }
 }
+pub mod netns;
 pub mod relay;
 pub mod rtc_client;

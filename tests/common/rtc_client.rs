@@ -147,7 +147,13 @@ impl Endpoint {
 
     /// As `offer_opts`, with Opus on payload type `opus_pt` (Firefox uses 109, Chrome 111).
     pub fn offer_with_opus_pt(send: bool, simulcast: bool, red: bool, opus_pt: u8) -> (Endpoint, String) {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Self::offer_on("127.0.0.1", send, simulcast, red, opus_pt)
+    }
+
+    /// As `offer_with_opus_pt`, on the local address `ip` (a namespace's veth, to reach a
+    /// server inside it).
+    pub fn offer_on(ip: &str, send: bool, simulcast: bool, red: bool, opus_pt: u8) -> (Endpoint, String) {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
         let local = socket.local_addr().unwrap();
         let mut builder = Rtc::builder().set_rtp_mode(true).enable_opus(false, false);
         let opus = FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() };
