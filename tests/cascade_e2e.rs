@@ -626,7 +626,6 @@ fn the_chair_goes_down_a_link_only_while_someone_below_watches() {
 /// node's dynacast goes back down the links: only the lowest stream still crosses.
 #[test]
 fn simulcast_crosses_links_whole_and_each_node_selects_per_viewer() {
-    use common::rtc_client::{stream_of, Received};
     use std::sync::atomic::Ordering;
 
     let Levels { province, city, county, pt, ct, kt, .. } = three_levels_with_room("sim");
@@ -698,17 +697,8 @@ fn simulcast_crosses_links_whole_and_each_node_selects_per_viewer() {
     // A full-size player comes back two hops up: raising is at once, hop by hop, and the top
     // stream starts again on a keyframe the province's request brought up from the publisher.
     let (h, rx, stop, _) = viewer(&province, &pt, false);
-    let back = Instant::now();
-    let mut first_top = None;
-    while back.elapsed() < Duration::from_secs(8) && first_top.is_none() {
-        if let Ok(Received::Video { counter, keyframe, at }) = rx.recv_timeout(Duration::from_millis(100)) {
-            if stream_of(counter) == 2 {
-                assert!(keyframe, "the top stream came back on a delta frame");
-                first_top = Some(at.saturating_duration_since(back));
-            }
-        }
-    }
-    let first_top = first_top.expect("the top stream reaches a new full-size player two hops up within 8 s");
+    let first_top = first_top_stream(&rx, Instant::now(), Duration::from_secs(8))
+        .expect("the top stream reaches a new full-size player two hops up within 8 s");
     std::thread::sleep(Duration::from_secs(3));
     let since = Instant::now() - Duration::from_secs(2);
     stop.store(true, Ordering::Relaxed);
@@ -749,6 +739,25 @@ fn simulcast_publisher_on(
     let (tx, _) = std::sync::mpsc::channel();
     let codec = Some(str0m::format::Codec::Vp8);
     (publisher.run(Duration::from_secs(90), codec, 0, tx, stop.clone()), stop)
+}
+
+/// How long after `since` a player's first packet of the top stream (2) came, within `limit`;
+/// it must start on a keyframe.
+fn first_top_stream(
+    rx: &std::sync::mpsc::Receiver<common::rtc_client::Received>,
+    since: Instant,
+    limit: Duration,
+) -> Option<Duration> {
+    use common::rtc_client::{stream_of, Received};
+    while since.elapsed() < limit {
+        if let Ok(Received::Video { counter, keyframe, at }) = rx.recv_timeout(Duration::from_millis(100)) {
+            if stream_of(counter) == 2 {
+                assert!(keyframe, "the top stream came back on a delta frame");
+                return Some(at.saturating_duration_since(since));
+            }
+        }
+    }
+    None
 }
 
 type Viewer = (
@@ -953,17 +962,8 @@ fn a_capped_link_carries_the_streams_that_fit() {
 
     // The cap lifted: the estimate grows, and the top stream crosses again.
     ns.cap_egress(None);
-    let lifted = Instant::now();
-    let mut first_top = None;
-    while lifted.elapsed() < Duration::from_secs(30) && first_top.is_none() {
-        if let Ok(Received::Video { counter, keyframe, at }) = rx.recv_timeout(Duration::from_millis(100)) {
-            if stream_of(counter) == 2 {
-                assert!(keyframe, "the top stream came back on a delta frame");
-                first_top = Some(at.saturating_duration_since(lifted));
-            }
-        }
-    }
-    let first_top = first_top.expect("the top stream reaches the player within 30 s of the cap going");
+    let first_top = first_top_stream(&rx, Instant::now(), Duration::from_secs(30))
+        .expect("the top stream reaches the player within 30 s of the cap going");
     std::thread::sleep(Duration::from_secs(2));
     let (k_in, k_out, _) = measure(3);
     assert!(k_out >= k_in * 0.9, "every stream crosses: {k_out} of {k_in}");
