@@ -880,6 +880,11 @@ impl Worker {
             abs_capture_time: pkt.header.ext_vals.abs_capture_time,
             ..Default::default()
         };
+        // The descriptor goes on to a cascade link whatever the codec: the node beyond selects
+        // layers for its own viewers from it (it forwards it to them only as below).
+        let link_exts = dd
+            .is_some()
+            .then(|| ExtensionValues { user_values: pkt.header.ext_vals.user_values.clone(), ..exts.clone() });
         if dd.is_some() && self.forwarder.forwards_descriptor(track) {
             // Shared by every receiver (a reference count each, see vendor/README.md).
             exts.user_values = pkt.header.ext_vals.user_values.clone();
@@ -967,9 +972,13 @@ impl Worker {
             let Some(tx) = api.stream_tx_by_mid(mid, rid) else {
                 continue;
             };
+            let ext_vals = match (&link_exts, sub.on_link) {
+                (Some(e), true) => e.clone(),
+                _ => exts.clone(),
+            };
             let mut write = RtpWrite::new(out_pt, f.seq.into(), f.ts, pkt.timestamp, payload)
                 .marker(f.marker)
-                .ext_vals(exts.clone())
+                .ext_vals(ext_vals)
                 .nackable(kind == TrackKind::Video);
             if let (Some(desc), Some((pid, tl0))) = (vp8, f.vp8) {
                 let mut patch = desc.patch();
@@ -1035,6 +1044,7 @@ impl Worker {
         }
         let mut keyframes = Vec::new();
         let mut video = Vec::new();
+        let on_link = peer.on_link;
         for (mid, slot) in peer.slots.iter_mut() {
             if slot.negotiated && !slot.active {
                 if let Some(track) = slot.track {
@@ -1045,7 +1055,9 @@ impl Worker {
                     }
                     // Both may ask for a keyframe; the gate lets only the first through, so
                     // keep whichever asked (the constraint's stream is the better guess).
-                    let first = if slot.rids.is_empty() {
+                    // A link takes a track whole (every simulcast stream, every SVC frame):
+                    // the node beyond selects for its own viewers.
+                    let first = if !on_link {
                         self.forwarder.subscribe(track, (id, *mid), now)
                     } else {
                         let o = self.forwarder.subscribe_all_streams(track, (id, *mid), now);
@@ -1187,7 +1199,8 @@ impl Worker {
             // (`RelayStreams::set_cap`).
             bwe: self.allocate_bandwidth,
             fec: self.video_fec != VideoFec::Off,
-            descriptor: dd_extension::negotiate(kind.publishes(), offer.as_deref()),
+            // A link's far end relays whatever descriptor the venue sent (none from VP8 ones).
+            descriptor: place.on_link() || dd_extension::negotiate(kind.publishes(), offer.as_deref()),
             ice_lite: place.ice_lite(),
         };
         // A dialling peer gets a socket of its own (see `Peer::own_socket`).

@@ -106,6 +106,26 @@ fn av1_svc_gives_each_subscriber_the_spatial_layers_its_tile_takes() {
 }
 
 #[test]
+fn a_cascade_link_takes_every_frame_of_an_svc_stream_for_the_viewers_beyond() {
+    let mut st = Stream::new(VideoCodec::Av1);
+    st.f.subscribe(1, 1, st.now);
+    st.f.subscribe_all_streams(1, 2, st.now);
+    for n in 0..12 {
+        st.unit(&L3T3_KEY, n, 3, n == 0, (AV1_KEY, AV1_DELTA));
+    }
+    // A viewer gets S2 alone after the key picture; the link every layer's frames, since the
+    // node beyond has viewers of S0 and S1 as well (without them they would get keyframes only).
+    assert_eq!(st.of(1).len(), 3 + 11);
+    let link = st.of(2);
+    assert_eq!(link.len(), 3 * 12);
+    for s in 0..3 {
+        assert_eq!(link.iter().filter(|g| g.0 == s).count(), 12, "layer {s}: {link:?}");
+    }
+    let seqs: Vec<u64> = st.seqs.iter().filter(|s| s.0 == 2).map(|s| s.1).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+}
+
+#[test]
 fn av1_svc_moves_between_spatial_layers_at_keyframes() {
     let mut st = Stream::new(VideoCodec::Av1);
     st.f.subscribe(1, 1, st.now);

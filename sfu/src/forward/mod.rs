@@ -121,6 +121,10 @@ struct Subscription<S> {
     /// A cascade link's subscription to a simulcast track takes every stream (boxed: only
     /// links have one).
     relay: Option<Box<RelayStreams>>,
+    /// A cascade link's: every frame of the layers up to its target. SVC cuts lower layers'
+    /// delta frames for a viewer of an upper one (KEY modes), but the far end's own viewers
+    /// may watch the lower layers.
+    whole: bool,
 }
 
 impl<S> Subscription<S> {
@@ -429,6 +433,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             constraint,
             grant: None,
             relay: None,
+            whole: false,
         });
         if t.kind != TrackKind::Video {
             return Outcome::default();
@@ -438,10 +443,14 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
 
     /// Subscribe a cascade link to every stream of a simulcast track, each forwarded on as the
     /// subscriber's stream of the same index (`Forward::stream`). Any other track is subscribed
-    /// as usual: an SVC stream crosses whole by default (no constraint caps its layers).
+    /// as usual, but whole: no constraint caps an SVC stream's layers, and every frame of
+    /// them goes on (`Subscription::whole`).
     pub fn subscribe_all_streams(&mut self, track: TrackId, to: S, now: Instant) -> Outcome {
         let outcome = self.subscribe(track, to, now);
         let Some(t) = self.tracks.get_mut(&track) else { return outcome };
+        if let Some(s) = t.subs.iter_mut().find(|s| s.to == to) {
+            s.whole = true;
+        }
         if !Self::relays(t) {
             return outcome;
         }
@@ -662,7 +671,12 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
                 }
                 continue;
             }
-            match s.selector.select(&info, want) {
+            let verdict = if s.whole && info.needed_by.is_some() {
+                s.selector.select(&FrameInfo { needed_by: None, ..info }, want)
+            } else {
+                s.selector.select(&info, want)
+            };
+            match verdict {
                 Verdict::Forward { switched, marker } => {
                     if switched {
                         s.rewriter.rebase();
