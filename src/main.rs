@@ -70,6 +70,7 @@ async fn run(cfg: config::Config) -> Result<(), String> {
             }),
             _ => None,
         },
+        node_name: cfg.cascade.node.clone(),
     };
     let node = Node::start(store.clone(), &media).map_err(|e| format!("media: {e}"))?;
     let cascade = engine::Cascade::new(cfg.cascade.clone(), node.clone()).start();

@@ -359,6 +359,24 @@ fn tracks_of(s: &Server, token: &str, room: &str, name: &str) -> Vec<String> {
     kinds
 }
 
+/// The venue (`node/participant`) behind each track of the member called `name` in `room`.
+fn sources_of(s: &Server, token: &str, room: &str, name: &str) -> Vec<String> {
+    let m = members(s, token, room);
+    m.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["name"] == name)
+        .flat_map(|p| p["tracks"].as_array().cloned().unwrap_or_default())
+        .map(|t| {
+            format!(
+                "{}/{}",
+                t["source"]["node"].as_str().unwrap_or("?"),
+                t["source"]["participant"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
 fn metric(s: &Server, name: &str) -> f64 {
     let (_, _, body) = s.request("GET", "/metrics", None, None, b"");
     String::from_utf8(body)
@@ -397,6 +415,13 @@ fn media_crosses_two_hops_once_per_link() {
         let t = tracks_of(&province, &pt, "conf", "cascade:city");
         (t == av, members(&province, &pt, "conf"))
     });
+    // Each level names the venue behind the link's tracks: the county's publisher.
+    let venue = vec!["county/admin (whip)".to_string(); 2];
+    for (at, s, token, link) in [("city", &city, &ct, "cascade:county"), ("province", &province, &pt, "cascade:city")] {
+        wait_for(&format!("the venue named in the {at}'s room"), Duration::from_secs(5), || {
+            (sources_of(s, token, "conf", link) == venue, members(s, token, "conf"))
+        });
+    }
 
     // Three viewers in the city and one in the province.
     let viewer = |s: &Server, token: &str, stop: &Arc<AtomicBool>| {
@@ -577,6 +602,10 @@ fn the_chair_goes_down_a_link_only_while_someone_below_watches() {
     wait_for("the chair is known two levels down", Duration::from_secs(15), || {
         let t = tracks_of(&county, &kt, "conf", "cascade:parent");
         (t == av, members(&county, &kt, "conf"))
+    });
+    wait_for("and named as the province's", Duration::from_secs(5), || {
+        let s = sources_of(&county, &kt, "conf", "cascade:parent");
+        (s == vec!["province/admin (whip)".to_string(); 2], members(&county, &kt, "conf"))
     });
     let out = |s: &Server| metric(s, "yunshi_packets_total{direction=\"out\",kind=\"video\"}");
     let sent_over = |secs: u64| {

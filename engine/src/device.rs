@@ -11,8 +11,8 @@ use sfu::{next_id, PeerId, PeerKind, PeerPlace, SfuError, WorkerCommand, WorkerH
 
 use crate::protocol::{ClientMessage, Role, ServerMessage};
 use crate::room::{
-    AttachPeer, Leave, LinkWants, MemberId, Mute, MuteParticipant, PeerPurpose, PeerReady, Room, SetQuality,
-    SetSubscription,
+    AttachPeer, Leave, LinkSources, LinkWants, MemberId, Mute, MuteParticipant, PeerPurpose, PeerReady, Room,
+    SetQuality, SetSubscription,
 };
 
 pub struct Device {
@@ -215,6 +215,9 @@ impl Handler<FromClient> for Device {
             ClientMessage::Leave => ctx.stop(),
             ClientMessage::Ping => self.reply(ServerMessage::Pong),
             ClientMessage::CascadeWanted { tracks } => self.room.do_send(LinkWants { member: self.member, tracks }),
+            ClientMessage::TrackSources { tracks } => {
+                self.room.do_send(LinkSources { member: self.member, sources: tracks })
+            }
             ClientMessage::LinkLayers { mid, active } => ctx.notify(LinkLayers { mid, active }),
         }
     }

@@ -29,10 +29,13 @@ pub struct MediaConfig {
     /// A node with a cascade parent joins each of its rooms to the parent's room of the same
     /// id (engine::cascade::media).
     pub parent_rooms: Option<crate::cascade::media::ParentRooms>,
+    /// This node's name in the cascade (what tracks published here are said to come from).
+    pub node_name: String,
 }
 
 pub struct Node {
     store: Arc<dyn Store>,
+    node_name: Arc<str>,
     parent_rooms: Option<crate::cascade::media::ParentRooms>,
     workers: Vec<WorkerHandle>,
     rooms: HashMap<RoomId, (Addr<Room>, usize)>,
@@ -67,6 +70,7 @@ impl Node {
             Node {
                 store,
                 parent_rooms: media.parent_rooms.clone(),
+                node_name: Arc::from(media.node_name.as_str()),
                 workers,
                 rooms: HashMap::new(),
                 counts: HashMap::new(),
@@ -116,7 +120,8 @@ impl Handler<OpenRoom> for Node {
         };
         let w = self.least_loaded_worker();
         let id: RoomId = Arc::from(record.id.as_str());
-        let room = Room::new(id.clone(), record.name, ctx.address(), self.workers[w].clone()).start();
+        let room =
+            Room::new(id.clone(), record.name, self.node_name.clone(), ctx.address(), self.workers[w].clone()).start();
         self.rooms.insert(id, (room.clone(), w));
         if let Some(parent) = &self.parent_rooms {
             crate::cascade::media::RoomUplink::new(record.id.clone(), room.clone(), parent.clone()).start();

@@ -34,6 +34,29 @@ pub struct TrackInfo {
     pub participant_id: String,
     pub kind: Kind,
     pub muted: bool,
+    /// Who published it, wherever in the cascade that is. A track that came over a link is
+    /// one of the link participant's many; this names the venue. Absent only while the link
+    /// has not said yet (`track_source` follows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<TrackSource>,
+}
+
+/// The node a track was published on and the name of its publisher there.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrackSource {
+    pub node: String,
+    pub participant: String,
+}
+
+/// One entry of a link's `track_sources`: its track `label` (its id at the link's other end)
+/// comes from `source`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LabelledSource {
+    pub label: String,
+    pub node: String,
+    pub participant: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -99,6 +122,11 @@ pub enum ClientMessage {
         mid: String,
         active: Vec<String>,
     },
+    /// From a child node's link only: the venue behind each track it publishes (all of them,
+    /// sent before the offer that carries a new one).
+    TrackSources {
+        tracks: Vec<LabelledSource>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -134,6 +162,12 @@ pub enum ServerMessage {
     TrackUnpublished {
         track_id: String,
         participant_id: String,
+    },
+    /// A track's venue, learnt after the track was announced (see `TrackInfo::source`).
+    TrackSource {
+        track_id: String,
+        participant_id: String,
+        source: TrackSource,
     },
     TrackMuted {
         track_id: String,
@@ -212,6 +246,25 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"mute","kind":"smell","muted":true}"#).is_err());
+    }
+
+    #[test]
+    fn a_link_names_the_venues_behind_its_tracks() {
+        let m: ClientMessage = serde_json::from_str(
+            r#"{"type":"track_sources","tracks":[{"label":"t4","node":"county","participant":"hall"}]}"#,
+        )
+        .unwrap();
+        let source = LabelledSource { label: "t4".into(), node: "county".into(), participant: "hall".into() };
+        assert_eq!(m, ClientMessage::TrackSources { tracks: vec![source] });
+        let extra = r#"{"type":"track_sources","tracks":[{"label":"t4","node":"c","participant":"h","x":1}]}"#;
+        assert!(serde_json::from_str::<ClientMessage>(extra).is_err());
+        // A track whose venue is not known yet says nothing of it.
+        let t =
+            TrackInfo { id: "t1".into(), participant_id: "p1".into(), kind: Kind::Video, muted: false, source: None };
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            r#"{"id":"t1","participant_id":"p1","kind":"video","muted":false}"#
+        );
     }
 
     #[test]

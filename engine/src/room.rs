@@ -5,6 +5,7 @@
 mod cascade;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::mpsc::UnboundedSender;
@@ -13,9 +14,9 @@ use tracing::{debug, info};
 use sfu::{PeerId, RoomId, TrackId, TrackKind, WorkerCommand, WorkerEvent, WorkerHandle};
 
 use crate::node::{Node, RoomCount};
-use crate::protocol::{Kind, ParticipantInfo, Role, RoomInfo, ServerMessage, TrackInfo};
+use crate::protocol::{Kind, ParticipantInfo, Role, RoomInfo, ServerMessage, TrackInfo, TrackSource};
 
-pub use cascade::{CascadeControl, LinkWants};
+pub use cascade::{CascadeControl, LinkSources, LinkWants};
 
 pub type MemberId = u64;
 
@@ -34,6 +35,13 @@ pub enum Endpoint {
     Parent,
     Whip,
     Whep,
+}
+
+impl Endpoint {
+    /// Either end of a cascade link (another node, not a person).
+    pub fn is_link(self) -> bool {
+        matches!(self, Endpoint::Cascade | Endpoint::Parent)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +69,8 @@ struct Member {
     /// A WHEP viewer: what it asked of the video it is shown (WHEP's layer extension), kept
     /// for whichever track that is as the main speaker changes.
     main_video: sfu::LayerConstraint,
+    /// A link: the venue behind each of its tracks, by label (`track_sources`).
+    sources: HashMap<String, TrackSource>,
 }
 
 struct RoomTrack {
@@ -74,6 +84,8 @@ struct RoomTrack {
 pub struct Room {
     id: RoomId,
     name: String,
+    /// This node's name in the cascade: the `source` of the tracks published here.
+    node_name: Arc<str>,
     node: Addr<Node>,
     worker: WorkerHandle,
     members: HashMap<MemberId, Member>,
@@ -100,10 +112,11 @@ fn parse_id(s: &str, prefix: char) -> Option<u64> {
 }
 
 impl Room {
-    pub fn new(id: RoomId, name: String, node: Addr<Node>, worker: WorkerHandle) -> Self {
+    pub fn new(id: RoomId, name: String, node_name: Arc<str>, node: Addr<Node>, worker: WorkerHandle) -> Self {
         Self {
             id,
             name,
+            node_name,
             node,
             worker,
             members: HashMap::new(),
@@ -129,7 +142,18 @@ impl Room {
             participant_id: participant_id(rt.owner),
             kind: rt.kind.into(),
             muted: rt.muted,
+            source: self.source_of(rt),
         })
+    }
+
+    /// A link's track comes from the venue its other end names; any other from its publisher.
+    fn source_of(&self, rt: &RoomTrack) -> Option<TrackSource> {
+        let owner = self.members.get(&rt.owner)?;
+        if owner.endpoint.is_link() {
+            owner.sources.get(&rt.label).cloned()
+        } else {
+            Some(TrackSource { node: self.node_name.to_string(), participant: owner.name.clone() })
+        }
     }
 
     fn participant_info(&self, id: MemberId) -> Option<ParticipantInfo> {
@@ -340,6 +364,7 @@ impl Handler<Join> for Room {
                 wants: HashSet::new(),
                 demand_sent: None,
                 main_video: Default::default(),
+                sources: HashMap::new(),
             },
         );
         sfu::metrics::METRICS.participants.inc();

@@ -32,8 +32,8 @@ use tungstenite::Message;
 
 use crate::cascade::token;
 use crate::device::{Device, FromClient, LinkLayers, StartSubscribing, Stop};
-use crate::protocol::{ClientMessage, Role, ServerMessage};
-use crate::room::{Endpoint, Join, LinkWants, Room};
+use crate::protocol::{ClientMessage, LabelledSource, ParticipantInfo, Role, ServerMessage, TrackInfo};
+use crate::room::{Endpoint, Join, LinkSources, LinkWants, Room};
 
 /// Where this node's rooms join upwards.
 #[derive(Clone)]
@@ -60,11 +60,113 @@ pub struct RoomUplink {
     local: Option<Addr<Device>>,
     /// Its member id in the local room.
     member: Option<crate::room::MemberId>,
+    /// Venues by track, both ways (see `Sources`).
+    up: Sources,
+    down: Sources,
+}
+
+/// The venue behind each track one side of the link has, learnt from the conference messages
+/// that side sends (`TrackInfo::source`), so the other side can name it: what this node's room
+/// has goes up as `track_sources`, what the parent's room has goes to the local room as the
+/// stand-in's `LinkSources`.
+#[derive(Default)]
+struct Sources {
+    /// Our own participant on that side: its tracks came over this link and do not go back.
+    own: Option<String>,
+    /// Track id → (participant id, venue).
+    tracks: std::collections::BTreeMap<String, (String, Option<crate::protocol::TrackSource>)>,
+    /// As last passed on.
+    sent: Option<Vec<LabelledSource>>,
+}
+
+impl Sources {
+    fn learn_track(&mut self, t: &TrackInfo) {
+        self.tracks.insert(t.id.clone(), (t.participant_id.clone(), t.source.clone()));
+    }
+
+    fn learn_participant(&mut self, p: &ParticipantInfo) {
+        for t in &p.tracks {
+            self.learn_track(t);
+        }
+    }
+
+    /// Take in one of that side's messages (the conference protocol, as JSON).
+    fn learn(&mut self, v: &Value) {
+        let parse = |key: &str| v.get(key).cloned();
+        match v["type"].as_str() {
+            Some("joined") => {
+                self.tracks.clear();
+                self.own = v["participant_id"].as_str().map(str::to_string);
+                let participants: Vec<ParticipantInfo> =
+                    parse("participants").and_then(|p| serde_json::from_value(p).ok()).unwrap_or_default();
+                participants.iter().for_each(|p| self.learn_participant(p));
+            }
+            Some("participant_joined") => {
+                if let Some(p) = parse("participant").and_then(|p| serde_json::from_value(p).ok()) {
+                    self.learn_participant(&p);
+                }
+            }
+            Some("track_published") => {
+                if let Some(t) = parse("track").and_then(|t| serde_json::from_value(t).ok()) {
+                    self.learn_track(&t);
+                }
+            }
+            Some("track_source") => {
+                let source = parse("source").and_then(|s| serde_json::from_value(s).ok());
+                if let (Some(id), Some(entry)) = (v["track_id"].as_str(), source) {
+                    if let Some(t) = self.tracks.get_mut(id) {
+                        t.1 = Some(entry);
+                    }
+                }
+            }
+            Some("track_unpublished") => {
+                if let Some(id) = v["track_id"].as_str() {
+                    self.tracks.remove(id);
+                }
+            }
+            Some("participant_left") => {
+                if let Some(p) = v["participant_id"].as_str() {
+                    self.tracks.retain(|_, (owner, _)| owner != p);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What to pass on, if it changed since last time.
+    fn changed(&mut self) -> Option<Vec<LabelledSource>> {
+        let now: Vec<LabelledSource> = self
+            .tracks
+            .iter()
+            .filter(|(_, (owner, _))| Some(owner) != self.own.as_ref())
+            .filter_map(|(id, (_, s))| {
+                s.as_ref().map(|s| LabelledSource {
+                    label: id.clone(),
+                    node: s.node.clone(),
+                    participant: s.participant.clone(),
+                })
+            })
+            .collect();
+        if self.sent.as_ref() == Some(&now) {
+            return None;
+        }
+        self.sent = Some(now.clone());
+        Some(now)
+    }
 }
 
 impl RoomUplink {
     pub fn new(room_id: String, room: Addr<Room>, parent: ParentRooms) -> Self {
-        Self { room_id, room, parent, to_parent: None, local: None, member: None }
+        Self {
+            room_id,
+            room,
+            parent,
+            to_parent: None,
+            local: None,
+            member: None,
+            up: Sources::default(),
+            down: Sources::default(),
+        }
     }
 
     fn send_up(&self, v: Value) {
@@ -73,8 +175,18 @@ impl RoomUplink {
         }
     }
 
+    /// Tell the local room the venues behind the parent's tracks, when they change.
+    fn sources_down(&mut self) {
+        let Some(member) = self.member else { return };
+        if let Some(sources) = self.down.changed() {
+            self.room.do_send(LinkSources { member, sources });
+        }
+    }
+
     fn drop_local(&mut self) {
         self.member = None;
+        self.up = Sources::default();
+        self.down.sent = None;
         if let Some(d) = self.local.take() {
             d.do_send(Stop);
         }
@@ -162,11 +274,15 @@ impl Handler<FromParent> for RoomUplink {
                         }
                         act.local = joined.as_ref().map(|(d, _)| d.clone());
                         act.member = joined.map(|(_, m)| m);
+                        act.sources_down();
                     }),
                 );
             }
             FromParent::Message(v) => {
                 debug!(room = %self.room_id, kind = %v["type"], "cascade: from the parent's room");
+                // Before an offer that brings a track, the local room learns whose it is.
+                self.down.learn(&v);
+                self.sources_down();
                 let sdp = v["sdp"].as_str().map(str::to_string);
                 match (v["type"].as_str(), sdp, &self.local) {
                     (Some("subscribe_offer"), Some(sdp), Some(d)) => {
@@ -218,6 +334,25 @@ struct FromLocal(ServerMessage);
 impl Handler<FromLocal> for RoomUplink {
     type Result = ();
     fn handle(&mut self, FromLocal(m): FromLocal, _: &mut Self::Context) {
+        // The local room's news of tracks reaches us before the offer that carries them up;
+        // the parent's room hears whose they are first.
+        if matches!(
+            m,
+            ServerMessage::Joined { .. }
+                | ServerMessage::ParticipantJoined { .. }
+                | ServerMessage::ParticipantLeft { .. }
+                | ServerMessage::TrackPublished { .. }
+                | ServerMessage::TrackUnpublished { .. }
+                | ServerMessage::TrackSource { .. }
+        ) {
+            if let Ok(v) = serde_json::to_value(&m) {
+                self.up.learn(&v);
+            }
+            if let Some(tracks) = self.up.changed() {
+                self.send_up(json!({"type": "track_sources", "tracks": tracks}));
+            }
+            return;
+        }
         match m {
             // Our subscribe peer's offer (local tracks) is our publish offer upstairs ...
             ServerMessage::SubscribeOffer { sdp } => self.send_up(json!({"type": "publish_offer", "sdp": sdp})),
@@ -289,6 +424,7 @@ fn session(
                 if v["type"] == "joined" && !joined {
                     joined = true;
                     report(FromParent::Joined);
+                    report(FromParent::Message(v));
                 } else if v["type"] == "room_closed" {
                     report(FromParent::Message(v));
                     return Err("the parent's room closed".into());
@@ -312,5 +448,40 @@ fn session(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(s: &[LabelledSource]) -> Vec<String> {
+        s.iter().map(|l| format!("{}={}/{}", l.label, l.node, l.participant)).collect()
+    }
+
+    #[test]
+    fn the_venues_behind_a_rooms_tracks_are_passed_on_when_they_change() {
+        let mut s = Sources::default();
+        s.learn(&json!({"type": "joined", "participant_id": "p9", "role": "speaker", "room": {"id": "c", "name": "c"},
+            "participants": [
+                {"id": "p1", "name": "venue", "role": "speaker", "tracks": [
+                    {"id": "t1", "participant_id": "p1", "kind": "video", "muted": false,
+                     "source": {"node": "county", "participant": "venue"}}]},
+                {"id": "p2", "name": "cascade:township", "role": "speaker", "tracks": [
+                    {"id": "t2", "participant_id": "p2", "kind": "video", "muted": false}]}]}));
+        // The township's track has no venue yet: only the county's goes on.
+        assert_eq!(labels(&s.changed().unwrap()), ["t1=county/venue"]);
+        assert!(s.changed().is_none(), "nothing new, nothing sent");
+        s.learn(&json!({"type": "track_source", "track_id": "t2", "participant_id": "p2",
+            "source": {"node": "township", "participant": "hall"}}));
+        assert_eq!(labels(&s.changed().unwrap()), ["t1=county/venue", "t2=township/hall"]);
+        // Our own participant's tracks came over this link: they do not go back.
+        s.learn(&json!({"type": "track_published", "track": {"id": "t3", "participant_id": "p9", "kind": "audio",
+            "muted": false, "source": {"node": "province", "participant": "chair"}}}));
+        assert!(s.changed().is_none());
+        s.learn(&json!({"type": "participant_left", "participant_id": "p1"}));
+        assert_eq!(labels(&s.changed().unwrap()), ["t2=township/hall"]);
+        s.learn(&json!({"type": "track_unpublished", "track_id": "t2", "participant_id": "p2"}));
+        assert_eq!(labels(&s.changed().unwrap()), Vec::<String>::new());
     }
 }

@@ -2,14 +2,14 @@
 //! here receives (told to the child, so a track crosses a link only while watched), what the
 //! parent needs of this room (its stand-in receives only that), and control from above.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use actix::prelude::*;
 
 use sfu::{TrackId, WorkerCommand};
 
-use super::{parse_id, CloseRoom, Endpoint, Member, MemberId, Mute, Room};
-use crate::protocol::ServerMessage;
+use super::{parse_id, participant_id, track_id, CloseRoom, Endpoint, Member, MemberId, Mute, Room};
+use crate::protocol::{LabelledSource, ServerMessage, TrackSource};
 
 impl Room {
     /// Does member `id` receive `track` now (forwarded and not paused)?
@@ -35,12 +35,8 @@ impl Room {
     /// rest (subscriptions propagate along the tree both ways, so a track crosses a link only
     /// while someone beyond it watches).
     pub(super) fn update_demand(&mut self) {
-        let links: Vec<MemberId> = self
-            .members
-            .iter()
-            .filter(|(_, m)| matches!(m.endpoint, Endpoint::Cascade | Endpoint::Parent))
-            .map(|(id, _)| *id)
-            .collect();
+        let links: Vec<MemberId> =
+            self.members.iter().filter(|(_, m)| m.endpoint.is_link()).map(|(id, _)| *id).collect();
         for link in links {
             let mut labels: Vec<String> = self
                 .track_order
@@ -72,9 +68,7 @@ impl Handler<LinkWants> for Room {
     type Result = ();
     fn handle(&mut self, msg: LinkWants, _: &mut Context<Self>) {
         let wants: HashSet<TrackId> = msg.tracks.iter().filter_map(|t| parse_id(t, 't')).collect();
-        let Some(m) =
-            self.members.get_mut(&msg.member).filter(|m| matches!(m.endpoint, Endpoint::Cascade | Endpoint::Parent))
-        else {
+        let Some(m) = self.members.get_mut(&msg.member).filter(|m| m.endpoint.is_link()) else {
             return;
         };
         let before = std::mem::replace(&mut m.wants, wants.clone());
@@ -90,6 +84,56 @@ impl Handler<LinkWants> for Room {
         }
         // What the other end needs from here, this room needs from its other links.
         self.update_demand();
+    }
+}
+
+/// The node at the other end of a link names the venue behind each track it sends (by its
+/// label): every node then shows a venue by name however many links away it is published.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct LinkSources {
+    pub member: MemberId,
+    pub sources: Vec<LabelledSource>,
+}
+
+/// Bounds on what a link may say (it is another node, but its word is still input).
+const MAX_SOURCES: usize = 4096;
+const MAX_NAME: usize = 256;
+
+impl Handler<LinkSources> for Room {
+    type Result = ();
+    fn handle(&mut self, msg: LinkSources, _: &mut Context<Self>) {
+        let Some(m) = self.members.get_mut(&msg.member).filter(|m| m.endpoint.is_link()) else { return };
+        if msg.sources.len() > MAX_SOURCES {
+            tracing::warn!(room = %self.id, count = msg.sources.len(), "cascade: too many track sources, ignored");
+            return;
+        }
+        let sources: HashMap<String, TrackSource> = msg
+            .sources
+            .into_iter()
+            .filter(|s| s.label.len() <= MAX_NAME && s.node.len() <= MAX_NAME && s.participant.len() <= MAX_NAME)
+            .map(|s| (s.label, TrackSource { node: s.node, participant: s.participant }))
+            .collect();
+        let before = std::mem::replace(&mut m.sources, sources);
+        // Tracks already announced without (or with another) source are announced again.
+        let changed: Vec<(TrackId, TrackSource)> = self
+            .track_order
+            .iter()
+            .filter(|t| self.tracks[t].owner == msg.member)
+            .filter_map(|t| {
+                let label = &self.tracks[t].label;
+                let now = self.members[&msg.member].sources.get(label)?;
+                (before.get(label) != Some(now)).then(|| (*t, now.clone()))
+            })
+            .collect();
+        for (t, source) in changed {
+            let msg = ServerMessage::TrackSource {
+                track_id: track_id(t),
+                participant_id: participant_id(msg.member),
+                source,
+            };
+            self.broadcast(msg, None);
+        }
     }
 }
 
@@ -111,12 +155,7 @@ impl Handler<CascadeControl> for Room {
         match msg.action {
             A::Mute { participant, kind, muted } => {
                 let targets: Vec<MemberId> = match participant {
-                    None => self
-                        .members
-                        .iter()
-                        .filter(|(_, m)| !matches!(m.endpoint, Endpoint::Cascade | Endpoint::Parent))
-                        .map(|(id, _)| *id)
-                        .collect(),
+                    None => self.members.iter().filter(|(_, m)| !m.endpoint.is_link()).map(|(id, _)| *id).collect(),
                     Some(p) => {
                         let found = parse_id(&p, 'p')
                             .filter(|id| self.members.contains_key(id))
