@@ -1,8 +1,10 @@
 // The command-centre console (docs/api.md, Cascade): the cascade tree below this node with the
 // health of every link and the controls a higher level has over the venues below (mute, roll
-// call, lock, end), and a video wall of a conference's participants. A wall can span screens:
-// "Open another screen" opens the same console in a new window, which the operator drags to
-// the next monitor.
+// call, lock, end), and a video wall of the conference's venues, each slot picked by venue
+// name (wall.js). A wall can span screens: "Open another screen" opens the same console in a
+// new window, which the operator drags to the next monitor; its slots start with the venues
+// after this window's (`from`). `?tiles=a|b|…` names the venue (as the pickers show it) each
+// slot starts with.
 
 import { api, currentSession, login, setUnauthorizedHandler, clearSession } from '/api.js';
 import { Conference } from '/conference.js';
@@ -135,8 +137,13 @@ function log(text, ok, action = '', node = '') {
 
 // ---- the wall ----
 
+function cols() {
+  return Number($('console-layout').value) || 2;
+}
+
 function setLayout() {
-  $('console-wall').dataset.cols = $('console-layout').value;
+  if (tiles) tiles.setCols(cols());
+  else $('console-wall').dataset.cols = cols();
 }
 
 $('console-layout').addEventListener('change', setLayout);
@@ -146,7 +153,12 @@ function watch() {
   if (!room) return;
   conference?.close();
   $('console-wall').replaceChildren();
-  tiles = new Wall($('console-wall'));
+  document.querySelector('.wall-pool')?.remove();
+  tiles = new Wall($('console-wall'), {
+    cols: cols(),
+    from: Number(params.get('from')) || 0,
+    wanted: params.get('tiles')?.split('|') || [],
+  });
   const session = currentSession();
   conference = new Conference({
     roomId: room,
@@ -172,7 +184,9 @@ $('console-watch').addEventListener('click', watch);
 $('console-screen').addEventListener('click', () => {
   const next = new URL(location.href);
   next.searchParams.set('room', $('console-room').value.trim());
-  next.searchParams.set('cols', $('console-layout').value);
+  next.searchParams.set('cols', cols());
+  next.searchParams.set('from', (Number(params.get('from')) || 0) + cols() * cols());
+  next.searchParams.delete('tiles');
   window.open(next, '_blank', 'popup');
 });
 

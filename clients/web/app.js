@@ -195,10 +195,10 @@ const tiles = new Tiles($('grid'),
 
 // Keeps the "waiting" hint and the column count in step with the number of tiles.
 new MutationObserver(() => {
-  const n = $('grid').children.length;
+  const n = [...$('grid').children].filter((c) => !c.hidden).length;
   $('grid-empty').hidden = n > 0;
   $('grid').style.setProperty('--cols', String(n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4));
-}).observe($('grid'), { childList: true });
+}).observe($('grid'), { childList: true, subtree: true, attributeFilter: ['hidden'] });
 
 async function enterRoom(roomId) {
   leaveConference({ keepMedia: true });

@@ -41,7 +41,7 @@ export class Conference {
     this.stream = stream;
     this.tiles = tiles;
     this.hooks = hooks;
-    this.participants = new Map();   // id -> {id, name, role, tracks: Map(trackId -> {kind, muted})}
+    this.participants = new Map();   // id -> {id, name, role, tracks: Map(trackId -> {kind, muted, source})}
     this.remoteTracks = new Map();   // server track id -> {participantId, track}
     this.msids = new Map();          // mid -> {participantId, trackId}
     this.queue = Promise.resolve();
@@ -137,6 +137,7 @@ export class Conference {
       case 'participant_left': return this.removeParticipant(msg.participant_id);
       case 'track_published': return this.onTrackPublished(msg.track);
       case 'track_unpublished': return this.onTrackUnpublished(msg);
+      case 'track_source': return this.onTrackSource(msg);
       case 'track_muted': return this.onTrackMuted(msg);
       case 'mute_requested': return this.hooks.onMuteRequested(msg);
       case 'active_speaker': return this.hooks.onActiveSpeaker(msg.participant_id);
@@ -218,7 +219,8 @@ export class Conference {
     this.tiles.ensure(participantId, this.participants.get(participantId)?.name);
     // The element that shows this track (a participant's tile here; the console's wall has a
     // tile per video track, since a cascade link is one participant carrying many venues).
-    const video = this.tiles.addTrack(participantId, event.track, event.streams[0]);
+    const video = this.tiles.addTrack(participantId, event.track, event.streams[0],
+      { trackId, source: this.participants.get(participantId)?.tracks.get(trackId)?.source });
     // Tells the server at once what the tile shows: it knows the track from its own offer.
     if (event.track.kind === 'video') this.quality.watch(trackId, participantId, video);
   }
@@ -234,7 +236,7 @@ export class Conference {
 
   addParticipant(p) {
     if (!p?.id || this.isSelf(p.id)) return;
-    const tracks = new Map((p.tracks || []).map((t) => [t.id, { kind: t.kind, muted: Boolean(t.muted) }]));
+    const tracks = new Map((p.tracks || []).map((t) => [t.id, { kind: t.kind, muted: Boolean(t.muted), source: t.source }]));
     this.participants.set(p.id, { id: p.id, name: p.name || p.id, role: p.role, tracks });
     // Receive-only attendees get no tile (a webinar can have many); they count in the header.
     if (p.role !== 'attendee' || tracks.size > 0 || this.tiles.has(p.id)) {
@@ -259,7 +261,7 @@ export class Conference {
   onTrackPublished(track) {
     if (!track || this.isSelf(track.participant_id)) return;
     const p = this.participants.get(track.participant_id);
-    p?.tracks.set(track.id, { kind: track.kind, muted: Boolean(track.muted) });
+    p?.tracks.set(track.id, { kind: track.kind, muted: Boolean(track.muted), source: track.source });
     this.tiles.ensure(track.participant_id, p?.name);
     this.tiles.setMuted(track.participant_id, track.kind, Boolean(track.muted));
   }
@@ -273,6 +275,13 @@ export class Conference {
       this.quality.unwatch(trackId);
       this.tiles.removeTrack(entry.participantId, entry.track);
     }
+  }
+
+  // Which venue a track of a cascade link comes from (`source`), when the link said so late.
+  onTrackSource({ track_id: trackId, participant_id: participantId, source }) {
+    const track = this.participants.get(participantId)?.tracks.get(trackId);
+    if (track) track.source = source;
+    this.tiles.setSource?.(trackId, source);
   }
 
   onTrackMuted({ track_id: trackId, participant_id: participantId, kind, muted }) {

@@ -1,5 +1,9 @@
 // The grid of remote participants: one tile per participant, holding a <video> (which
 // also plays the audio) with data-participant="<id>", a name label and mute indicators.
+// A cascade link (a participant named `cascade:<node>`) is one participant carrying every
+// venue beyond it that this room watches: each venue gets a tile of its own, named after the
+// venue the server says the tracks come from (`source`); the link's own tile shows only
+// tracks of no known venue, and is hidden while it has none.
 
 import { el } from './dom.js';
 
@@ -37,6 +41,7 @@ export class Tiles {
       this.refresh(tile);
     }
     if (name) {
+      tile.isLink = name.startsWith('cascade:');
       tile.name = name;
       tile.label.textContent = name;
       tile.avatar.textContent = [...name.trim()][0]?.toUpperCase() || '?';
@@ -51,8 +56,12 @@ export class Tiles {
 
   // Adds a received track to the participant's stream and (re)starts playback; returns the
   // <video> that shows it.
-  addTrack(participantId, track, stream) {
-    const tile = this.ensure(participantId);
+  addTrack(participantId, track, stream, info = {}) {
+    let tile = this.ensure(participantId);
+    if (tile.isLink && info.source) {
+      tile = this.ensureVenue(participantId, info.source);
+      stream = null;
+    }
     if (!tile.stream) {
       tile.stream = stream || new MediaStream();
       tile.stream.addEventListener('addtrack', () => this.refresh(tile));
@@ -68,11 +77,27 @@ export class Tiles {
     return tile.video;
   }
 
+  // A venue beyond a link: a tile keyed `<link id>/<node>/<publisher>`, whose <video> still
+  // says which participant (the link) it belongs to.
+  ensureVenue(linkId, source) {
+    const key = `${linkId}/${source.node}/${source.participant}`;
+    const fresh = !this.tiles.has(key);
+    const tile = this.ensure(key, `${source.participant} · ${source.node}`);
+    if (fresh) {
+      tile.link = linkId;
+      tile.video.dataset.participant = linkId;
+    }
+    return tile;
+  }
+
   removeTrack(participantId, track) {
-    const tile = this.tiles.get(participantId);
-    if (!tile?.stream?.getTrackById(track.id)) return;
-    tile.stream.removeTrack(track);
-    this.refresh(tile);
+    for (const tile of [...this.tiles.values()]) {
+      if (tile.id !== participantId && tile.link !== participantId) continue;
+      if (!tile.stream?.getTrackById(track.id)) continue;
+      tile.stream.removeTrack(track);
+      if (tile.link && tile.stream.getTracks().length === 0) this.remove(tile.id);
+      else this.refresh(tile);
+    }
   }
 
   setMuted(participantId, kind, muted) {
@@ -82,6 +107,7 @@ export class Tiles {
   }
 
   remove(participantId) {
+    for (const venue of [...this.tiles.values()].filter((t) => t.link === participantId)) this.remove(venue.id);
     const tile = this.tiles.get(participantId);
     if (!tile) return;
     tile.video.srcObject = null;
@@ -102,6 +128,7 @@ export class Tiles {
     tile.root.classList.toggle('has-video', hasVideo && !tile.muted.video);
     tile.micOff.hidden = !tile.muted.audio;
     tile.camOff.hidden = !tile.muted.video;
+    if (tile.isLink) tile.root.hidden = !tile.stream?.getTracks().length;
   }
 
   // Unmuted autoplay can be refused without a user gesture; then we play muted and offer
@@ -126,7 +153,7 @@ export class Tiles {
   watchFirstFrame(tile, track) {
     if (tile.framed.has(track.id)) return;
     tile.framed.add(track.id);
-    const report = () => this.onFirstFrame(tile.id);
+    const report = () => this.onFirstFrame(tile.link || tile.id);
     if (typeof tile.video.requestVideoFrameCallback === 'function') {
       tile.video.requestVideoFrameCallback(report);
     } else {

@@ -1,11 +1,12 @@
 // The command-centre console (clients/console) on the top of a real three-level cascade
 // (province ← city ← county, three yunshi processes): it shows the tree with every link up,
-// its wall plays two county venues' cameras (a tile each) that crossed two links, and its controls reach the
-// county and come back acknowledged.
+// its wall plays two county venues' cameras (a slot each, named by venue) that crossed two
+// links, a slot's picker switches venues, a venue in no slot stops crossing the links, and its
+// controls reach the county and come back acknowledged.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { loginToken, request } from './lib/api.mjs';
+import { createUser, loginToken, request } from './lib/api.mjs';
 import { launchChromium } from './lib/chromium.mjs';
 import { startServer } from './lib/server.mjs';
 import { expectVideoFlowing } from './lib/stats.mjs';
@@ -55,11 +56,13 @@ test('the console shows the cascade, plays a venue two levels down and controls 
     await request(s.url, 'POST', '/api/v1/rooms', { token: tokens[name], body: { id: 'conf', name: 'conf' }, expect: 201 });
   }
 
-  // Two venues in the county publish their cameras (Chromium's own WebRTC, WHIP).
-  for (let i = 0; i < 2; i++) {
+  // Two venues in the county publish their cameras (Chromium's own WebRTC, WHIP), as the
+  // county's users hall-a and hall-b.
+  for (const hall of ['hall-a', 'hall-b']) {
+    const user = await createUser(county.url, tokens.county, hall);
     const venue = await browser.newPage();
     await venue.goto(`${county.url}/healthz`);
-    const whip = await publishWhip(venue, { roomId: 'conf', token: tokens.county });
+    const whip = await publishWhip(venue, { roomId: 'conf', token: await loginToken(county.url, user.username, user.password) });
     assert.equal(whip.status, 201, JSON.stringify(whip));
   }
 
@@ -84,6 +87,45 @@ test('the console shows the cascade, plays a venue two levels down and controls 
     const playing = [...document.querySelectorAll('.wall .tile video')].filter((v) => v.videoWidth > 0 && v.currentTime > 0.5);
     return playing.length >= 2;
   }, null, { timeout: 20_000 });
+
+  // Each slot names its venue (node · publisher), two links away, in venue-name order.
+  const HALL_A = 'county · hall-a (whip)';
+  const HALL_B = 'county · hall-b (whip)';
+  const slotName = (i) => page.textContent(`.slot[data-slot="${i}"] .tile-name`);
+  const slotShows = (i, name) => page.waitForFunction(([i, name]) => {
+    const slot = document.querySelector(`.slot[data-slot="${i}"]`);
+    const video = slot?.querySelector('video');
+    return slot?.querySelector('.tile-name').textContent === name && video?.videoWidth > 0 && !video.paused;
+  }, [i, name], { timeout: 10_000 });
+  await slotShows(0, HALL_A);
+  await slotShows(1, HALL_B);
+  // The operator picks hall-b for the first slot: the two swap.
+  await page.selectOption('.slot[data-slot="0"] .slot-pick', { label: HALL_B });
+  await slotShows(0, HALL_B);
+  await slotShows(1, HALL_A);
+  assert.deepEqual([await slotName(2), await slotName(3)], ['', '']);
+
+  // Multi-picture reaches down the cascade: with one slot, hall-a is in none, so it stops
+  // crossing the links; the county sends up one venue's video, not two.
+  const countyVideo = async () => {
+    const text = await (await fetch(`${county.url}/metrics`)).text();
+    const count = (dir) => Number(new RegExp(`^yunshi_packets_total\\{direction="${dir}",kind="video"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+    return { in: count('in'), out: count('out') };
+  };
+  const upRatio = async (ms) => {
+    const a = await countyVideo();
+    await new Promise((r) => setTimeout(r, ms));
+    const b = await countyVideo();
+    return { in: b.in - a.in, out: b.out - a.out, ratio: (b.out - a.out) / Math.max(1, b.in - a.in) };
+  };
+  const both = await upRatio(3_000);
+  await page.selectOption('#console-layout', '1');
+  await slotShows(0, HALL_B);
+  await new Promise((r) => setTimeout(r, 3_000));
+  const one = await upRatio(3_000);
+  console.log(`county video packets up/in: both venues shown ${JSON.stringify(both)}; one shown ${JSON.stringify(one)}`);
+  assert.ok(both.in > 100 && both.ratio > 0.8, `both shown: ${JSON.stringify(both)}`);
+  assert.ok(one.in > 100 && one.ratio < 0.65, `one shown: ${JSON.stringify(one)}`);
 
   // Mute the county venue: the county answers.
   await page.click('.node-row[data-node="county"] button[data-action="mute"]');

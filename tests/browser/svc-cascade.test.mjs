@@ -112,6 +112,11 @@ test('AV1 SVC crosses a link with its descriptor, and the node above cuts layers
     assert.ok(large.heights.some((h) => h > SMALL), `the unpinned viewer never got the upper layer: ${JSON.stringify(large.heights)}`);
     assert.ok(large.decoded >= MIN_FRAMES_WHILE_SAMPLING, `the unpinned viewer decoded only ${large.decoded} frames`);
 
+    // The web client gives the venue beyond the link a tile of its own, named after it (the
+    // link's participant, which could carry several venues, shows no tile of its own).
+    assert.equal(await full.textContent(`#grid [data-tile="${member.id}/county/venue"] .tile-name`), 'venue · county');
+    assert.equal(await full.locator(`#grid [data-tile="${member.id}"]`).evaluate((t) => t.hidden), true);
+
     // The city read the descriptors that came over the link.
     assert.ok(after.read - before.read > 100, `the city read ${after.read - before.read} descriptors`);
     assert.equal(after.unreadable - before.unreadable, 0);
