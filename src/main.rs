@@ -49,9 +49,15 @@ fn main() {
     }
 }
 
-async fn run(cfg: config::Config) -> Result<(), String> {
+async fn run(mut cfg: config::Config) -> Result<(), String> {
     std::fs::create_dir_all(&cfg.data).map_err(|e| format!("data dir {}: {e}", cfg.data.display()))?;
     let store: Arc<dyn Store> = Arc::new(SledStore::open(&cfg.data).map_err(|e| format!("store: {e}"))?);
+    // A parent set through the API replaces the configuration's (docs/api.md, Cascade).
+    if let Some(parent) = engine::cascade::parent::load(store.as_ref()) {
+        info!(parent = ?parent.url, "cascade parent as set through the API");
+        cfg.cascade.parent_url = parent.url;
+        cfg.cascade.parent_secret = parent.secret.map(String::into_bytes);
+    }
     ensure_admin(store.as_ref())?;
     let jwt = JwtKey::new(&jwt_secret(&cfg, store.as_ref())?);
 

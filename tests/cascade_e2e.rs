@@ -160,6 +160,107 @@ fn three_levels_link_fail_and_recover() {
     let _ = ct;
 }
 
+/// A node's parent can be set through the API, not only the configuration: the city (started
+/// as a top node) is given the province, joins it with its room, is moved away and back, and
+/// keeps the API's choice over a restart. Bad requests get JSON errors; only admins may.
+#[test]
+fn a_parent_set_through_the_api_is_joined_and_kept() {
+    use common::rtc_client::Endpoint;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    let (p_port, c_port) = (free_tcp_port(), free_tcp_port());
+    let province = node("province", p_port, None);
+    let city_data = temp_dir("city");
+    let city_args = ["--node-name", "city", "--cascade-secret", SECRET];
+    let city = Server::start_on(c_port, city_data.clone(), &[], &city_args);
+    let (pt, ct) = (province.admin_token(), city.admin_token());
+    for (s, t) in [(&province, &pt), (&city, &ct)] {
+        s.create_room(t, "conf");
+    }
+    // A venue in the city opens its room (and so its link up, once there is a parent).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut venue, offer) = Endpoint::offer(true);
+    let (_, answer) = city.post_sdp("/whip/conf", &ct, &offer);
+    venue.accept_answer(&answer);
+    let (tx, _rx) = mpsc::channel();
+    let venue = venue.run(Duration::from_secs(60), Some(str0m::format::Codec::Vp8), 0, tx, stop.clone());
+    assert!(tree(&city, &ct)["parent"].is_null());
+
+    // Refused: no token, a user who is not an admin, a URL that is not http://host:port, an
+    // unknown field.
+    let body = |url: &str| serde_json::json!({ "url": url });
+    let province_url = format!("http://127.0.0.1:{p_port}");
+    assert_eq!(city.json("PUT", "/api/v1/cascade/parent", None, Some(body(&province_url))).0, 401);
+    let (status, _) = city.json(
+        "POST",
+        "/api/v1/users",
+        Some(&ct),
+        Some(serde_json::json!({"name": "clerk", "password": "clerk-password-1", "role": "user"})),
+    );
+    assert_eq!(status, 201);
+    let clerk = city.login("clerk", "clerk-password-1");
+    assert_eq!(city.json("PUT", "/api/v1/cascade/parent", Some(&clerk), Some(body(&province_url))).0, 403);
+    let (status, err) = city.json("PUT", "/api/v1/cascade/parent", Some(&ct), Some(body("https://province")));
+    assert_eq!((status, err["error"].as_str()), (400, Some("bad_request")), "{err}");
+    let extra = serde_json::json!({ "url": province_url, "mode": "tls" });
+    assert_eq!(city.json("PUT", "/api/v1/cascade/parent", Some(&ct), Some(extra)).0, 400);
+    assert!(tree(&city, &ct)["parent"].is_null(), "a refused request changes nothing");
+
+    // Set: the control link comes up, and the open room joins the province's.
+    let (status, v) = city.json("PUT", "/api/v1/cascade/parent", Some(&ct), Some(body(&province_url)));
+    assert_eq!(status, 200, "{v}");
+    let joined = wait_for("the city up below the province", Duration::from_secs(10), || {
+        let v = tree(&province, &pt);
+        (child(&v, "city").is_some_and(|c| c["state"] == "up"), v)
+    });
+    wait_for("the city's venue in the province's room", Duration::from_secs(10), || {
+        let t = tracks_of(&province, &pt, "conf", "cascade:city");
+        (t == ["audio", "video"], members(&province, &pt, "conf"))
+    });
+    let c = tree(&city, &ct);
+    assert_eq!((c["parent"]["node"].as_str(), c["parent"]["state"].as_str()), (Some("province"), Some("up")), "{c}");
+
+    // Removed: the city is the top again; its link and its room's leave the province.
+    assert_eq!(city.json("DELETE", "/api/v1/cascade/parent", Some(&ct), None).0, 200);
+    wait_for("the city down below the province", Duration::from_secs(5), || {
+        let v = tree(&province, &pt);
+        (child(&v, "city").is_some_and(|c| c["state"] == "down"), v)
+    });
+    wait_for("no cascade:city in the province's room", Duration::from_secs(5), || {
+        let m = members(&province, &pt, "conf");
+        (!m.to_string().contains("cascade:city"), m)
+    });
+    assert!(tree(&city, &ct)["parent"].is_null());
+
+    // Set again, then restart the city with no parent in its configuration: the API's choice
+    // holds.
+    assert_eq!(city.json("PUT", "/api/v1/cascade/parent", Some(&ct), Some(body(&province_url))).0, 200);
+    wait_for("the city up again", Duration::from_secs(10), || {
+        let v = tree(&province, &pt);
+        (child(&v, "city").is_some_and(|c| c["state"] == "up"), v)
+    });
+    let mut city = city;
+    city.kill9();
+    wait_for("the killed city seen down", Duration::from_secs(5), || {
+        let v = tree(&province, &pt);
+        (child(&v, "city").is_some_and(|c| c["state"] == "down"), v)
+    });
+    let city = Server::start_on(c_port, city_data, &[], &city_args);
+    let restarted = wait_for("the restarted city up below the province", Duration::from_secs(15), || {
+        let v = tree(&province, &pt);
+        (child(&v, "city").is_some_and(|c| c["state"] == "up"), v)
+    });
+    let ct = city.admin_token();
+    let c = tree(&city, &ct);
+    assert_eq!((c["parent"]["node"].as_str(), c["parent"]["state"].as_str()), (Some("province"), Some("up")), "{c}");
+    let audit = city.json("GET", "/api/v1/audit", Some(&ct), None).1;
+    assert!(audit.to_string().contains("cascade.parent"), "audited: {audit}");
+    stop.store(true, Ordering::Relaxed);
+    venue.join().unwrap();
+    println!("parent set through the API: joined in {joined:?}; after a restart, up again in {restarted:?}");
+}
+
 /// Waits until the province sees its child `city` down and the county sees its parent down,
 /// both within 3 s of `since`; the time each took.
 fn city_seen_down(

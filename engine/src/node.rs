@@ -10,6 +10,7 @@ use tracing::warn;
 
 use sfu::{RoomId, WorkerEvent, WorkerHandle};
 
+use crate::cascade::media::{ParentRooms, RoomUplink, StopUplink};
 use crate::room::{CloseRoom, Media, Room};
 use crate::store::Store;
 
@@ -28,7 +29,7 @@ pub struct MediaConfig {
     pub video_fec: sfu::VideoFec,
     /// A node with a cascade parent joins each of its rooms to the parent's room of the same
     /// id (engine::cascade::media).
-    pub parent_rooms: Option<crate::cascade::media::ParentRooms>,
+    pub parent_rooms: Option<ParentRooms>,
     /// This node's name in the cascade (what tracks published here are said to come from).
     pub node_name: String,
 }
@@ -36,9 +37,11 @@ pub struct MediaConfig {
 pub struct Node {
     store: Arc<dyn Store>,
     node_name: Arc<str>,
-    parent_rooms: Option<crate::cascade::media::ParentRooms>,
+    parent_rooms: Option<ParentRooms>,
     workers: Vec<WorkerHandle>,
     rooms: HashMap<RoomId, (Addr<Room>, usize)>,
+    /// Each open room's link up to the parent's room of the same id.
+    uplinks: HashMap<RoomId, Addr<RoomUplink>>,
     counts: HashMap<RoomId, usize>,
 }
 
@@ -73,6 +76,7 @@ impl Node {
                 node_name: Arc::from(media.node_name.as_str()),
                 workers,
                 rooms: HashMap::new(),
+                uplinks: HashMap::new(),
                 counts: HashMap::new(),
             }
         });
@@ -122,11 +126,32 @@ impl Handler<OpenRoom> for Node {
         let id: RoomId = Arc::from(record.id.as_str());
         let room =
             Room::new(id.clone(), record.name, self.node_name.clone(), ctx.address(), self.workers[w].clone()).start();
-        self.rooms.insert(id, (room.clone(), w));
+        self.rooms.insert(id.clone(), (room.clone(), w));
         if let Some(parent) = &self.parent_rooms {
-            crate::cascade::media::RoomUplink::new(record.id.clone(), room.clone(), parent.clone()).start();
+            self.uplinks.insert(id, RoomUplink::new(record.id.clone(), room.clone(), parent.clone()).start());
         }
         Some(room)
+    }
+}
+
+/// The parent changed (`PUT /api/v1/cascade/parent`): every open room leaves the old parent's
+/// room and joins the new one's.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetParentRooms(pub Option<ParentRooms>);
+
+impl Handler<SetParentRooms> for Node {
+    type Result = ();
+    fn handle(&mut self, SetParentRooms(parent): SetParentRooms, _: &mut Context<Self>) {
+        for (_, uplink) in self.uplinks.drain() {
+            uplink.do_send(StopUplink);
+        }
+        self.parent_rooms = parent;
+        let Some(parent) = &self.parent_rooms else { return };
+        for (id, (room, _)) in self.rooms.iter().filter(|(_, (room, _))| room.connected()) {
+            let uplink = RoomUplink::new(id.to_string(), room.clone(), parent.clone()).start();
+            self.uplinks.insert(id.clone(), uplink);
+        }
     }
 }
 
@@ -143,6 +168,10 @@ impl Handler<ShutRoom> for Node {
     fn handle(&mut self, msg: ShutRoom, _: &mut Context<Self>) {
         if let Some((addr, _)) = self.rooms.remove(msg.id.as_str()) {
             addr.do_send(CloseRoom { reason: msg.reason });
+        }
+        // (It stops by itself once the room has, within a second; sooner is tidier.)
+        if let Some(uplink) = self.uplinks.remove(msg.id.as_str()) {
+            uplink.do_send(StopUplink);
         }
         if self.counts.remove(msg.id.as_str()).is_some_and(|n| n > 0) {
             sfu::metrics::METRICS.rooms.dec();

@@ -64,6 +64,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(routes::cascade::tree)
         .service(routes::cascade::link)
         .service(routes::cascade::command)
+        .service(routes::cascade::set_parent)
+        .service(routes::cascade::remove_parent)
         .configure(routes::whip::configure)
         .configure(routes::static_files::configure);
 }

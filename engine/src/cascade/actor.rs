@@ -13,11 +13,12 @@ use tokio::sync::{mpsc::UnboundedSender, oneshot};
 use tracing::{info, warn};
 
 use crate::cascade::command::{ControlAction, NodeResult, Route};
+use crate::cascade::media::ParentRooms;
 use crate::cascade::protocol::{LinkMessage, NodeView};
 use crate::cascade::tree::{CascadeTree, CascadeView, Change, ConnectionId};
 use crate::cascade::uplink::{self, Outgoing, UplinkConfig, UplinkEvent};
 use crate::cascade::{token, valid_node_name};
-use crate::node::{Node, OpenRoom};
+use crate::node::{Node, OpenRoom, SetParentRooms};
 use crate::room::CascadeControl;
 
 /// How long a hop waits for a child's acknowledgement (the child waits for its own children
@@ -61,8 +62,11 @@ pub struct Cascade {
     tree: CascadeTree,
     /// Rooms here, for commands from above.
     node: Addr<Node>,
-    /// To the uplink thread: the subtree whenever it changes, and acknowledgements.
+    /// To the uplink thread: the subtree whenever it changes, and acknowledgements. Dropping
+    /// it ends the thread.
     uplink_tx: Option<mpsc::Sender<Outgoing>>,
+    /// Which uplink thread is the current one: a replaced one's last news is ignored.
+    uplink_generation: u64,
     last_sent: Option<Vec<NodeView>>,
     /// Each child's live connection and the way down it.
     links: HashMap<String, (ConnectionId, UnboundedSender<LinkMessage>)>,
@@ -79,6 +83,7 @@ impl Cascade {
             tree,
             node,
             uplink_tx: None,
+            uplink_generation: 0,
             last_sent: None,
             links: HashMap::new(),
             pending: HashMap::new(),
@@ -192,13 +197,24 @@ impl Actor for Cascade {
             // Commands whose waiter gave up (no acknowledgement in time).
             me.pending.retain(|_, tx| !tx.is_closed());
         });
+        self.dial(ctx);
+    }
+}
+
+impl Cascade {
+    /// Keep a link up to the configured parent (a thread of its own), ending any earlier one.
+    fn dial(&mut self, ctx: &mut Context<Self>) {
+        self.uplink_tx = None;
+        self.uplink_generation += 1;
+        self.last_sent = None;
         let (Some(url), Some(secret)) = (self.cfg.parent_url.clone(), self.cfg.parent_secret.clone()) else {
             return;
         };
         let (tx, rx) = mpsc::channel();
         let me = ctx.address();
+        let generation = self.uplink_generation;
         let cfg = UplinkConfig { node: self.cfg.node.clone(), parent_url: url.clone(), secret };
-        match uplink::spawn(cfg, move |ev| me.do_send(Uplink(ev)), rx) {
+        match uplink::spawn(cfg, move |ev| me.do_send(Uplink(generation, ev)), rx) {
             Ok(_) => {
                 info!(parent = %url, "cascade: dialling the parent");
                 self.uplink_tx = Some(tx);
@@ -209,14 +225,46 @@ impl Actor for Cascade {
     }
 }
 
-/// News from the uplink thread.
+/// A new parent for this node, or none (`PUT`/`DELETE /api/v1/cascade/parent`): checked like
+/// the configuration; the link and every room's link move to it.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SetParent {
+    pub url: Option<String>,
+    pub secret: Option<Vec<u8>>,
+}
+
+impl Handler<SetParent> for Cascade {
+    type Result = Result<(), String>;
+    fn handle(&mut self, m: SetParent, ctx: &mut Self::Context) -> Self::Result {
+        let cfg = CascadeConfig { parent_url: m.url, parent_secret: m.secret, ..self.cfg.clone() };
+        cfg.check()?;
+        info!(parent = ?cfg.parent_url, "cascade: parent set");
+        self.tree.set_parent(cfg.parent_url.clone());
+        self.cfg = cfg;
+        self.dial(ctx);
+        let rooms = match (&self.cfg.parent_url, &self.cfg.parent_secret) {
+            (Some(url), Some(secret)) => {
+                Some(ParentRooms { node: self.cfg.node.clone(), parent_url: url.clone(), secret: secret.clone() })
+            }
+            _ => None,
+        };
+        self.node.do_send(SetParentRooms(rooms));
+        Ok(())
+    }
+}
+
+/// News from an uplink thread (of the given generation).
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Uplink(UplinkEvent);
+struct Uplink(u64, UplinkEvent);
 
 impl Handler<Uplink> for Cascade {
     type Result = ();
-    fn handle(&mut self, Uplink(ev): Uplink, ctx: &mut Self::Context) {
+    fn handle(&mut self, Uplink(generation, ev): Uplink, ctx: &mut Self::Context) {
+        if generation != self.uplink_generation {
+            return;
+        }
         let now = Instant::now();
         match ev {
             UplinkEvent::Welcomed { parent } => {

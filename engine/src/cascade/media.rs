@@ -223,6 +223,18 @@ impl Actor for RoomUplink {
     }
 }
 
+/// Leave the parent's room (the parent changed, or the room closed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopUplink;
+
+impl Handler<StopUplink> for RoomUplink {
+    type Result = ();
+    fn handle(&mut self, _: StopUplink, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}
+
 /// What the thread reports.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]

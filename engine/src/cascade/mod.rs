@@ -1,5 +1,5 @@
 //! Cascading: nodes arranged in a tree (province → city → county → …). A node knows its parent
-//! from the configuration; it keeps a control link up to it (a WebSocket it dials, with
+//! from the configuration or the API (`parent`, kept in the store); it keeps a control link up to it (a WebSocket it dials, with
 //! heartbeats), reports the subtree below it, and shows the whole tree below itself with the
 //! health of every link (`GET /api/v1/cascade`).
 //!
@@ -13,6 +13,7 @@ pub mod actor;
 pub mod command;
 pub mod health;
 pub mod media;
+pub mod parent;
 pub mod protocol;
 pub mod token;
 pub mod tree;

@@ -72,6 +72,11 @@ impl CascadeTree {
         &self.name
     }
 
+    /// Another parent (or none): its link starts from nothing.
+    pub fn set_parent(&mut self, parent_url: Option<String>) {
+        self.parent = parent_url.map(|url| ParentLink { url, node: None, health: LinkHealth::default() });
+    }
+
     /// A child completed its hello on `connection`. Refused if it claims this node's name.
     pub fn child_connected(
         &mut self,

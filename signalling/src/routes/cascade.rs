@@ -1,17 +1,19 @@
 //! Cascade endpoints: `GET /api/v1/cascade` (the tree below this node, with link health; any
-//! signed-in user) and `GET /api/v1/cascade/link` (a child node's control link: a WebSocket
-//! authenticated by a link token, not a user token — see engine::cascade).
+//! signed-in user), `PUT`/`DELETE /api/v1/cascade/parent` (admin: which node this one joins)
+//! and `GET /api/v1/cascade/link` (a child node's control link: a WebSocket authenticated by a
+//! link token, not a user token — see engine::cascade).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, put, web, HttpRequest, HttpResponse};
 use actix_ws::Message;
 
 use engine::cascade::actor::{
-    AuthorizeChild, ChildClosed, ChildHello, ChildSaid, Execute, GetView, IsCurrent, NodeName,
+    AuthorizeChild, ChildClosed, ChildHello, ChildSaid, Execute, GetView, IsCurrent, NodeName, SetParent,
 };
 use engine::cascade::health::DOWN_AFTER;
+use engine::cascade::parent::{self, StoredParent};
 use engine::cascade::ControlAction;
 use engine::cascade::LinkMessage;
 
@@ -25,6 +27,80 @@ static CONNECTIONS: AtomicU64 = AtomicU64::new(1);
 
 #[get("/api/v1/cascade")]
 pub async fn tree(state: web::Data<AppState>, _who: Authed) -> Result<HttpResponse, ApiError> {
+    let view = state.cascade.send(GetView).await.map_err(|_| ApiError::internal("cascade actor gone"))?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentRequest {
+    /// `http://host:port` of the parent's API.
+    pub url: String,
+    /// The secret the parent's `cascade_secret` names; this node's own `cascade_secret` if
+    /// left out.
+    pub secret: Option<String>,
+}
+
+const MAX_SECRET: usize = 1024;
+
+/// Join another parent (admin): the control link and every room's link move to it at once,
+/// and the choice is kept in the store (it outlives a restart, and the configuration's).
+#[put("/api/v1/cascade/parent")]
+pub async fn set_parent(
+    state: web::Data<AppState>,
+    who: Authed,
+    req: HttpRequest,
+    body: web::Json<ParentRequest>,
+) -> Result<HttpResponse, ApiError> {
+    who.require_admin()?;
+    let body = body.into_inner();
+    let secret = match body.secret {
+        Some(s) => s,
+        None => state
+            .cascade_secret
+            .as_ref()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .ok_or_else(|| ApiError::bad_request("give the parent's secret (this node has no cascade_secret)"))?,
+    };
+    if secret.is_empty() || secret.len() > MAX_SECRET {
+        return Err(ApiError::bad_request(format!("the secret must be 1-{MAX_SECRET} bytes")));
+    }
+    let stored = StoredParent { url: Some(body.url), secret: Some(secret) };
+    apply_parent(&state, &who, &req, stored).await
+}
+
+/// Be the top of the cascade (admin): the links up close, and stay closed after a restart.
+#[delete("/api/v1/cascade/parent")]
+pub async fn remove_parent(
+    state: web::Data<AppState>,
+    who: Authed,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    who.require_admin()?;
+    apply_parent(&state, &who, &req, StoredParent::default()).await
+}
+
+async fn apply_parent(
+    state: &AppState,
+    who: &Authed,
+    req: &HttpRequest,
+    p: StoredParent,
+) -> Result<HttpResponse, ApiError> {
+    let target = p.url.clone().unwrap_or_else(|| "none".into());
+    let set = SetParent { url: p.url.clone(), secret: p.secret.clone().map(String::into_bytes) };
+    match state.cascade.send(set).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            state.audit(&who.user, "cascade.parent", &target, req, false);
+            return Err(ApiError::bad_request(e));
+        }
+        Err(_) => return Err(ApiError::internal("cascade actor gone")),
+    }
+    if let Err(e) = parent::save(state.store.as_ref(), &p) {
+        state.audit(&who.user, "cascade.parent", &target, req, false);
+        return Err(ApiError::internal(format!("the parent is set but could not be kept for a restart: {e}")));
+    }
+    state.audit(&who.user, "cascade.parent", &target, req, true);
     let view = state.cascade.send(GetView).await.map_err(|_| ApiError::internal("cascade actor gone"))?;
     Ok(HttpResponse::Ok().json(view))
 }
