@@ -185,3 +185,50 @@ fn expired_token_is_refused() {
     let (s, _) = server.json("GET", "/api/v1/rooms", Some(&jwt.sign(&claims(now + 60))), None);
     assert_eq!(s, 200);
 }
+
+/// A conference client whose network vanishes says nothing: the server's WebSocket pings go
+/// unanswered and it is dropped (no ghost in the room), while one that answers stays.
+#[test]
+fn a_silent_conference_client_is_dropped_and_a_live_one_stays() {
+    use std::time::{Duration, Instant};
+    type Ws = tungstenite::WebSocket<std::net::TcpStream>;
+
+    let server = Server::start("silent");
+    let token = server.admin_token();
+    server.create_room(&token, "hall");
+    let join = |name: &str| -> Ws {
+        let tcp = std::net::TcpStream::connect(&server.http).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let url = format!("ws://{}/api/v1/rooms/hall/ws?token={token}", server.http);
+        let (mut ws, _) = tungstenite::client(url.as_str(), tcp).expect("websocket");
+        ws.send(tungstenite::Message::text(json!({"type": "join", "name": name}).to_string())).unwrap();
+        ws
+    };
+    let names = || -> Vec<String> {
+        let (_, room) = server.json("GET", "/api/v1/rooms/hall", Some(&token), None);
+        let mut n: Vec<String> =
+            room["members"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap().to_string()).collect();
+        n.sort();
+        n
+    };
+    let mut live = join("live");
+    // The silent one joins, then its reads stop (so do the pongs its library would send).
+    let _silent = join("silent");
+    let start = Instant::now();
+    while names() != ["live", "silent"] {
+        assert!(start.elapsed() < Duration::from_secs(5), "both joined: {:?}", names());
+        let _ = live.read();
+    }
+    // Reading answers the server's pings (tungstenite replies by itself).
+    let dropped = loop {
+        let _ = live.read();
+        if names() == ["live"] {
+            break start.elapsed();
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the silent client is still there: {:?}", names());
+    };
+    assert!(dropped >= Duration::from_secs(10), "dropped after {dropped:?}: too eager for a live network");
+    let audit = server.json("GET", "/api/v1/audit", Some(&token), None).1;
+    assert!(audit.to_string().contains("room.timeout"), "audited: {audit}");
+    println!("the silent client left the room {dropped:?} after joining; the live one stayed");
+}

@@ -603,12 +603,41 @@ fn media_crosses_two_hops_once_per_link() {
     let (h, rx) = viewer(&province, &pt, &stop);
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, Ordering::Relaxed);
-    pub_stop.store(true, Ordering::Relaxed);
-    pub_thread.join().unwrap();
     h.join().unwrap();
     let video = rx.try_iter().filter(|r| matches!(r, Received::Video { .. })).count();
     assert!(video >= 30, "after the city's restart the province viewer got {video} video packets");
     println!("city restarted: media two hops up again {:?} after the restart", restarted.elapsed());
+
+    // The city hangs (SIGSTOP): its connections stay open, but the room links' pings go
+    // unanswered, so both neighbours drop its stand-ins within 3 s all the same, and take
+    // them back after the thaw.
+    signal(&city, "-STOP");
+    let frozen = Instant::now();
+    let above = wait_for("no cascade:city in the province's room while the city hangs", Duration::from_secs(3), || {
+        let m = members(&province, &pt, "conf");
+        (!m.to_string().contains("cascade:city"), m)
+    });
+    wait_for(
+        "no cascade:parent in the county's room while the city hangs",
+        Duration::from_secs(3) - frozen.elapsed().min(Duration::from_secs(3)) + Duration::from_millis(1),
+        || {
+            let m = members(&county, &kt, "conf");
+            (!m.to_string().contains("cascade:parent"), m)
+        },
+    );
+    let below = frozen.elapsed();
+    signal(&city, "-CONT");
+    let thawed = Instant::now();
+    wait_for("the county's tracks reach the province again after the thaw", Duration::from_secs(20), || {
+        let t = tracks_of(&province, &pt, "conf", "cascade:city");
+        (t == av, members(&province, &pt, "conf"))
+    });
+    println!(
+        "city hung: dropped above after {above:?}, below after {below:?}; back {:?} after the thaw",
+        thawed.elapsed()
+    );
+    pub_stop.store(true, Ordering::Relaxed);
+    pub_thread.join().unwrap();
     let _ = (city, ct);
 }
 

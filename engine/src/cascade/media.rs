@@ -22,7 +22,7 @@
 use std::io::ErrorKind;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -30,6 +30,7 @@ use tokio::sync::mpsc::unbounded_channel;
 use tracing::{debug, info, warn};
 use tungstenite::Message;
 
+use crate::cascade::health::DOWN_AFTER;
 use crate::cascade::token;
 use crate::device::{Device, FromClient, LinkLayers, StartSubscribing, Stop};
 use crate::protocol::{ClientMessage, LabelledSource, ParticipantInfo, Role, ServerMessage, TrackInfo};
@@ -429,8 +430,17 @@ fn session(
     let hello = json!({"type": "join", "name": format!("cascade:{}", parent.node)});
     ws.send(Message::text(hello.to_string())).map_err(|e| e.to_string())?;
     let mut joined = false;
+    // The parent pings a link's socket every half second (and our reads answer): a parent
+    // that stops being heard is as gone as one that closed, and we join again.
+    let mut heard = Instant::now();
     loop {
-        match ws.read() {
+        let frame = ws.read();
+        if frame.is_ok() {
+            heard = Instant::now();
+        } else if heard.elapsed() >= DOWN_AFTER {
+            return Err(format!("the parent's room silent for {} ms", heard.elapsed().as_millis()));
+        }
+        match frame {
             Ok(Message::Text(t)) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
                 if v["type"] == "joined" && !joined {

@@ -1,6 +1,13 @@
 //! The conference WebSocket: `GET /api/v1/rooms/{id}/ws`. The first message must be `join`;
 //! after that every client message goes to the participant's Device actor and every room
 //! event comes back on the socket.
+//!
+//! The server pings (WebSocket ping frames, which browsers and WebSocket libraries answer by
+//! themselves) and ends a session that stays silent: a client whose network vanished without a
+//! word leaves the room instead of staying on as a ghost. A child node's link is pinged as
+//! often as its control link and given up as soon (engine::cascade::health).
+
+use std::time::{Duration, Instant};
 
 use actix::Actor;
 use actix_web::{get, web, HttpRequest, HttpResponse};
@@ -16,6 +23,10 @@ use crate::state::{AppState, Authed};
 
 /// Largest message a client may send (an SDP offer with simulcast fits easily).
 const MAX_FRAME: usize = 64 * 1024;
+
+/// A person's client: pinged every 5 s, gone after 15 s of silence (LiveKit's defaults).
+const PING_EVERY: Duration = Duration::from_secs(5);
+const SILENT_FOR: Duration = Duration::from_secs(15);
 
 #[get("/api/v1/rooms/{id}/ws")]
 pub async fn conference(
@@ -91,9 +102,26 @@ pub async fn conference(
         let device = if endpoint == Endpoint::Cascade { device.cascade_link() } else { device }.start();
         device.do_send(StartSubscribing);
 
-        // 2. Pump both directions until either side ends.
+        // 2. Pump both directions until either side ends, or the client falls silent.
+        let (every, silent_for) = if endpoint == Endpoint::Cascade {
+            (engine::cascade::health::HEARTBEAT, engine::cascade::health::DOWN_AFTER)
+        } else {
+            (PING_EVERY, SILENT_FOR)
+        };
+        let mut ping = tokio::time::interval(every);
+        let mut heard = Instant::now();
+        let mut timed_out = false;
         loop {
             tokio::select! {
+                _ = ping.tick() => {
+                    if heard.elapsed() >= silent_for {
+                        timed_out = true;
+                        break;
+                    }
+                    if session.ping(b"").await.is_err() {
+                        break;
+                    }
+                },
                 out = out_rx.recv() => match out {
                     Some(m) => {
                         let closed = matches!(m, ServerMessage::RoomClosed { .. });
@@ -103,7 +131,7 @@ pub async fn conference(
                     }
                     None => break,
                 },
-                inc = stream.recv() => match inc {
+                inc = stream.recv() => match { heard = Instant::now(); inc } {
                     Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
                         Ok(ClientMessage::Leave) => break,
                         Ok(m) => device.do_send(FromClient(m)),
@@ -124,7 +152,10 @@ pub async fn conference(
             }
         }
         device.do_send(Stop);
-        state.audit(&who.user, "room.leave", &room_id, &req, true);
+        if timed_out {
+            tracing::info!(room = %room_id, user = %who.user, "conference socket silent for {silent_for:?}: left");
+        }
+        state.audit(&who.user, if timed_out { "room.timeout" } else { "room.leave" }, &room_id, &req, true);
         let _ = session.close(None).await;
     });
     Ok(response)
