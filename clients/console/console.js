@@ -60,6 +60,8 @@ const ACTIONS = [
   ['end', 'End', () => ({ type: 'end' })],
 ];
 
+const LAYOUTS = ['auto', '1+5', '2x2', '3x3', '4x4'];
+
 function nodeRow(name, state, rttMs) {
   const badge = el('span', { class: `state state-${state}`, 'data-state': state }, state);
   const row = el('div', { class: 'node-row', 'data-node': name }, el('span', { class: 'node-name' }, name), badge);
@@ -71,6 +73,15 @@ function nodeRow(name, state, rttMs) {
     b.addEventListener('click', () => command(target, action(name), `${label} ${name}`));
     row.append(b);
   }
+  // That level's screens: their grid's shape.
+  const layout = el('select', { 'data-action': 'layout', 'aria-label': `Layout of ${name}` },
+    el('option', { value: '' }, 'Layout…'),
+    ...LAYOUTS.map((l) => el('option', { value: l }, l)));
+  layout.addEventListener('change', () => {
+    if (layout.value) command(name, { type: 'layout', layout: layout.value }, `Layout ${layout.value} at ${name}`);
+    layout.value = '';
+  });
+  row.append(layout);
   return row;
 }
 

@@ -8,6 +8,7 @@ import { $, el, setText } from './dom.js';
 import { api, ApiError, clearSession, currentSession, login, setUnauthorizedHandler } from './api.js';
 import { acquireLocalMedia, stopStream, trackOf } from './media.js';
 import { Conference } from './conference.js';
+import { Direction } from './direction.js';
 import { Tiles } from './tiles.js';
 import { recordEvent, yunshi } from './yunshi.js';
 
@@ -193,17 +194,21 @@ const tiles = new Tiles($('grid'),
   (participant) => recordEvent({ type: 'first_frame', participant }),
   () => { $('enable-sound').hidden = false; });
 
-// Keeps the "waiting" hint and the column count in step with the number of tiles.
+// What a higher level of the cascade directs the grid to show (roll call, lock, layout).
+let direction = new Direction($('grid'));
+
+// Keeps the "waiting" hint, the column count and the main view in step with the tiles.
 new MutationObserver(() => {
   const n = [...$('grid').children].filter((c) => !c.hidden).length;
   $('grid-empty').hidden = n > 0;
-  $('grid').style.setProperty('--cols', String(n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4));
-}).observe($('grid'), { childList: true, subtree: true, attributeFilter: ['hidden'] });
+  direction.render();
+}).observe($('grid'), { childList: true, subtree: true, attributeFilter: ['hidden', 'data-node'] });
 
 async function enterRoom(roomId) {
   leaveConference({ keepMedia: true });
   hideBanner();
   currentRoom = roomId;
+  direction = new Direction($('grid'));
   setRoomUrl(roomId);
   showView('room');
   $('room-title').textContent = roomId;
@@ -291,6 +296,7 @@ function connect(roomId) {
           layout: `Layout ${msg.layout}`,
         }[msg.type];
         setText('room-message', `${text} (${msg.by})`);
+        direction.apply(msg);
       },
     },
   });

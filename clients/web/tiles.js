@@ -62,6 +62,11 @@ export class Tiles {
       tile = this.ensureVenue(participantId, info.source);
       stream = null;
     }
+    // Which node and venue the tile shows, for direction from above (direction.js).
+    if (info.source) {
+      tile.root.dataset.node = info.source.node;
+      tile.root.dataset.venue = info.source.participant;
+    }
     if (!tile.stream) {
       tile.stream = stream || new MediaStream();
       tile.stream.addEventListener('addtrack', () => this.refresh(tile));

@@ -1,7 +1,8 @@
 // The command-centre console (clients/console) on the top of a real three-level cascade
 // (province ← city ← county, three yunshi processes): it shows the tree with every link up,
 // its wall plays two county venues' cameras (a slot each, named by venue) that crossed two
-// links, a slot's picker switches venues, a venue in no slot stops crossing the links, and its
+// links, a slot's picker switches venues, a venue in no slot stops crossing the links, its
+// roll call, layout and lock direct an official's web client at the province, and its
 // controls reach the county and come back acknowledged.
 
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { createUser, loginToken, request } from './lib/api.mjs';
 import { launchChromium } from './lib/chromium.mjs';
 import { startServer } from './lib/server.mjs';
 import { expectVideoFlowing } from './lib/stats.mjs';
+import { joinViaDeepLink } from './lib/ui.mjs';
 import { publishWhip } from './lib/whip.mjs';
 
 const SECRET = 'console-test-cascade-secret';
@@ -127,6 +129,49 @@ test('the console shows the cascade, plays a venue two levels down and controls 
   assert.ok(both.in > 100 && both.ratio > 0.8, `both shown: ${JSON.stringify(both)}`);
   assert.ok(one.in > 100 && one.ratio < 0.65, `one shown: ${JSON.stringify(one)}`);
 
+  // An official at the province in the web client: the console directs what its screen shows.
+  const watching = await launchChromium({ media: 'denied' });
+  try {
+    const official = await createUser(province.url, tokens.province, 'official');
+    const web = await watching.newPage();
+    await joinViaDeepLink(web, province.url, { ...official, roomId: 'conf' });
+    // Each county venue has a tile of its own, named after it.
+    await web.waitForFunction(() => document.querySelectorAll('#grid .tile[data-node="county"]').length === 2,
+      null, { timeout: 20_000 });
+    const mainView = () => web.evaluate(() => [...document.querySelectorAll('#grid .tile.called')]
+      .map((t) => `${t.dataset.venue}${t.classList.contains('locked') ? ' (locked)' : ''}`).sort());
+    const waitMain = (want) => web.waitForFunction((want) => {
+      const got = [...document.querySelectorAll('#grid .tile.called')]
+        .map((t) => `${t.dataset.venue}${t.classList.contains('locked') ? ' (locked)' : ''}`).sort();
+      return JSON.stringify(got) === JSON.stringify(want);
+    }, want, { timeout: 10_000 }).catch(async (err) => {
+      throw new Error(`main view ${JSON.stringify(await mainView())}, wanted ${JSON.stringify(want)}: ${err.message}`);
+    });
+    assert.deepEqual(await mainView(), []);
+    // Roll call of the county: its venues come to the main view.
+    await page.click('.node-row[data-node="county"] button[data-action="roll_call"]');
+    await waitMain(['hall-a (whip)', 'hall-b (whip)']);
+    assert.equal(await web.locator('#grid .tile.main').count(), 1, 'one of them across the top');
+    // The province's screens in a 3×3 grid.
+    await page.selectOption('.node-row[data-node="province"] select[data-action="layout"]', '3x3');
+    await page.waitForSelector('#console-results li.ok[data-action="layout"][data-node="province"]', { timeout: 10_000 });
+    await web.waitForFunction(() => {
+      const grid = document.getElementById('grid');
+      return grid.dataset.layout === '3x3' && grid.style.getPropertyValue('--cols') === '3';
+    }, null, { timeout: 10_000 });
+    // Lock on the county: every level answers, the view is locked; unlocked, the lock goes.
+    await page.click('.node-row[data-node="county"] button[data-action="lock"]');
+    for (const node of ['province', 'city', 'county']) {
+      await page.waitForSelector(`#console-results li.ok[data-action="lock"][data-node="${node}"]`, { timeout: 10_000 });
+    }
+    await page.waitForSelector('#console-results li[data-action="view_locked"]', { timeout: 10_000 });
+    await waitMain(['hall-a (whip) (locked)', 'hall-b (whip) (locked)']);
+    await page.click('.node-row[data-node="county"] button[data-action="unlock"]');
+    await waitMain(['hall-a (whip)', 'hall-b (whip)']);
+  } finally {
+    await watching.close();
+  }
+
   // Mute the county venue: the county answers.
   await page.click('.node-row[data-node="county"] button[data-action="mute"]');
   await page.waitForSelector('#console-results li.ok[data-action="mute"][data-node="county"]', { timeout: 10_000 });
@@ -136,12 +181,6 @@ test('the console shows the cascade, plays a venue two levels down and controls 
     .filter((t) => t.kind === 'audio');
   assert.ok(local.length >= 1 && local.every((t) => t.muted), `county room: ${JSON.stringify(room.members)}`);
 
-  // Lock every level's view on the county: all three answer, and the console's own room is told.
-  await page.click('.node-row[data-node="county"] button[data-action="lock"]');
-  for (const node of ['province', 'city', 'county']) {
-    await page.waitForSelector(`#console-results li.ok[data-action="lock"][data-node="${node}"]`, { timeout: 10_000 });
-  }
-  await page.waitForSelector('#console-results li[data-action="view_locked"]', { timeout: 10_000 });
 
   // Kill the city: the console shows its link down within a few seconds, nothing below it.
   await city.kill();
