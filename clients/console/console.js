@@ -28,7 +28,7 @@ function showMain() {
   $('console-main').hidden = false;
   $('console-room').value = params.get('room') || $('console-room').value;
   const cols = params.get('cols');
-  if (cols) $('console-layout').value = cols;
+  if (cols) $('console-layout').value = /^\d+$/.test(cols) ? `${cols}x${cols}` : cols;
   setLayout();
   pollTree();
   if (params.get('room')) watch();
@@ -148,13 +148,15 @@ function log(text, ok, action = '', node = '') {
 
 // ---- the wall ----
 
-function cols() {
-  return Number($('console-layout').value) || 2;
+// The wall's shape, "<columns>x<rows>".
+function shape() {
+  const m = /^(\d+)x(\d+)$/.exec($('console-layout').value);
+  return m ? { cols: Number(m[1]), rows: Number(m[2]) } : { cols: 2, rows: 2 };
 }
 
 function setLayout() {
-  if (tiles) tiles.setCols(cols());
-  else $('console-wall').dataset.cols = cols();
+  if (tiles) tiles.setShape(shape());
+  else Wall.shapeGrid($('console-wall'), shape());
 }
 
 $('console-layout').addEventListener('change', setLayout);
@@ -166,7 +168,7 @@ function watch() {
   $('console-wall').replaceChildren();
   document.querySelector('.wall-pool')?.remove();
   tiles = new Wall($('console-wall'), {
-    cols: cols(),
+    ...shape(),
     from: Number(params.get('from')) || 0,
     wanted: params.get('tiles')?.split('|') || [],
   });
@@ -195,8 +197,9 @@ $('console-watch').addEventListener('click', watch);
 $('console-screen').addEventListener('click', () => {
   const next = new URL(location.href);
   next.searchParams.set('room', $('console-room').value.trim());
-  next.searchParams.set('cols', cols());
-  next.searchParams.set('from', (Number(params.get('from')) || 0) + cols() * cols());
+  const { cols, rows } = shape();
+  next.searchParams.set('cols', `${cols}x${rows}`);
+  next.searchParams.set('from', (Number(params.get('from')) || 0) + cols * rows);
   next.searchParams.delete('tiles');
   window.open(next, '_blank', 'popup');
 });

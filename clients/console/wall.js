@@ -1,4 +1,4 @@
-// The console's video wall: N×N slots, each showing one received video track ("feed") that the
+// The console's video wall: N×M slots, each showing one received video track ("feed") that the
 // operator picks by venue name. A child node's link is one participant of the conference
 // carrying every venue of its subtree; the server names each track's venue (`source`:
 // node and publisher, however many links away), and that name is what a slot's picker lists.
@@ -20,7 +20,7 @@ export function venueLabel(source, fallback) {
 }
 
 export class Wall {
-  constructor(grid, { cols = 2, from = 0, wanted = [] } = {}) {
+  constructor(grid, { cols = 2, rows = 2, from = 0, wanted = [] } = {}) {
     this.grid = grid;
     this.from = from;
     this.wanted = wanted;
@@ -30,7 +30,13 @@ export class Wall {
     this.slots = [];               // {root, screen, name, pick, trackId, pinned}
     this.pool = el('div', { class: 'wall-pool', hidden: true });
     grid.after(this.pool);
-    this.setCols(cols);
+    this.setShape({ cols, rows });
+  }
+
+  static shapeGrid(grid, { cols, rows }) {
+    grid.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
+    grid.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
+    grid.dataset.shape = `${cols}x${rows}`;
   }
 
   // ---- the interface the Conference drives ----
@@ -116,9 +122,9 @@ export class Wall {
 
   // ---- slots ----
 
-  setCols(cols) {
-    this.grid.dataset.cols = cols;
-    const count = cols * cols;
+  setShape({ cols, rows }) {
+    Wall.shapeGrid(this.grid, { cols, rows });
+    const count = cols * rows;
     while (this.slots.length > count) {
       const slot = this.slots.pop();
       this.unplace(slot);
