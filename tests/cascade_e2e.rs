@@ -1,4 +1,5 @@
-//! Cascade control links between real yunshi processes: province ← city ← county on loopback.
+//! Cascade links between real yunshi processes: province ← city ← county on loopback (and in
+//! network namespaces where a link needs a real bottleneck or real loss).
 //! The tree is seen from the top with link health; a killed middle node is seen down from
 //! both sides within 3 s; restarted, it rejoins and the tree recovers with no manual step.
 
@@ -1149,4 +1150,80 @@ fn a_capped_link_carries_the_streams_that_fit() {
     h.join().unwrap();
     pub_thread.join().unwrap();
     let _ = (city, county);
+}
+
+/// A lossy path between two nodes: 10 % of the media datagrams the county sends the city are
+/// dropped (nftables in the county's network namespace), and the link's NACK/RTX repairs them,
+/// so a viewer in the city gets the venue's video whole.
+#[test]
+fn a_lossy_link_is_repaired() {
+    use common::rtc_client::{Endpoint, Received};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    if let Some(reason) = Netns::unavailable() {
+        println!("SKIPPED a_lossy_link_is_repaired: {reason}");
+        return;
+    }
+    let ns = Netns::create("loss");
+    let c_port = free_tcp_port();
+    let city = node_in(None, &ns.host_ip, "city", c_port, None);
+    let county = node_in(Some(&ns), &ns.ns_ip, "county", free_tcp_port(), Some(format!("{}:{c_port}", ns.host_ip)));
+    let (ct, kt) = (city.admin_token(), county.admin_token());
+    city.create_room(&ct, "lossy");
+    county.create_room(&kt, "lossy");
+    wait_for("the county is up below the city", Duration::from_secs(15), || {
+        let v = tree(&city, &ct);
+        (child(&v, "county").is_some_and(|k| k["state"] == "up"), v)
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mut publisher, offer) = Endpoint::offer_on(&ns.host_ip, true, false, false, 111);
+    let (_, answer) = county.post_sdp("/whip/lossy", &kt, &offer);
+    publisher.accept_answer(&answer);
+    let (tx, _prx) = mpsc::channel();
+    let pub_thread = publisher.run(Duration::from_secs(60), Some(str0m::format::Codec::Vp8), 0, tx, stop.clone());
+    wait_for("the county's tracks in the city's room", Duration::from_secs(15), || {
+        let t = tracks_of(&city, &ct, "lossy", "cascade:county");
+        (t == ["audio", "video"], members(&city, &ct, "lossy"))
+    });
+    let (h, rx, viewer_stop, _) = whep_viewer_on(&ns.host_ip, &city, &ct, "lossy", false);
+    let first = rx.iter().find(|r| matches!(r, Received::Video { .. }));
+    assert!(first.is_some(), "the city's viewer got no video");
+
+    if let Err(e) = ns.lose_egress_media(&ns.host_ip, 300, 10) {
+        println!("SKIPPED a_lossy_link_is_repaired: nftables: {e}");
+        return;
+    }
+    let nacks = || metric(&county, "yunshi_nacks_total{direction=\"rx\"}");
+    let nacks_before = nacks();
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = rx.try_iter().count();
+    let since = Instant::now();
+    let lost_before = ns.lost();
+    std::thread::sleep(Duration::from_secs(8));
+    let lost = ns.lost() - lost_before;
+    // What reached the viewer (a repair may still be on its way for the newest packets).
+    let counters: std::collections::BTreeSet<u64> = rx
+        .try_iter()
+        .filter_map(|r| match r {
+            Received::Video { counter, at, .. } if at >= since => Some(counter),
+            _ => None,
+        })
+        .collect();
+    viewer_stop.store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    pub_thread.join().unwrap();
+    // The last third of a second may still have repairs on their way: not counted.
+    let (lo, hi) = (*counters.first().unwrap(), counters.last().unwrap().saturating_sub(10));
+    let span = (hi - lo + 1) as usize;
+    let missing = span - counters.range(lo..=hi).count();
+    let nacked = nacks() - nacks_before;
+    println!(
+        "10 % media loss on the county → city path: {lost} datagrams dropped in 8 s, the city NACKed {nacked}; \
+         the city's viewer is missing {missing} of {span} video packets"
+    );
+    assert!(lost >= 15, "the loss is real: {lost} dropped");
+    assert!(nacked >= 10.0, "the city asked for repairs: {nacked} NACKs");
+    assert!(missing * 100 <= span, "more than 1 % missing after repair: {missing} of {span}");
 }

@@ -116,6 +116,29 @@ impl Netns {
         }
     }
 
+    /// Drop `percent` % of the UDP datagrams of at least `min_len` bytes (media, not RTCP or
+    /// STUN) that leave the namespace for `to`, at random (nftables' `numgen random`: this
+    /// kernel has no netem). Err if nftables is not there.
+    pub fn lose_egress_media(&self, to: &str, min_len: u32, percent: u32) -> Result<(), String> {
+        self.exec(&["nft", "add", "table", "inet", "loss"])?;
+        self.exec(&["nft", "add", "chain", "inet", "loss", "out", "{ type filter hook output priority 0 ; }"])?;
+        let rule = format!(
+            "add rule inet loss out ip daddr {to} udp length >= {min_len} numgen random mod 100 < {percent} counter drop"
+        );
+        let args: Vec<&str> = std::iter::once("nft").chain(rule.split(' ')).collect();
+        self.exec(&args).map(|_| ())
+    }
+
+    /// Datagrams `lose_egress_media` has dropped so far.
+    pub fn lost(&self) -> u64 {
+        let out = self.exec(&["nft", "list", "table", "inet", "loss"]).unwrap_or_default();
+        out.split("packets ")
+            .nth(1)
+            .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Datagrams the cap has dropped so far.
     pub fn cap_drops(&self) -> u64 {
         let out = self.exec(&["tc", "-s", "qdisc", "show", "dev", &self.veth_ns]).unwrap_or_default();
