@@ -40,6 +40,9 @@ impl Netns {
     }
 
     pub fn create(tag: &str) -> Netns {
+        // Tests run in parallel: one at a time picks a free subnet and takes it.
+        static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one_at_a_time = CREATING.lock().unwrap_or_else(|e| e.into_inner());
         let id = format!("ys{tag}{}", std::process::id());
         let id: String = id.chars().take(11).collect();
         let used = run("ip", &["-4", "-o", "addr", "show"]).expect("ip addr");
