@@ -131,23 +131,26 @@ pub async fn conference(
                     }
                     None => break,
                 },
-                inc = stream.recv() => match { heard = Instant::now(); inc } {
-                    Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
-                        Ok(ClientMessage::Leave) => break,
-                        Ok(m) => device.do_send(FromClient(m)),
-                        Err(e) => {
-                            send(&mut session, &ServerMessage::error("bad_json", e.to_string())).await;
+                inc = stream.recv() => {
+                    heard = Instant::now();
+                    match inc {
+                        Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientMessage>(&t) {
+                            Ok(ClientMessage::Leave) => break,
+                            Ok(m) => device.do_send(FromClient(m)),
+                            Err(e) => {
+                                send(&mut session, &ServerMessage::error("bad_json", e.to_string())).await;
+                            }
+                        },
+                        Some(Ok(Message::Ping(b))) => {
+                            let _ = session.pong(&b).await;
                         }
-                    },
-                    Some(Ok(Message::Ping(b))) => {
-                        let _ = session.pong(&b).await;
+                        Some(Ok(Message::Close(_))) | None => break,
+                        Some(Err(e)) => {
+                            send(&mut session, &ServerMessage::error("bad_request", e.to_string())).await;
+                            break;
+                        }
+                        Some(Ok(_)) => {}
                     }
-                    Some(Ok(Message::Close(_))) | None => break,
-                    Some(Err(e)) => {
-                        send(&mut session, &ServerMessage::error("bad_request", e.to_string())).await;
-                        break;
-                    }
-                    Some(Ok(_)) => {}
                 },
             }
         }
