@@ -50,6 +50,9 @@ pub struct Cli {
     /// FEC on subscribers' video: off, auto (by loss and RTT) or always (by loss).
     #[arg(long, env = "YUNSHI_VIDEO_FEC")]
     pub video_fec: Option<String>,
+    /// Keyframe requests to one publisher at most this often, in ms (default 150; 50-5000).
+    #[arg(long, env = "YUNSHI_KEYFRAME_REQUEST_INTERVAL_MS")]
+    pub keyframe_request_interval_ms: Option<u64>,
     /// This node's name in a cascade (default "yunshi").
     #[arg(long, env = "YUNSHI_NODE_NAME")]
     pub node_name: Option<String>,
@@ -79,6 +82,7 @@ struct File {
     metrics_public: Option<bool>,
     allocate_bandwidth: Option<bool>,
     video_fec: Option<String>,
+    keyframe_request_interval_ms: Option<u64>,
     node_name: Option<String>,
     cascade_parent: Option<String>,
     cascade_secret: Option<String>,
@@ -98,6 +102,7 @@ pub struct Config {
     pub metrics_public: bool,
     pub allocate_bandwidth: bool,
     pub video_fec: sfu::VideoFec,
+    pub keyframe_request_interval: std::time::Duration,
     pub cascade: engine::CascadeConfig,
 }
 
@@ -123,6 +128,13 @@ impl Config {
             metrics_public: cli.metrics_public.or(file.metrics_public).unwrap_or(true),
             allocate_bandwidth: cli.allocate_bandwidth.or(file.allocate_bandwidth).unwrap_or(true),
             video_fec: cli.video_fec.or(file.video_fec).as_deref().unwrap_or("auto").parse()?,
+            keyframe_request_interval: {
+                let ms = cli.keyframe_request_interval_ms.or(file.keyframe_request_interval_ms).unwrap_or(150);
+                if !(50..=5000).contains(&ms) {
+                    return Err(format!("keyframe_request_interval_ms {ms}: must be 50-5000"));
+                }
+                std::time::Duration::from_millis(ms)
+            },
             cascade: {
                 let secret = cli.cascade_secret.or(file.cascade_secret).filter(|s| !s.is_empty());
                 let parent_secret = cli

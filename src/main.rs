@@ -68,6 +68,7 @@ async fn run(mut cfg: config::Config) -> Result<(), String> {
         workers: cfg.workers,
         allocate_bandwidth: cfg.allocate_bandwidth,
         video_fec: cfg.video_fec,
+        keyframe_request_interval: cfg.keyframe_request_interval,
         parent_rooms: match (&cfg.cascade.parent_url, &cfg.cascade.parent_secret) {
             (Some(url), Some(secret)) => Some(engine::cascade::media::ParentRooms {
                 node: cfg.cascade.node.clone(),

@@ -232,3 +232,15 @@ fn a_silent_conference_client_is_dropped_and_a_live_one_stays() {
     assert!(audit.to_string().contains("room.timeout"), "audited: {audit}");
     println!("the silent client left the room {dropped:?} after joining; the live one stayed");
 }
+
+/// A setting out of range stops the server at start with a clear message, not a silent default.
+#[test]
+fn an_out_of_range_keyframe_interval_is_refused_at_start() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yunshi"))
+        .args(["--keyframe-request-interval-ms", "10", "--data", "/nonexistent-yunshi-test"])
+        .output()
+        .expect("run yunshi");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keyframe_request_interval_ms 10: must be 50-5000"), "{err}");
+}

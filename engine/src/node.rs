@@ -27,6 +27,8 @@ pub struct MediaConfig {
     pub allocate_bandwidth: bool,
     /// FEC on subscribers' video.
     pub video_fec: sfu::VideoFec,
+    /// Keyframe requests to one publisher at most this often.
+    pub keyframe_request_interval: std::time::Duration,
     /// A node with a cascade parent joins each of its rooms to the parent's room of the same
     /// id (engine::cascade::media).
     pub parent_rooms: Option<ParentRooms>,
@@ -64,6 +66,7 @@ impl Node {
                     candidate,
                     allocate_bandwidth: media.allocate_bandwidth,
                     video_fec: media.video_fec,
+                    keyframe_request_interval: media.keyframe_request_interval,
                 };
                 match sfu::spawn_worker(config, sink.clone()) {
                     Ok(w) => workers.push(w),

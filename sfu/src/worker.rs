@@ -139,11 +139,13 @@ pub struct WorkerConfig {
     pub allocate_bandwidth: bool,
     /// FEC on subscribers' video.
     pub video_fec: VideoFec,
+    /// Keyframe requests to one publisher at most this often (subscribers' requests merged).
+    pub keyframe_request_interval: Duration,
 }
 
 /// Bind and start a worker thread.
 pub fn spawn_worker(config: WorkerConfig, events: EventSink) -> std::io::Result<WorkerHandle> {
-    let WorkerConfig { index, bind, candidate, allocate_bandwidth, video_fec } = config;
+    let WorkerConfig { index, bind, candidate, allocate_bandwidth, video_fec, keyframe_request_interval } = config;
     let socket = UdpSocket::bind(bind)?;
     let (rcvbuf, sndbuf) = udp_batch::grow_buffers(&socket, SOCKET_BUFFER);
     if rcvbuf < SOCKET_BUFFER {
@@ -169,7 +171,7 @@ pub fn spawn_worker(config: WorkerConfig, events: EventSink) -> std::io::Result<
         by_addr: HashMap::new(),
         timeouts: BinaryHeap::new(),
         tracks: HashMap::new(),
-        forwarder: Forwarder::default(),
+        forwarder: Forwarder::with_keyframe_interval(keyframe_request_interval),
         dirty: Vec::new(),
         forwards: Vec::new(),
         metrics: WorkerMetrics::new(),

@@ -41,7 +41,7 @@ use dependency_descriptor::Structure;
 /// bandwidth estimate they are compared with counts it too (str0m fork, `session.rs`).
 const WIRE_OVERHEAD_BYTES: usize = 66;
 
-pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(300);
+pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(150);
 /// While a subscriber still waits for a keyframe, ask again this often.
 pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
 /// A simulcast stream or SVC layer not seen for this long is treated as switched off.
@@ -348,15 +348,21 @@ pub struct Forwarder<S> {
     /// Numbering of slots detached from their track, kept so a later subscription of the same
     /// slot continues it (WHEP source switch).
     detached: HashMap<S, (SeqTsRewriter, Vp8Munger)>,
+    /// Subscribers' keyframe requests reach a publisher at most this often.
+    keyframe_interval: Duration,
 }
 
 impl<S: Copy + Eq + Hash> Default for Forwarder<S> {
     fn default() -> Self {
-        Self { tracks: HashMap::new(), detached: HashMap::new() }
+        Self::with_keyframe_interval(KEYFRAME_REQUEST_INTERVAL)
     }
 }
 
 impl<S: Copy + Eq + Hash> Forwarder<S> {
+    pub fn with_keyframe_interval(keyframe_interval: Duration) -> Self {
+        Self { tracks: HashMap::new(), detached: HashMap::new(), keyframe_interval }
+    }
+
     pub fn add_track(&mut self, track: TrackId, kind: TrackKind, clock_rate: u32) {
         self.tracks.entry(track).or_insert_with(|| Track {
             kind,
@@ -365,7 +371,7 @@ impl<S: Copy + Eq + Hash> Forwarder<S> {
             muted: false,
             subs: Vec::new(),
             layers: Default::default(),
-            gates: std::array::from_fn(|_| KeyframeGate::new(KEYFRAME_REQUEST_INTERVAL)),
+            gates: std::array::from_fn(|_| KeyframeGate::new(self.keyframe_interval)),
             asked: [None; MAX_LAYERS],
             answered: [false; MAX_LAYERS],
             expected_layers: 1,
@@ -914,8 +920,10 @@ mod tests {
                 asked_at.get_or_insert(now);
             }
         }
-        // At the first packet once the 300-ms gate reopens, not after the 1-s retry.
-        assert_eq!(asked_at, Some(ms(40 + 33 * 8)));
+        // At the first packet once the gate reopens (150 ms after the first request: the packet
+        // at 172 ms), not after the 1-s retry.
+        let gate = KEYFRAME_REQUEST_INTERVAL.as_millis() as u64;
+        assert_eq!(asked_at, Some(ms(40 + 33 * (gate - 40).div_ceil(33))));
     }
 
     #[test]
@@ -931,8 +939,25 @@ mod tests {
                 f.on_keyframe_request(1, 3, 0, t0 + Duration::from_millis(100 * i)).request_keyframe.is_some() as usize
             })
             .sum();
-        // At 0..900 ms: allowed at 300, 600, 900 (0 was taken by the subscribe).
-        assert_eq!(later, 3);
+        // At 0..900 ms, one every 150 ms at most: allowed at 200, 400, 600, 800 (0 was taken
+        // by the subscribe).
+        assert_eq!(later, 4);
+    }
+
+    #[test]
+    fn the_keyframe_request_interval_is_configurable() {
+        let t0 = Instant::now();
+        let mut f: Forwarder<u32> = Forwarder::with_keyframe_interval(Duration::from_millis(400));
+        f.add_track(1, TrackKind::Video, 90_000);
+        f.set_codec(1, Some(VideoCodec::Vp8), 90_000);
+        assert!(f.subscribe(1, 1, t0).request_keyframe.is_some());
+        let later: usize = (1..10u64)
+            .map(|i| {
+                f.on_keyframe_request(1, 3, 0, t0 + Duration::from_millis(50 * i)).request_keyframe.is_some() as usize
+            })
+            .sum();
+        // At 50..450 ms, one every 400 ms at most: allowed at 400 only.
+        assert_eq!(later, 1);
     }
 
     #[test]
