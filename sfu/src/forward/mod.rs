@@ -46,6 +46,13 @@ pub const KEYFRAME_REQUEST_INTERVAL: Duration = Duration::from_millis(150);
 pub const KEYFRAME_RETRY: Duration = Duration::from_millis(1000);
 /// A simulcast stream or SVC layer not seen for this long is treated as switched off.
 pub const LAYER_TIMEOUT: Duration = Duration::from_millis(1500);
+/// A layer silent for this long while a layer below it keeps arriving is switched off sooner:
+/// its sender stopped it (a browser short of bandwidth, or a cascade link whose estimate no
+/// longer fits it), and its subscribers are waiting on it with nothing to show. With only
+/// [`LAYER_TIMEOUT`], a city's viewer froze for about 2 s each time the link from the county
+/// tried the next stream and gave it up again. Well above a frame interval, so a late frame
+/// or a keyframe's burst on another stream does not count as stopping.
+pub const LAYER_STOPPED_BELOW: Duration = Duration::from_millis(500);
 /// Simulcast streams / spatial layers we track.
 pub const MAX_LAYERS: usize = 4;
 /// Window over which layer bitrates are measured.
@@ -324,8 +331,15 @@ impl<S> Track<S> {
     fn want(&self, c: &Constraint, now: Instant) -> Target {
         let mut chosen = None;
         let warming_up = self.first_packet.is_none_or(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT);
+        // The newest packet of any layer below the one looked at.
+        let mut newest_below: Option<Instant> = None;
         for (i, l) in self.layers.iter().enumerate() {
-            let seen = l.last_seen.is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT);
+            let stopped = match (l.last_seen, newest_below) {
+                (Some(last), Some(below)) => below.saturating_duration_since(last) >= LAYER_STOPPED_BELOW,
+                _ => false,
+            };
+            newest_below = newest_below.max(l.last_seen);
+            let seen = !stopped && l.last_seen.is_some_and(|t| now.saturating_duration_since(t) < LAYER_TIMEOUT);
             let announced = warming_up && l.last_seen.is_none() && i < self.expected_layers as usize;
             if !seen && !announced {
                 continue;
@@ -1326,6 +1340,57 @@ mod tests {
         // Stream 0's copy of this frame went out before stream 2's keyframe arrived (packets of
         // the streams interleave); then the switch. Numbering stays gap-free throughout.
         assert_eq!(after.iter().map(|f| f.seq).collect::<Vec<_>>(), vec![last_seq + 2, last_seq + 3]);
+    }
+
+    #[test]
+    fn a_stream_stopped_upstream_is_left_within_half_a_second_while_the_low_one_flows() {
+        let t0 = Instant::now();
+        let mut f = simulcast_forwarder();
+        let mut out = Vec::new();
+        f.subscribe(1, 1, t0);
+        let at = |n: u64| t0 + Duration::from_millis(33 * n);
+        for n in 0..30u64 {
+            feed_frame(&mut f, n, n == 0, at(n), &mut out);
+        }
+        assert_eq!(f.current_layer(1, 1).map(|c| c.spatial), Some(2));
+        // Streams 1 and 2 stop (the sender gave them up); stream 0 goes on, a keyframe on
+        // request. The subscriber is back on stream 0 once it has been 500 ms without stream 2,
+        // not after the 1.5 s a silent track waits.
+        let mut asked_at = None;
+        let mut back_at = None;
+        for n in 30..80u64 {
+            let key = asked_at.is_some_and(|a| n == a + 3);
+            let p =
+                vp8(n as u16, (n / 4) as u8, if key { 0 } else { [0u8, 2, 1, 2][(n % 4) as usize] }, key, HEIGHTS[0]);
+            let m = PacketMeta { seq: n, ts: 3000 * n as u32, marker: true, stream: 0, dd: None };
+            let o = f.on_packet(1, m, &p, at(n), &mut out);
+            if o.request_keyframe == Some(0) && asked_at.is_none() {
+                asked_at = Some(n);
+            }
+            if !out.is_empty() && back_at.is_none() {
+                back_at = Some(n);
+            }
+        }
+        let (asked, back) = (asked_at.expect("stream 0's keyframe asked for"), back_at.expect("back on stream 0"));
+        let stopped_for = at(asked) - at(29);
+        assert!(
+            stopped_for >= LAYER_STOPPED_BELOW && stopped_for < LAYER_STOPPED_BELOW + Duration::from_millis(40),
+            "{stopped_for:?}"
+        );
+        assert_eq!(back, asked + 3, "forwarding resumes at the keyframe");
+        assert_eq!(f.current_layer(1, 1).map(|c| c.spatial), Some(0));
+        // A layer quiet for a third of a second is not taken for stopped.
+        let mut f = simulcast_forwarder();
+        f.subscribe(1, 1, t0);
+        for n in 0..30u64 {
+            feed_frame(&mut f, n, n == 0, at(n), &mut out);
+        }
+        for n in 30..40u64 {
+            let p = vp8(n as u16, (n / 4) as u8, 0, false, HEIGHTS[0]);
+            let m = PacketMeta { seq: n, ts: 3000 * n as u32, marker: true, stream: 0, dd: None };
+            assert_eq!(f.on_packet(1, m, &p, at(n), &mut out).request_keyframe, None, "frame {n}");
+        }
+        assert_eq!(f.current_layer(1, 1).map(|c| c.spatial), Some(2));
     }
 
     #[test]
