@@ -1,6 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
+use std::time::UNIX_EPOCH;
 
 use crate::io::DATAGRAM_MAX_PACKET_SIZE;
 use crate::media::MediaTime;
@@ -27,6 +28,9 @@ pub(crate) struct RtxCache {
 
     // yunshi: the cached packet handed out for a resend, rebuilt from its compact form.
     resend: RtpPacket,
+
+    // yunshi: the SSRC of the cached packets (a stream's packets all carry its own).
+    ssrc: Ssrc,
 }
 
 /// yunshi: a sent packet as the RTX cache keeps it.
@@ -34,33 +38,32 @@ pub(crate) struct RtxCache {
 /// A full [`RtpPacket`] is 384 bytes (the header's 15 CSRC slots and every extension
 /// value inline), and a cache holds a second or more of a stream's packets for every
 /// receiver: an SFU paid ~400 KB per forwarded 3 Mbit/s stream for it. This keeps what a
-/// resend needs (~130 bytes, the payload shared). Values a resend rewrites anyway
-/// (sequence number, MID/RID, send time, transport sequence) are not kept; values that
-/// are rare on forwarded media go behind a box that is only allocated when present.
+/// resend needs in 64 bytes (80 with the buffer's slot), the payload shared. Not kept:
+/// values a resend rewrites anyway (MID/RID, send time, transport sequence); the sequence
+/// number, which is the buffer position; the SSRC, which is the stream's (kept once per
+/// cache); and the extended media time, which only a first send reads. Values that are rare
+/// on forwarded media go behind a box that is only allocated when present; the ones an SFU
+/// forwards on every packet (audio level, voice activity, abs-capture-time, a VP8 patch,
+/// the user values such as a Dependency Descriptor) stay inline.
 struct CachedPacket {
-    seq_no: SeqNo,
-    time: MediaTime,
     payload: Arc<[u8]>,
-    vp8_patch: Option<Vp8Patch>,
+    user_values: UserExtensionValues,
+    rare: Option<Box<RareFields>>,
+    /// abs-capture-time's capture instant, nanoseconds after the Unix epoch; 0 for none.
+    /// A capture time before 1970 or with a clock offset is kept in `rare` instead.
+    capture_nanos: u64,
     rtp_time: u32,
-    ssrc: Ssrc,
+    vp8_patch: Option<Vp8Patch>,
     pt: Pt,
     marker: bool,
     audio_level: Option<i8>,
     voice_activity: Option<bool>,
-    video_orientation: Option<VideoOrientation>,
-    video_content_type: Option<u8>,
-    frame_mark: Option<u32>,
-    abs_capture_time: Option<AbsCaptureTime>,
-    user_values: UserExtensionValues,
-    rare: Option<Box<RareFields>>,
 }
 
 impl std::fmt::Debug for CachedPacket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedPacket")
-            .field("seq_no", &self.seq_no)
-            .field("time", &self.time)
+            .field("rtp_time", &self.rtp_time)
             .field("payload", &self.payload.len())
             .finish()
     }
@@ -75,64 +78,87 @@ struct RareFields {
     play_delay_min: Option<MediaTime>,
     play_delay_max: Option<MediaTime>,
     video_timing: Option<crate::rtp_::VideoTiming>,
+    video_orientation: Option<VideoOrientation>,
+    video_content_type: Option<u8>,
+    frame_mark: Option<u32>,
+    abs_capture_time: Option<AbsCaptureTime>,
+}
+
+/// The capture instant as [`CachedPacket::capture_nanos`] keeps it, if it can.
+fn capture_nanos(t: &AbsCaptureTime) -> Option<u64> {
+    if t.clock_offset.is_some() {
+        return None;
+    }
+    let nanos = t.capture_time.duration_since(UNIX_EPOCH).ok()?.as_nanos();
+    u64::try_from(nanos).ok().filter(|n| *n != 0)
 }
 
 impl CachedPacket {
     fn from_packet(p: RtpPacket) -> Self {
         let h = p.header;
         let e = h.ext_vals;
+        let inline_capture = e.abs_capture_time.as_ref().map(capture_nanos);
+        let capture_is_rare = matches!(inline_capture, Some(None));
         let rare = (h.has_padding
             || h.csrc_count > 0
             || e.tx_time_offs.is_some()
             || e.play_delay_min.is_some()
             || e.play_delay_max.is_some()
-            || e.video_timing.is_some())
-        .then(|| {
-            Box::new(RareFields {
-                has_padding: h.has_padding,
-                csrc_count: h.csrc_count,
-                csrc: h.csrc,
-                tx_time_offs: e.tx_time_offs,
-                play_delay_min: e.play_delay_min,
-                play_delay_max: e.play_delay_max,
-                video_timing: e.video_timing,
-            })
-        });
+            || e.video_timing.is_some()
+            || e.video_orientation.is_some()
+            || e.video_content_type.is_some()
+            || e.frame_mark.is_some()
+            || capture_is_rare)
+            .then(|| {
+                Box::new(RareFields {
+                    has_padding: h.has_padding,
+                    csrc_count: h.csrc_count,
+                    csrc: h.csrc,
+                    tx_time_offs: e.tx_time_offs,
+                    play_delay_min: e.play_delay_min,
+                    play_delay_max: e.play_delay_max,
+                    video_timing: e.video_timing,
+                    video_orientation: e.video_orientation,
+                    video_content_type: e.video_content_type,
+                    frame_mark: e.frame_mark,
+                    abs_capture_time: if capture_is_rare {
+                        e.abs_capture_time
+                    } else {
+                        None
+                    },
+                })
+            });
         CachedPacket {
-            seq_no: p.seq_no,
-            time: p.time,
             payload: p.payload,
-            vp8_patch: p.vp8_patch,
+            user_values: e.user_values,
+            rare,
+            capture_nanos: inline_capture.flatten().unwrap_or(0),
             rtp_time: h.timestamp,
-            ssrc: h.ssrc,
+            vp8_patch: p.vp8_patch,
             pt: h.payload_type,
             marker: h.marker,
             audio_level: e.audio_level,
             voice_activity: e.voice_activity,
-            video_orientation: e.video_orientation,
-            video_content_type: e.video_content_type,
-            frame_mark: e.frame_mark,
-            abs_capture_time: e.abs_capture_time,
-            user_values: e.user_values,
-            rare,
         }
     }
 
-    /// The packet as it was sent, less the values every resend sets afresh.
-    fn to_packet(&self) -> RtpPacket {
+    /// The packet as it was sent, less the values every resend sets afresh. Its `time` is
+    /// zero (a resend does not read it).
+    fn to_packet(&self, seq_no: SeqNo, ssrc: Ssrc) -> RtpPacket {
+        let abs_capture_time = (self.capture_nanos != 0).then(|| AbsCaptureTime {
+            capture_time: UNIX_EPOCH + Duration::from_nanos(self.capture_nanos),
+            clock_offset: None,
+        });
         let mut header = RtpHeader {
             marker: self.marker,
             payload_type: self.pt,
-            sequence_number: *self.seq_no as u16,
+            sequence_number: *seq_no as u16,
             timestamp: self.rtp_time,
-            ssrc: self.ssrc,
+            ssrc,
             ext_vals: ExtensionValues {
                 audio_level: self.audio_level,
                 voice_activity: self.voice_activity,
-                video_orientation: self.video_orientation,
-                video_content_type: self.video_content_type,
-                frame_mark: self.frame_mark,
-                abs_capture_time: self.abs_capture_time,
+                abs_capture_time,
                 user_values: self.user_values.clone(),
                 ..Default::default()
             },
@@ -142,14 +168,21 @@ impl CachedPacket {
             header.has_padding = r.has_padding;
             header.csrc_count = r.csrc_count;
             header.csrc = r.csrc;
-            header.ext_vals.tx_time_offs = r.tx_time_offs;
-            header.ext_vals.play_delay_min = r.play_delay_min;
-            header.ext_vals.play_delay_max = r.play_delay_max;
-            header.ext_vals.video_timing = r.video_timing;
+            let e = &mut header.ext_vals;
+            e.tx_time_offs = r.tx_time_offs;
+            e.play_delay_min = r.play_delay_min;
+            e.play_delay_max = r.play_delay_max;
+            e.video_timing = r.video_timing;
+            e.video_orientation = r.video_orientation;
+            e.video_content_type = r.video_content_type;
+            e.frame_mark = r.frame_mark;
+            if r.abs_capture_time.is_some() {
+                e.abs_capture_time = r.abs_capture_time;
+            }
         }
         RtpPacket {
-            seq_no: self.seq_no,
-            time: self.time,
+            seq_no,
+            time: MediaTime::ZERO,
             header,
             payload: self.payload.clone(),
             vp8_patch: self.vp8_patch,
@@ -166,6 +199,7 @@ impl RtxCache {
             packet_by_seq_no: EvictingBuffer::new(10, max_packet_age, max_packet_count),
             seq_no_by_quantized_size: [SeqNo::MAX; RTX_CACHE_QUANTIZE_SLOTS],
             resend: RtpPacket::blank(),
+            ssrc: 0.into(),
         }
     }
 
@@ -179,6 +213,7 @@ impl RtxCache {
         assert!(packet.nackable);
         let seq_no = packet.seq_no;
         let quantized_size = packet.payload.len() / RTX_CACHE_SIZE_QUANTIZER;
+        self.ssrc = packet.header.ssrc;
         self.packet_by_seq_no
             .push(*seq_no, now, CachedPacket::from_packet(packet));
         self.seq_no_by_quantized_size[quantized_size] = seq_no;
@@ -196,7 +231,7 @@ impl RtxCache {
 
     /// The cached packet, rebuilt for a resend. Changes to it are not kept.
     pub fn get_cached_packet_by_seq_no(&mut self, seq_no: SeqNo) -> Option<&mut RtpPacket> {
-        let packet = self.packet_by_seq_no.get(*seq_no)?.to_packet();
+        let packet = self.packet_by_seq_no.get(*seq_no)?.to_packet(seq_no, self.ssrc);
         self.resend = packet;
         Some(&mut self.resend)
     }
@@ -280,15 +315,30 @@ mod test {
         };
         let mut q = packet(now, 8, 20);
         q.header.sequence_number = 8;
+        q.header.ssrc = 42.into();
         q.header.csrc_count = 2;
         q.header.csrc[0] = 11;
         q.header.csrc[1] = 12;
         q.header.ext_vals.play_delay_min = Some(MediaTime::from_90khz(900));
-        let (p_want, q_want) = (clone(&p), clone(&q));
+        // The common case: a capture time without a clock offset is kept inline.
+        let mut r = packet(now, 9, 30);
+        r.header.sequence_number = 9;
+        r.header.ssrc = 42.into();
+        r.header.ext_vals.voice_activity = Some(true);
+        r.header.ext_vals.abs_capture_time = Some(crate::rtp_::AbsCaptureTime {
+            capture_time: std::time::SystemTime::UNIX_EPOCH + Duration::new(1_764_000_000, 123),
+            clock_offset: None,
+        });
+        let (p_want, q_want, r_want) = (clone(&p), clone(&q), clone(&r));
         rtx_cache.cache_sent_packet(p, after(now, 10));
         rtx_cache.cache_sent_packet(q, after(now, 20));
+        rtx_cache.cache_sent_packet(r, after(now, 30));
         assert_eq!(Some(&mut clone(&p_want)), rtx_cache.get_cached_packet_by_seq_no(7.into()));
         assert_eq!(Some(&mut clone(&q_want)), rtx_cache.get_cached_packet_by_seq_no(8.into()));
+        let got = rtx_cache.get_cached_packet_by_seq_no(9.into()).unwrap();
+        assert!(got.header.ext_vals.abs_capture_time.is_some());
+        assert_eq!(&mut clone(&r_want), got);
+        assert!(rtx_cache.packet_by_seq_no.get(9).unwrap().rare.is_none());
         assert_eq!(Some(8), rtx_cache.cached_payload_len(7.into()));
     }
 
@@ -308,8 +358,9 @@ mod test {
     #[test]
     fn compact_entry_is_small() {
         let size = std::mem::size_of::<CachedPacket>();
-        assert!(size <= 160, "{size} bytes");
-        assert!(size * 2 < std::mem::size_of::<RtpPacket>());
+        assert!(size <= 64, "{size} bytes");
+        let slot = EvictingBuffer::<CachedPacket>::slot_size();
+        assert!(slot <= 80, "{slot} bytes a slot");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct EvictingBuffer<T> {
     next_evict: Option<u64>,
     // Last timeout when we evicted elements.
     last_timeout: Instant,
+    /// yunshi: what entry times count from (the first push), see [`Entry::millis`].
+    epoch: Option<Instant>,
 }
 
 /// Entry in the buffer to keep track of position and time separately.
@@ -33,8 +35,10 @@ pub struct EvictingBuffer<T> {
 struct Entry<T> {
     /// Position is offset modulus the buffer size.
     position: u64,
-    /// Entry time. Used for eviction.
-    timestamp: Instant,
+    /// yunshi: entry time, used for eviction, in milliseconds after the buffer's epoch,
+    /// wrapping. An `Instant` is 16 bytes and an RTX cache holds a second or more of every
+    /// receiver's packets; ages are compared wrapping, which is exact for ages under 49 days.
+    millis: u32,
     /// The value held at this entry.
     value: T,
 }
@@ -59,12 +63,35 @@ impl<T> EvictingBuffer<T> {
             last_position: None,
             next_evict: None,
             last_timeout: already_happened(),
+            epoch: None,
         }
+    }
+
+    /// yunshi: `t` in the wrapping milliseconds of [`Entry::millis`]; the epoch is set by the
+    /// first push. A time before the epoch counts as the epoch.
+    fn millis(&mut self, t: Instant) -> u32 {
+        let epoch = *self.epoch.get_or_insert(t);
+        t.saturating_duration_since(epoch).as_millis() as u32
+    }
+
+    /// yunshi: the age of an entry at `now`.
+    fn age(&self, entry_millis: u32, now: Instant) -> Duration {
+        let Some(epoch) = self.epoch else {
+            return Duration::ZERO;
+        };
+        let now_millis = now.saturating_duration_since(epoch).as_millis() as u32;
+        Duration::from_millis(now_millis.wrapping_sub(entry_millis) as u64)
     }
 
     /// yunshi: change how long entries are kept; a shorter age applies at the next eviction.
     pub fn set_max_age(&mut self, max_age: Duration) {
         self.max_age = max_age;
+    }
+
+    /// yunshi: the bytes a slot of the buffer takes (for tests of its compactness).
+    #[cfg(test)]
+    pub(crate) fn slot_size() -> usize {
+        mem::size_of::<Option<Entry<T>>>()
     }
 
     fn index_for_position(&self, position: u64) -> usize {
@@ -116,9 +143,10 @@ impl<T> EvictingBuffer<T> {
         }
         self.last_position = Some(position);
 
+        let millis = self.millis(timestamp);
         self.buf[index] = Some(Entry {
             position,
-            timestamp,
+            millis,
             value,
         });
     }
@@ -193,7 +221,7 @@ impl<T> EvictingBuffer<T> {
                 continue;
             };
 
-            let age = now.saturating_duration_since(entry.timestamp);
+            let age = self.age(entry.millis, now);
 
             if age > self.max_age {
                 // Evict.
@@ -266,6 +294,7 @@ impl<T> EvictingBuffer<T> {
         self.last_position = None;
         self.next_evict = None;
         self.last_timeout = already_happened();
+        self.epoch = None;
     }
 }
 
