@@ -80,7 +80,13 @@ impl<T> EvictingBuffer<T> {
             return Duration::ZERO;
         };
         let now_millis = now.saturating_duration_since(epoch).as_millis() as u32;
-        Duration::from_millis(now_millis.wrapping_sub(entry_millis) as u64)
+        let age = now_millis.wrapping_sub(entry_millis);
+        // An entry stamped after `now` (callers' clocks may jumble a little) is new, not
+        // 49 days old.
+        if age > u32::MAX / 2 {
+            return Duration::ZERO;
+        }
+        Duration::from_millis(age as u64)
     }
 
     /// yunshi: change how long entries are kept; a shorter age applies at the next eviction.
@@ -378,6 +384,20 @@ mod test {
         assert_eq!(buf.get(5), None);
         assert_eq!(buf.get(7), None);
         assert_eq!(buf.get(8), Some(&'D'));
+    }
+
+    // yunshi: an entry stamped after the eviction's `now` is kept, as with `Instant`s.
+    #[test]
+    fn an_entry_newer_than_now_is_not_evicted() {
+        let mut buf = EvictingBuffer::new(4, Duration::from_secs(1), 10);
+        let now = Instant::now();
+
+        buf.push(5, now, 'A');
+        buf.push(6, now + Duration::from_millis(1500), 'B');
+        buf.evict(now + Duration::from_millis(1200));
+
+        assert_eq!(buf.get(5), None);
+        assert_eq!(buf.get(6), Some(&'B'));
     }
 
     #[test]
