@@ -1,6 +1,5 @@
 use std::collections::VecDeque;
 use std::fmt;
-use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use super::{FeedbackMessageType, RtcpHeader, RtcpPacket, extend_u16};
@@ -1018,7 +1017,12 @@ pub struct TwccSendRegister {
     /// Circular buffer of send records (yunshi: compact, see [`CompactRecord`]).
     queue: VecDeque<CompactRecord>,
 
-    /// yunshi: the time the records' microsecond offsets count from (the first send).
+    /// yunshi: the sequence number of the record at the front of `queue`. Records are
+    /// registered with consecutive sequence numbers, so a record's is its position.
+    front_seq: TwccSeq,
+
+    /// yunshi: the time the records' microsecond offsets count from. The first send, moved
+    /// forward (see [`TwccSendRegister::rebase`]) before a send time outgrows 32 bits.
     base: Option<Instant>,
 
     /// 0 offset for remote time in Twcc structs.
@@ -1032,27 +1036,33 @@ pub struct TwccSendRegister {
     last_registered: TwccSeq,
 }
 
-/// yunshi: what the register keeps per sent packet, 40 bytes where a [`TwccSendRecord`] takes
-/// 88: times are microsecond offsets from the register's base instead of `Instant`s (16 bytes
-/// each). A peer keeps 1 000 of them, which were 87 KB, the largest part of a viewer's memory
-/// in `make bench-capacity`. Records are expanded to [`TwccSendRecord`]s when read.
+/// yunshi: what the register keeps per sent packet, 24 bytes where a [`TwccSendRecord`] takes
+/// 88: no sequence number (it is the record's position), times as microsecond offsets from
+/// the register's base instead of `Instant`s (16 bytes each), the send time in 32 bits. A
+/// peer keeps 1 000 of them, which were 87 KB, the largest part of a viewer's memory in
+/// `make bench-capacity`. Records are expanded to [`TwccSendRecord`]s when read.
 #[derive(Debug, Clone, Copy)]
 struct CompactRecord {
-    seq: TwccSeq,
-    /// Send time, µs after the base.
-    send_us: u64,
-    /// Remote receive time, µs after the base (may be negative); [`NOT_RECEIVED`] if lost or
-    /// not reported yet.
+    /// Remote receive time, µs after the base (may be negative; the remote's clock is put
+    /// anywhere within 12 days of ours); [`NOT_RECEIVED`] if lost or not reported yet.
     remote_recv_us: i64,
-    /// When the feedback on it arrived, µs after it was sent (valid if `reported`).
+    /// Send time, µs after the base.
+    send_us: u32,
+    /// When the feedback on it arrived, µs after it was sent; [`NOT_REPORTED`] before.
     feedback_after_us: u32,
-    /// `apply_report` invocation that last reported it (valid if `reported`).
-    report_counter: u32,
     /// Probe cluster + 1, 0 for none.
     cluster: u32,
+    /// `apply_report` invocation that last reported it, its low 16 bits (valid if reported).
+    /// A record lives for a few seconds, 100 reports at most: 16 bits tell them apart.
+    report_counter: u16,
     size: u16,
-    reported: bool,
 }
+
+const NOT_REPORTED: u32 = u32::MAX;
+
+/// A send time this far after the base moves the base forward (35 minutes; 32 bits of
+/// microseconds hold 71).
+const REBASE_AFTER_US: u64 = (u32::MAX / 2) as u64;
 
 const NOT_RECEIVED: i64 = i64::MIN;
 
@@ -1073,25 +1083,25 @@ fn instant_at(base: Instant, micros: i64) -> Instant {
 }
 
 impl CompactRecord {
-    fn seq(&self) -> TwccSeq {
-        self.seq
-    }
-
     fn received(&self) -> bool {
         self.remote_recv_us != NOT_RECEIVED
     }
 
-    fn expand(&self, base: Instant) -> TwccSendRecord {
+    fn reported(&self) -> bool {
+        self.feedback_after_us != NOT_REPORTED
+    }
+
+    fn expand(&self, seq: TwccSeq, base: Instant) -> TwccSendRecord {
         let packet_id = match self.cluster {
-            0 => TwccPacketId::new(self.seq),
-            c => TwccPacketId::with_cluster(self.seq, TwccClusterId::from((c - 1) as u64)),
+            0 => TwccPacketId::new(seq),
+            c => TwccPacketId::with_cluster(seq, TwccClusterId::from((c - 1) as u64)),
         };
-        let local_send_time = base + Duration::from_micros(self.send_us);
+        let local_send_time = base + Duration::from_micros(self.send_us as u64);
         TwccSendRecord {
             packet_id,
             local_send_time,
             size: self.size,
-            recv_report: self.reported.then(|| TwccRecvReport {
+            recv_report: self.reported().then(|| TwccRecvReport {
                 local_recv_time: local_send_time
                     + Duration::from_micros(self.feedback_after_us as u64),
                 remote_recv_time: self
@@ -1233,6 +1243,7 @@ impl TwccSendRegister {
         TwccSendRegister {
             keep,
             queue: VecDeque::new(),
+            front_seq: 0.into(),
             base: None,
             time_zero: None,
             apply_report_counter: 0,
@@ -1241,13 +1252,24 @@ impl TwccSendRegister {
     }
 
     pub fn register_seq(&mut self, packet_id: TwccPacketId, now: Instant, size: usize) {
-        self.last_registered = packet_id.seq();
-        let base = *self.base.get_or_insert(now);
+        let seq = packet_id.seq();
+        self.last_registered = seq;
+        let mut base = *self.base.get_or_insert(now);
+        if now.saturating_duration_since(base).as_micros() as u64 > REBASE_AFTER_US {
+            base = self.rebase(now);
+        }
+        let expected = (*self.front_seq).wrapping_add(self.queue.len() as u64);
+        if self.queue.is_empty() || *seq != expected {
+            // A sequence number out of line (not seen in str0m, which numbers every packet it
+            // registers) starts the register afresh: positions must stay sequence numbers.
+            self.queue.clear();
+            self.front_seq = seq;
+        }
         self.queue.push_back(CompactRecord {
-            seq: packet_id.seq(),
-            send_us: now.saturating_duration_since(base).as_micros() as u64,
             remote_recv_us: NOT_RECEIVED,
-            feedback_after_us: 0,
+            send_us: now.saturating_duration_since(base).as_micros() as u32,
+            // The recv report, derived from TWCC feedback later.
+            feedback_after_us: NOT_REPORTED,
             report_counter: 0,
             // Cluster ids count probes from 0; 2^32 probes is beyond any session.
             cluster: packet_id
@@ -1256,12 +1278,45 @@ impl TwccSendRegister {
             // In practice the max sizes is constrained by the MTU and will max out around 1200
             // bytes, hence this cast is fine.
             size: size as u16,
-            // The recv report, derived from TWCC feedback later.
-            reported: false,
         });
         while self.queue.len() > self.keep {
             self.queue.pop_front();
+            self.front_seq.inc();
         }
+    }
+
+    /// yunshi: moves the base up to the oldest record's send time so that send times keep
+    /// fitting their 32 bits (every 35 minutes of sending). Records older than that span
+    /// (a register that sat idle) are dropped. Returns the new base.
+    fn rebase(&mut self, now: Instant) -> Instant {
+        let old = self.base.unwrap_or(now);
+        let elapsed = now.saturating_duration_since(old).as_micros() as u64;
+        let shift = self.queue.front().map_or(elapsed, |r| r.send_us as u64);
+        if elapsed - shift.min(elapsed) > REBASE_AFTER_US {
+            self.queue.clear();
+            self.base = Some(now);
+            return now;
+        }
+        for r in self.queue.iter_mut() {
+            r.send_us -= shift as u32;
+            if r.received() {
+                r.remote_recv_us -= shift as i64;
+            }
+        }
+        let base = old + Duration::from_micros(shift);
+        self.base = Some(base);
+        base
+    }
+
+    /// yunshi: the sequence number of the record at `index`.
+    fn seq_at(&self, index: usize) -> TwccSeq {
+        (*self.front_seq).wrapping_add(index as u64).into()
+    }
+
+    /// yunshi: the position of the record for `seq`, if it is kept.
+    fn index_of(&self, seq: TwccSeq) -> Option<usize> {
+        let index = (*seq).checked_sub(*self.front_seq)?;
+        (index < self.queue.len() as u64).then_some(index as usize)
     }
 
     /// Apply a TWCC RTCP report.
@@ -1281,36 +1336,33 @@ impl TwccSendRegister {
         let apply_report_counter = self.apply_report_counter;
 
         let time_zero = self.time_zero.unwrap();
-        let head_seq = self.queue.front().map(|r| r.seq())?;
+        let head_seq = self.front_seq;
+        if self.queue.is_empty() {
+            return None;
+        }
 
         let mut iter = twcc
             .into_iter(time_zero, self.last_registered)
-            .skip_while(|(seq, _, _)| seq < &head_seq);
-        let (first_seq_no, _, first_instant) = iter.next()?;
+            .skip_while(|(seq, _, _)| seq < &head_seq)
+            .peekable();
+        let (first_seq_no, _, _) = *iter.peek()?;
 
-        // The queue is in seq order: find the report's first record by
-        // binary search rather than walking every older record.
-        let Ok(first_index) = self.queue.binary_search_by_key(&first_seq_no, |r| r.seq()) else {
-            // Old report for which we no longer have any send records.
+        // A record's position is its sequence number's distance from the front.
+        let Some(first_index) = self.index_of(first_seq_no) else {
+            // A report on packets we have no send records for (or not sent yet).
             return None;
         };
-        let mut iter2 = self.queue.range_mut(first_index..);
-        let first_record = iter2.next()?;
 
         let base = self.base.unwrap_or(now);
-        let update = |r: &mut CompactRecord,
-                      seq: TwccSeq,
-                      remote_recv_time: Option<Instant>,
-                      apply_report_counter: u64|
-         -> bool {
-            if r.seq() != seq {
-                return false;
-            }
-
+        let counter = apply_report_counter as u16;
+        let mut last_seq_no = first_seq_no;
+        // The report's sequence numbers are consecutive, as the records' are: the n-th status
+        // is the n-th record from the first.
+        for ((seq, _, remote_recv_time), r) in iter.zip(self.queue.range_mut(first_index..)) {
             // A packet already acked and handled before keeps its apply_report_counter, so
             // it is not included in the current apply_report() call result.
-            if !(r.reported && r.received()) {
-                r.report_counter = apply_report_counter as u32;
+            if !(r.reported() && r.received()) {
+                r.report_counter = counter;
             }
 
             // Carry over remote recv time if this packet was acked before.
@@ -1319,62 +1371,25 @@ impl TwccSendRegister {
                     r.remote_recv_us = micros_between(base, t);
                 }
             }
-            let sent = base + Duration::from_micros(r.send_us);
+            let sent = base + Duration::from_micros(r.send_us as u64);
             r.feedback_after_us = now
                 .saturating_duration_since(sent)
                 .as_micros()
-                .min(u32::MAX as u128) as u32;
-            r.reported = true;
-
-            true
-        };
-
-        let mut problematic_seq = None;
-
-        if !update(
-            first_record,
-            first_seq_no,
-            first_instant,
-            apply_report_counter,
-        ) {
-            problematic_seq = Some((first_record.seq(), first_seq_no));
-        }
-
-        let mut last_seq_no = first_seq_no;
-        for ((seq, _, instant), record) in iter.zip(iter2) {
-            if problematic_seq.is_some() {
-                break;
-            }
-
-            if !update(record, seq, instant, apply_report_counter) {
-                problematic_seq = Some((record.seq(), seq));
-            }
+                .min(NOT_REPORTED as u128 - 1) as u32;
             last_seq_no = seq;
         }
 
-        if let Some((record_seq, report_seq)) = problematic_seq {
-            let queue_tail: Vec<_> = self.queue.iter().rev().take(100).collect();
-            panic!(
-                "Unexpected TWCC sequence when applying TWCC report. \
-                    Send Record Seq({record_seq}) does not match Report Seq({report_seq}).\
-                    \nLast 100 entires in queue: {queue_tail:?}."
-            );
-        }
-
-        let range = first_seq_no..=last_seq_no;
-
+        let count = (*last_seq_no - *first_seq_no + 1) as usize;
+        let this = &*self;
         Some(
-            TwccSendRecordsIter {
-                range: range.clone(),
-                index: first_index,
-                current: first_seq_no,
-                queue: &self.queue,
-            }
-            // We only want the records that were registered in this invocation of
-            // apply_report_counter(). This is to not double count in the BWE,
-            // which is the consumer of this returned iterator.
-            .filter(move |s| s.reported && s.report_counter == apply_report_counter as u32)
-            .map(move |s| s.expand(base)),
+            this.queue
+                .range(first_index..first_index + count)
+                .enumerate()
+                // We only want the records that were registered in this invocation of
+                // apply_report_counter(). This is to not double count in the BWE,
+                // which is the consumer of this returned iterator.
+                .filter(move |(_, r)| r.reported() && r.report_counter == counter)
+                .map(move |(i, r)| r.expand(this.seq_at(first_index + i), base)),
         )
     }
 
@@ -1396,7 +1411,7 @@ impl TwccSendRegister {
             // If there's ingress loss but no egress loss, there's a chance the TWCC reports
             // themselves are lost. In this case considering packets that haven't been reported as
             // lost will incorrectly conclude that there is in fact egress loss.
-            .filter(|s| s.reported)
+            .filter(|s| s.reported())
             .take_while(|s| s.send_us as i64 >= lower_us);
 
         let (total, lost) = packets.fold((0, 0), |(total, lost), s| {
@@ -1415,7 +1430,7 @@ impl TwccSendRegister {
         self.queue
             .iter()
             .rev()
-            .find(|s| s.reported)
+            .find(|s| s.reported())
             .map(|s| Duration::from_micros(s.feedback_after_us as u64))
     }
 
@@ -1425,32 +1440,8 @@ impl TwccSendRegister {
         let base = self.base;
         self.queue
             .iter()
-            .filter_map(move |r| base.map(|b| r.expand(b)))
-    }
-}
-
-#[derive()]
-struct TwccSendRecordsIter<'a> {
-    range: RangeInclusive<TwccSeq>,
-    current: TwccSeq,
-    index: usize,
-    queue: &'a VecDeque<CompactRecord>,
-}
-
-impl<'a> Iterator for TwccSendRecordsIter<'a> {
-    type Item = &'a CompactRecord;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.current > *self.range.end() || self.current < *self.range.start() {
-            return None;
-        }
-
-        let item = &self.queue[self.index];
-        assert!(self.current == item.seq());
-        self.current.inc();
-        self.index += 1;
-
-        Some(item)
+            .enumerate()
+            .filter_map(move |(i, r)| base.map(|b| r.expand(self.seq_at(i), b)))
     }
 }
 
@@ -2345,6 +2336,88 @@ mod test {
             iter.map(|r| *r.seq()).collect::<Vec<_>>(),
             (990..998).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_send_record_takes_24_bytes() {
+        assert_eq!(std::mem::size_of::<CompactRecord>(), 24);
+    }
+
+    #[test]
+    fn send_times_survive_the_rebase_of_a_long_session() {
+        // Two records kept. 32 bits of microseconds say 71 minutes: the sends at 36, 70 and
+        // 75 minutes move the base (each more than 35 minutes after it), to the oldest
+        // record kept: 30, 36 and 50 minutes.
+        let mut reg = TwccSendRegister::new(2);
+        let start = Instant::now();
+        let at = |min: u64| start + Duration::from_secs(60 * min);
+        for (i, m) in [0, 30, 34, 36, 50, 70].into_iter().enumerate() {
+            reg.register_seq(TwccPacketId::new(i as u64), at(m), 100);
+        }
+        let reported = at(70) + Duration::from_millis(5);
+        let remote_before: Vec<_> = reg
+            .apply_report(received(4, 2), reported)
+            .expect("records 4 and 5 are kept")
+            .map(|r| r.remote_recv_time())
+            .collect();
+        assert_eq!(remote_before.len(), 2);
+        assert!(remote_before.iter().all(|t| t.is_some()));
+
+        reg.register_seq(TwccPacketId::new(6), at(75), 100);
+
+        let records: Vec<_> = reg.records().collect();
+        assert_eq!(
+            records.iter().map(|r| *r.seq()).collect::<Vec<_>>(),
+            vec![5, 6]
+        );
+        assert_eq!(
+            records
+                .iter()
+                .map(|r| r.local_send_time())
+                .collect::<Vec<_>>(),
+            vec![at(70), at(75)]
+        );
+        // What was reported before the rebase says the same instants after it.
+        assert_eq!(records[0].remote_recv_time(), remote_before[1]);
+        assert_eq!(records[0].local_recv_time(), Some(reported));
+        assert_eq!(records[0].rtt(), Some(Duration::from_millis(5)));
+        assert_eq!(records[1].remote_recv_time(), None);
+        assert_eq!(records[1].rtt(), None);
+    }
+
+    #[test]
+    fn a_register_idle_for_an_hour_starts_afresh() {
+        let mut reg = TwccSendRegister::new(1000);
+        let start = Instant::now();
+        for i in 0..10u64 {
+            reg.register_seq(TwccPacketId::new(i), start + Duration::from_millis(i), 100);
+        }
+        let later = start + Duration::from_secs(3600);
+        reg.register_seq(TwccPacketId::new(10), later, 100);
+        let records: Vec<_> = reg.records().collect();
+        assert_eq!(records.len(), 1);
+        assert_eq!(*records[0].seq(), 10);
+        assert_eq!(records[0].local_send_time(), later);
+    }
+
+    #[test]
+    fn a_sequence_number_out_of_line_restarts_the_register() {
+        let mut reg = TwccSendRegister::new(1000);
+        let now = Instant::now();
+        for i in 0..5u64 {
+            reg.register_seq(TwccPacketId::new(i), now, 100);
+        }
+        reg.register_seq(TwccPacketId::new(9), now, 100);
+        let seqs: Vec<_> = reg.records().map(|r| *r.seq()).collect();
+        assert_eq!(seqs, vec![9]);
+        // A report on the dropped packets finds nothing; one on the kept packet finds it.
+        assert!(reg.apply_report(received(2, 2), now).is_none());
+        let found: Vec<_> = reg
+            .apply_report(received(9, 1), now)
+            .expect("record 9 is kept")
+            .map(|r| *r.seq())
+            .collect();
+        assert_eq!(found, vec![9]);
     }
 
     #[test]
