@@ -1,16 +1,11 @@
-use std::sync::Arc;
 use std::time::Duration;
 use std::time::Instant;
-use std::time::UNIX_EPOCH;
 
 use crate::io::DATAGRAM_MAX_PACKET_SIZE;
-use crate::media::MediaTime;
-use crate::packet::Vp8Patch;
-use crate::rtp_::{AbsCaptureTime, ExtensionValues, Pt, RtpHeader, SeqNo, Ssrc};
-use crate::rtp_::{UserExtensionValues, VideoOrientation};
-use crate::util::already_happened;
+use crate::rtp_::{SeqNo, Ssrc};
 
 use super::RtpPacket;
+use super::compact::CachedPacket;
 use super::rtx_cache_buf::EvictingBuffer;
 
 const RTX_CACHE_SIZE_QUANTIZER: usize = 25;
@@ -31,166 +26,6 @@ pub(crate) struct RtxCache {
 
     // yunshi: the SSRC of the cached packets (a stream's packets all carry its own).
     ssrc: Ssrc,
-}
-
-/// yunshi: a sent packet as the RTX cache keeps it.
-///
-/// A full [`RtpPacket`] is 384 bytes (the header's 15 CSRC slots and every extension
-/// value inline), and a cache holds a second or more of a stream's packets for every
-/// receiver: an SFU paid ~400 KB per forwarded 3 Mbit/s stream for it. This keeps what a
-/// resend needs in 64 bytes (80 with the buffer's slot), the payload shared. Not kept:
-/// values a resend rewrites anyway (MID/RID, send time, transport sequence); the sequence
-/// number, which is the buffer position; the SSRC, which is the stream's (kept once per
-/// cache); and the extended media time, which only a first send reads. Values that are rare
-/// on forwarded media go behind a box that is only allocated when present; the ones an SFU
-/// forwards on every packet (audio level, voice activity, abs-capture-time, a VP8 patch,
-/// the user values such as a Dependency Descriptor) stay inline.
-struct CachedPacket {
-    payload: Arc<[u8]>,
-    user_values: UserExtensionValues,
-    rare: Option<Box<RareFields>>,
-    /// abs-capture-time's capture instant, nanoseconds after the Unix epoch; 0 for none.
-    /// A capture time before 1970 or with a clock offset is kept in `rare` instead.
-    capture_nanos: u64,
-    rtp_time: u32,
-    vp8_patch: Option<Vp8Patch>,
-    pt: Pt,
-    marker: bool,
-    audio_level: Option<i8>,
-    voice_activity: Option<bool>,
-}
-
-impl std::fmt::Debug for CachedPacket {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CachedPacket")
-            .field("rtp_time", &self.rtp_time)
-            .field("payload", &self.payload.len())
-            .finish()
-    }
-}
-
-#[derive(Debug)]
-struct RareFields {
-    has_padding: bool,
-    csrc_count: usize,
-    csrc: [u32; 15],
-    tx_time_offs: Option<u32>,
-    play_delay_min: Option<MediaTime>,
-    play_delay_max: Option<MediaTime>,
-    video_timing: Option<crate::rtp_::VideoTiming>,
-    video_orientation: Option<VideoOrientation>,
-    video_content_type: Option<u8>,
-    frame_mark: Option<u32>,
-    abs_capture_time: Option<AbsCaptureTime>,
-}
-
-/// The capture instant as [`CachedPacket::capture_nanos`] keeps it, if it can.
-fn capture_nanos(t: &AbsCaptureTime) -> Option<u64> {
-    if t.clock_offset.is_some() {
-        return None;
-    }
-    let nanos = t.capture_time.duration_since(UNIX_EPOCH).ok()?.as_nanos();
-    u64::try_from(nanos).ok().filter(|n| *n != 0)
-}
-
-impl CachedPacket {
-    fn from_packet(p: RtpPacket) -> Self {
-        let h = p.header;
-        let e = h.ext_vals;
-        let inline_capture = e.abs_capture_time.as_ref().map(capture_nanos);
-        let capture_is_rare = matches!(inline_capture, Some(None));
-        let rare = (h.has_padding
-            || h.csrc_count > 0
-            || e.tx_time_offs.is_some()
-            || e.play_delay_min.is_some()
-            || e.play_delay_max.is_some()
-            || e.video_timing.is_some()
-            || e.video_orientation.is_some()
-            || e.video_content_type.is_some()
-            || e.frame_mark.is_some()
-            || capture_is_rare)
-            .then(|| {
-                Box::new(RareFields {
-                    has_padding: h.has_padding,
-                    csrc_count: h.csrc_count,
-                    csrc: h.csrc,
-                    tx_time_offs: e.tx_time_offs,
-                    play_delay_min: e.play_delay_min,
-                    play_delay_max: e.play_delay_max,
-                    video_timing: e.video_timing,
-                    video_orientation: e.video_orientation,
-                    video_content_type: e.video_content_type,
-                    frame_mark: e.frame_mark,
-                    abs_capture_time: if capture_is_rare {
-                        e.abs_capture_time
-                    } else {
-                        None
-                    },
-                })
-            });
-        CachedPacket {
-            payload: p.payload,
-            user_values: e.user_values,
-            rare,
-            capture_nanos: inline_capture.flatten().unwrap_or(0),
-            rtp_time: h.timestamp,
-            vp8_patch: p.vp8_patch,
-            pt: h.payload_type,
-            marker: h.marker,
-            audio_level: e.audio_level,
-            voice_activity: e.voice_activity,
-        }
-    }
-
-    /// The packet as it was sent, less the values every resend sets afresh. Its `time` is
-    /// zero (a resend does not read it).
-    fn to_packet(&self, seq_no: SeqNo, ssrc: Ssrc) -> RtpPacket {
-        let abs_capture_time = (self.capture_nanos != 0).then(|| AbsCaptureTime {
-            capture_time: UNIX_EPOCH + Duration::from_nanos(self.capture_nanos),
-            clock_offset: None,
-        });
-        let mut header = RtpHeader {
-            marker: self.marker,
-            payload_type: self.pt,
-            sequence_number: *seq_no as u16,
-            timestamp: self.rtp_time,
-            ssrc,
-            ext_vals: ExtensionValues {
-                audio_level: self.audio_level,
-                voice_activity: self.voice_activity,
-                abs_capture_time,
-                user_values: self.user_values.clone(),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        if let Some(r) = &self.rare {
-            header.has_padding = r.has_padding;
-            header.csrc_count = r.csrc_count;
-            header.csrc = r.csrc;
-            let e = &mut header.ext_vals;
-            e.tx_time_offs = r.tx_time_offs;
-            e.play_delay_min = r.play_delay_min;
-            e.play_delay_max = r.play_delay_max;
-            e.video_timing = r.video_timing;
-            e.video_orientation = r.video_orientation;
-            e.video_content_type = r.video_content_type;
-            e.frame_mark = r.frame_mark;
-            if r.abs_capture_time.is_some() {
-                e.abs_capture_time = r.abs_capture_time;
-            }
-        }
-        RtpPacket {
-            seq_no,
-            time: MediaTime::ZERO,
-            header,
-            payload: self.payload.clone(),
-            vp8_patch: self.vp8_patch,
-            timestamp: already_happened(),
-            last_sender_info: None,
-            nackable: true,
-        }
-    }
 }
 
 impl RtxCache {
@@ -267,6 +102,7 @@ impl RtxCache {
 mod test {
     use crate::rtp_::MediaTime;
     use crate::rtp_::RtpHeader;
+    use crate::util::already_happened;
 
     use super::*;
 
@@ -338,7 +174,7 @@ mod test {
         let got = rtx_cache.get_cached_packet_by_seq_no(9.into()).unwrap();
         assert!(got.header.ext_vals.abs_capture_time.is_some());
         assert_eq!(&mut clone(&r_want), got);
-        assert!(rtx_cache.packet_by_seq_no.get(9).unwrap().rare.is_none());
+        assert!(!rtx_cache.packet_by_seq_no.get(9).unwrap().has_rare());
         assert_eq!(Some(8), rtx_cache.cached_payload_len(7.into()));
     }
 

@@ -1329,7 +1329,7 @@ impl StreamTx {
         if self.send_queue.is_empty() {
             self.rtx_cache.last_packet()
         } else {
-            self.send_queue.last().map(|q| q.payload.as_ref())
+            self.send_queue.last_payload()
         }
     }
 
