@@ -10,6 +10,13 @@
 //! [`RAISE_PROOF`] ([`EstimateHistory`]): a probe on a link with a token-bucket shaper reads
 //! high (the bucket's burst passes at line rate), and raising on that one reading switched a
 //! 1 Mbps receiver from 360p to 720p and back within half a second, over and over.
+//!
+//! A video already flowing moves up one layer at a time, and the next raise waits until the
+//! estimate has held for [`RAISE_PROOF`] with the raised layer flowing. Behind a 500 kbit/s
+//! shaper an estimate that read high for half a second (a probe's burst through the bucket,
+//! with only 180p on the link to contradict it) took a receiver from 180p straight to 720p,
+//! which the link could not carry; one step up puts the higher layer's traffic on the link,
+//! which either proves the estimate or brings it down before the next step.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -104,12 +111,15 @@ pub struct Estimate {
     /// Within [`STARTUP`] of the receiver's first estimate: the estimate is still the
     /// configured guess or the first probes' answer, and no video's lowest layer is paused on it.
     pub starting: bool,
+    /// No video of this receiver was raised within the last [`RAISE_PROOF`]: a video already
+    /// flowing may move up a layer (the estimate was proven with the last raise on the link).
+    pub may_raise: bool,
 }
 
 impl Estimate {
     /// An estimate that has held for a while.
     pub fn steady(bps: u64) -> Self {
-        Estimate { now: bps, proven: bps, congested: false, starting: false }
+        Estimate { now: bps, proven: bps, congested: false, starting: false, may_raise: true }
     }
 
     /// The least rate str0m's pacer may send at towards this receiver (bits/s), given whether
@@ -155,6 +165,8 @@ pub struct EstimateHistory {
     entries: VecDeque<(Instant, u64)>,
     /// When the first estimate came.
     first: Option<Instant>,
+    /// When a video already flowing was last raised (see [`Estimate::may_raise`]).
+    last_raise: Option<Instant>,
 }
 
 impl EstimateHistory {
@@ -162,6 +174,11 @@ impl EstimateHistory {
         self.first.get_or_insert(now);
         self.entries.push_back((now, bps));
         self.prune(now);
+    }
+
+    /// A video already flowing was raised at `now`.
+    pub fn raised(&mut self, now: Instant) {
+        self.last_raise = Some(now);
     }
 
     /// The latest estimate, if any.
@@ -175,7 +192,8 @@ impl EstimateHistory {
         let &(_, current) = self.entries.back()?;
         let proven = self.entries.iter().map(|&(_, b)| b).min().unwrap_or(current);
         let starting = self.first.is_some_and(|first| now.saturating_duration_since(first) < STARTUP);
-        Some(Estimate { now: current, proven, congested: false, starting })
+        let may_raise = self.last_raise.is_none_or(|t| now.saturating_duration_since(t) >= RAISE_PROOF);
+        Some(Estimate { now: current, proven, congested: false, starting, may_raise })
     }
 
     fn prune(&mut self, now: Instant) {
@@ -236,16 +254,23 @@ pub fn allocate(estimate: Estimate, audio_bps: u64, demands: &[Demand]) -> (Vec<
             // can be cheaper than the one below): a cheaper layer costs nothing extra.
             let extra = d.rates[l].saturating_sub(d.rates[at]) as f64;
             let holding = d.current.is_some_and(|c| c as usize >= l);
+            // A video already flowing is raised one layer at a time, each proven (see the
+            // module's notes); one just starting goes as far as the estimate allows.
+            let flowing = d.current.is_some();
             let fits = if holding {
                 let tolerance = if estimate.congested { 1.0 } else { HOLD_TOLERANCE };
                 d.rates[l] as f64 * tolerance - d.rates[at] as f64 <= remaining.max(0.0)
             } else {
-                d.rates[l] as f64 * UP_HEADROOM - d.rates[at] as f64 <= remaining_proven.max(0.0)
+                (!flowing || estimate.may_raise)
+                    && d.rates[l] as f64 * UP_HEADROOM - d.rates[at] as f64 <= remaining_proven.max(0.0)
             };
             if fits {
                 remaining -= extra;
                 remaining_proven -= extra;
                 at = l;
+                if !holding && flowing {
+                    break;
+                }
             } else {
                 break;
             }
@@ -409,19 +434,60 @@ mod tests {
     fn raises_wait_for_a_proven_estimate_holds_do_not() {
         // A probe just read 2 Mbps, but 600k was in force half a second ago: no raise to f.
         let d = Demand { current: Some(1), ..demand(1, 2) };
-        let (g, _) = allocate(Estimate { now: 2_000_000, proven: 600_000, congested: false, starting: false }, 0, &[d]);
+        let (g, _) = allocate(
+            Estimate { now: 2_000_000, proven: 600_000, congested: false, starting: false, may_raise: true },
+            0,
+            &[d],
+        );
         assert_eq!(g, vec![Grant::Layer(1)]);
         // Once proven, the raise happens.
         let (g, _) = allocate(Estimate::steady(2_000_000), 0, &[d]);
         assert_eq!(g, vec![Grant::Layer(2)]);
         // A layer already held is judged on the current estimate, not the proven low.
         let d = Demand { current: Some(2), ..demand(1, 2) };
-        let (g, _) = allocate(Estimate { now: 1_600_000, proven: 300_000, congested: false, starting: false }, 0, &[d]);
+        let (g, _) = allocate(
+            Estimate { now: 1_600_000, proven: 300_000, congested: false, starting: false, may_raise: true },
+            0,
+            &[d],
+        );
         assert_eq!(g, vec![Grant::Layer(2)]);
         // And a paused video is not resumed on an unproven reading.
         let d = demand(1, 2);
-        let (g, _) = allocate(Estimate { now: 1_000_000, proven: 100_000, congested: false, starting: false }, 0, &[d]);
+        let (g, _) = allocate(
+            Estimate { now: 1_000_000, proven: 100_000, congested: false, starting: false, may_raise: true },
+            0,
+            &[d],
+        );
         assert_eq!(g, vec![Grant::Paused]);
+    }
+
+    #[test]
+    fn a_flowing_video_moves_up_one_proven_layer_at_a_time() {
+        // A viewer on q whose estimate reads 3 Mbps gets h, not f at once: f waits until the
+        // estimate has held with h on the link.
+        let on_q = Demand { current: Some(0), ..demand(1, 2) };
+        let (g, _) = allocate(Estimate::steady(3_000_000), 0, &[on_q]);
+        assert_eq!(g, vec![Grant::Layer(1)]);
+        // Within the proof of that raise, h is held but f is not granted.
+        let on_h = Demand { current: Some(1), ..demand(1, 2) };
+        let (g, _) = allocate(Estimate { may_raise: false, ..Estimate::steady(3_000_000) }, 0, &[on_h]);
+        assert_eq!(g, vec![Grant::Layer(1)]);
+        let (g, _) = allocate(Estimate::steady(3_000_000), 0, &[on_h]);
+        assert_eq!(g, vec![Grant::Layer(2)]);
+        // A video just starting (nothing granted before) goes as far as the estimate allows.
+        let (g, _) = allocate(Estimate { may_raise: false, ..Estimate::steady(3_000_000) }, 0, &[demand(1, 2)]);
+        assert_eq!(g, vec![Grant::Layer(2)]);
+    }
+
+    #[test]
+    fn a_raise_closes_the_gate_for_the_proof_window() {
+        let t0 = Instant::now();
+        let mut h = EstimateHistory::default();
+        h.record(t0, 2_000_000);
+        assert!(h.estimate(t0).unwrap().may_raise);
+        h.raised(t0);
+        assert!(!h.estimate(t0 + RAISE_PROOF / 2).unwrap().may_raise);
+        assert!(h.estimate(t0 + RAISE_PROOF).unwrap().may_raise);
     }
 
     #[test]
@@ -436,7 +502,7 @@ mod tests {
         // 200 ms after the jump, 700k was still in force at the window's start.
         assert_eq!(
             h.estimate(t + Duration::from_millis(200)),
-            Some(Estimate { now: 1_300_000, proven: 700_000, congested: false, starting: false })
+            Some(Estimate { now: 1_300_000, proven: 700_000, congested: false, starting: false, may_raise: true })
         );
         // After RAISE_PROOF, only the new value is.
         assert_eq!(h.estimate(t + RAISE_PROOF), Some(Estimate::steady(1_300_000)));

@@ -664,7 +664,9 @@ impl Worker {
         // Videos not measured yet, at what they are taken to need: asked for (so str0m's
         // start-up probes look for room for them), not padded up to.
         let mut assumed = 0;
+        let mut raised = false;
         for ((track, mid), (grant, d)) in slots.iter().zip(grants.iter().zip(&demands)) {
+            raised |= matches!(grant, Grant::Layer(l) if d.current.is_some_and(|c| *l > c));
             match grant {
                 Grant::Layer(l) if d.measured() => granted += d.cost(*l),
                 Grant::Layer(l) => assumed += d.cost(*l),
@@ -685,6 +687,9 @@ impl Worker {
             Grant::Layer(l) => *l < d.max_layer && d.rates.get(d.max_layer as usize).is_some_and(|r| *r > 0),
         });
         if let Some(peer) = self.peers.get_mut(&id) {
+            if raised {
+                peer.estimates.raised(now);
+            }
             peer.bandwidth_limited = limited;
             peer.congested = congested;
             peer.red_room = congested.then(|| red::blocks_in(estimate.now.saturating_sub(granted), audio_tracks));
