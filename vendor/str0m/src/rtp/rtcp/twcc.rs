@@ -1258,8 +1258,7 @@ impl TwccSendRegister {
         if now.saturating_duration_since(base).as_micros() as u64 > REBASE_AFTER_US {
             base = self.rebase(now);
         }
-        let expected = (*self.front_seq).wrapping_add(self.queue.len() as u64);
-        if self.queue.is_empty() || *seq != expected {
+        if self.queue.is_empty() || seq != self.seq_at(self.queue.len()) {
             // A sequence number out of line (not seen in str0m, which numbers every packet it
             // registers) starts the register afresh: positions must stay sequence numbers.
             self.queue.clear();
