@@ -18,7 +18,8 @@ const VP8_PATCH_BYTES: usize = 4; // two PictureID bytes, TL0PICIDX and KEYIDX
 /// Build this from [`Vp8Descriptor::patch`] when the caller already parsed the
 /// payload descriptor before fanout. The patch is fixed-size and never changes
 /// payload length.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+// yunshi: `Default` (no replacements), so the RTX cache can keep a patch without an `Option`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Vp8Patch {
     len: u8,
     offsets: [u8; VP8_PATCH_BYTES],

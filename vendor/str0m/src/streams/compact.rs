@@ -17,7 +17,7 @@ use super::RtpPacket;
 /// A full [`RtpPacket`] is 384 bytes (the header's 15 CSRC slots and every extension
 /// value inline), and a cache holds a second or more of a stream's packets for every
 /// receiver: an SFU paid ~400 KB per forwarded 3 Mbit/s stream for it. This keeps what a
-/// resend needs in 64 bytes (80 with the buffer's slot), the payload shared. Not kept:
+/// resend needs in 56 bytes (64 with the buffer's slot), the payload shared. Not kept:
 /// values a resend rewrites anyway (MID/RID, send time, transport sequence); the sequence
 /// number, which is the buffer position; the SSRC, which is the stream's (kept once per
 /// cache); and the extended media time, which only a first send reads. Values that are rare
@@ -32,11 +32,24 @@ pub(crate) struct CachedPacket {
     /// A capture time before 1970 or with a clock offset is kept in `rare` instead.
     capture_nanos: u64,
     rtp_time: u32,
-    vp8_patch: Option<Vp8Patch>,
+    /// Valid if [`flags::VP8_PATCH`] is set (an `Option` would take a tenth byte).
+    vp8_patch: Vp8Patch,
     pt: Pt,
-    marker: bool,
-    audio_level: Option<i8>,
-    voice_activity: Option<bool>,
+    /// Valid if [`flags::AUDIO_LEVEL`] is set.
+    audio_level: i8,
+    /// The marker bit, and which of the optional values above are present (see [`flags`]).
+    flags: u8,
+}
+
+/// yunshi: the bits of [`CachedPacket::flags`]. Packing the marker, the presence of the
+/// audio level, voice activity and the VP8 patch into one byte takes the entry from 64 to
+/// 56 bytes.
+mod flags {
+    pub const MARKER: u8 = 1;
+    pub const AUDIO_LEVEL: u8 = 2;
+    pub const VOICE_ACTIVITY: u8 = 4;
+    pub const VOICE_ACTIVE: u8 = 8;
+    pub const VP8_PATCH: u8 = 16;
 }
 
 impl std::fmt::Debug for CachedPacket {
@@ -61,6 +74,10 @@ struct RareFields {
     video_content_type: Option<u8>,
     frame_mark: Option<u32>,
     abs_capture_time: Option<AbsCaptureTime>,
+}
+
+fn bit(on: bool, flag: u8) -> u8 {
+    if on { flag } else { 0 }
 }
 
 /// The capture instant as [`CachedPacket::capture_nanos`] keeps it, if it can.
@@ -113,12 +130,19 @@ impl CachedPacket {
             rare,
             capture_nanos: inline_capture.flatten().unwrap_or(0),
             rtp_time: h.timestamp,
-            vp8_patch: p.vp8_patch,
+            vp8_patch: p.vp8_patch.unwrap_or_default(),
             pt: h.payload_type,
-            marker: h.marker,
-            audio_level: e.audio_level,
-            voice_activity: e.voice_activity,
+            audio_level: e.audio_level.unwrap_or(0),
+            flags: bit(h.marker, flags::MARKER)
+                | bit(e.audio_level.is_some(), flags::AUDIO_LEVEL)
+                | bit(e.voice_activity.is_some(), flags::VOICE_ACTIVITY)
+                | bit(e.voice_activity == Some(true), flags::VOICE_ACTIVE)
+                | bit(p.vp8_patch.is_some(), flags::VP8_PATCH),
         }
+    }
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
     }
 
     /// Whether it needed the box of rare values.
@@ -135,14 +159,16 @@ impl CachedPacket {
             clock_offset: None,
         });
         let mut header = RtpHeader {
-            marker: self.marker,
+            marker: self.has(flags::MARKER),
             payload_type: self.pt,
             sequence_number: *seq_no as u16,
             timestamp: self.rtp_time,
             ssrc,
             ext_vals: ExtensionValues {
-                audio_level: self.audio_level,
-                voice_activity: self.voice_activity,
+                audio_level: self.has(flags::AUDIO_LEVEL).then_some(self.audio_level),
+                voice_activity: self
+                    .has(flags::VOICE_ACTIVITY)
+                    .then(|| self.has(flags::VOICE_ACTIVE)),
                 abs_capture_time,
                 user_values: self.user_values.clone(),
                 ..Default::default()
@@ -170,7 +196,7 @@ impl CachedPacket {
             time: MediaTime::ZERO,
             header,
             payload: self.payload.clone(),
-            vp8_patch: self.vp8_patch,
+            vp8_patch: self.has(flags::VP8_PATCH).then_some(self.vp8_patch),
             timestamp: already_happened(),
             last_sender_info: None,
             nackable: true,

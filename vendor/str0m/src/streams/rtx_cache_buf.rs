@@ -34,7 +34,9 @@ pub struct EvictingBuffer<T> {
 #[derive(Debug)]
 struct Entry<T> {
     /// Position is offset modulus the buffer size.
-    position: u64,
+    /// yunshi: its low 32 bits (see [`EvictingBuffer::full_position`]); with the wrapping
+    /// milliseconds below, a slot of the RTX cache's 56-byte entries takes 64 bytes, not 72.
+    position: u32,
     /// yunshi: entry time, used for eviction, in milliseconds after the buffer's epoch,
     /// wrapping. An `Instant` is 16 bytes and an RTX cache holds a second or more of every
     /// receiver's packets; ages are compared wrapping, which is exact for ages under 49 days.
@@ -141,7 +143,7 @@ impl<T> EvictingBuffer<T> {
             // If the position is exactly the same, we allow it since it's
             // replacing the current T value. If position differs, we've
             // wrapped around.
-            if entry.position != position {
+            if self.full_position(entry.position) != position {
                 // Make space to continue.
                 self.grow();
                 index = self.index_for_position(position);
@@ -151,7 +153,7 @@ impl<T> EvictingBuffer<T> {
 
         let millis = self.millis(timestamp);
         self.buf[index] = Some(Entry {
-            position,
+            position: position as u32,
             millis,
             value,
         });
@@ -166,7 +168,7 @@ impl<T> EvictingBuffer<T> {
 
         let index = (position % self.buf.len() as u64) as usize;
         if let Some(entry) = &self.buf[index] {
-            if entry.position == position {
+            if self.full_position(entry.position) == position {
                 return Some(&entry.value);
             }
         }
@@ -180,12 +182,11 @@ impl<T> EvictingBuffer<T> {
         }
 
         let index = (position % self.buf.len() as u64) as usize;
-        if let Some(entry) = &mut self.buf[index] {
-            if entry.position == position {
-                return Some(&mut entry.value);
-            }
+        let low = self.buf[index].as_ref()?.position;
+        if self.full_position(low) != position {
+            return None;
         }
-        None
+        self.buf[index].as_mut().map(|entry| &mut entry.value)
     }
 
     pub fn maybe_evict(&mut self, now: Instant) {
@@ -262,9 +263,17 @@ impl<T> EvictingBuffer<T> {
         // index position. However max_position and next_evict are already containing positions
         // not index, which means they stay correct.
         for e in old_buffer.into_iter().flatten() {
-            let index = self.index_for_position(e.position);
+            let index = self.index_for_position(self.full_position(e.position));
             self.buf[index] = Some(e);
         }
+    }
+
+    /// yunshi: the position an entry's low 32 bits stand for: the one nearest the last
+    /// pushed. Entries span far less than 2^31 positions (a cache holds seconds of packets).
+    fn full_position(&self, low: u32) -> u64 {
+        let last = self.last_position.unwrap_or(low as u64);
+        let delta = low.wrapping_sub(last as u32) as i32;
+        last.wrapping_add_signed(delta as i64)
     }
 
     pub fn contains(&self, position: u64) -> bool {
@@ -417,6 +426,25 @@ mod test {
 
     fn buffer_cmp(b: &EvictingBuffer<char>) -> Vec<Option<char>> {
         b.buf.iter().map(|e| e.as_ref().map(|v| v.value)).collect()
+    }
+
+    #[test]
+    fn grow_reindexes_across_the_32_bit_edge() {
+        // yunshi: slots keep a position's low 32 bits; growing must put each entry where its
+        // full position says, also when the positions cross 2^32.
+        let mut buf = EvictingBuffer::new(2, Duration::from_secs(10), 10);
+        let now = Instant::now();
+        let edge = 1u64 << 32;
+        buf.push(edge - 1, now, 'A');
+        buf.push(edge, now, 'B');
+        buf.push(edge + 1, now, 'C');
+        buf.push(edge + 2, now, 'D');
+        assert_eq!(buf.get(edge - 1), Some(&'A'));
+        assert_eq!(buf.get(edge), Some(&'B'));
+        assert_eq!(buf.get(edge + 1), Some(&'C'));
+        assert_eq!(buf.get(edge + 2), Some(&'D'));
+        // A position 2^32 away from a kept one is not it.
+        assert_eq!(buf.get(edge + edge), None);
     }
 
     #[test]

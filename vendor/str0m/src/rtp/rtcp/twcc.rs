@@ -1034,6 +1034,87 @@ pub struct TwccSendRegister {
 
     /// Last registered Twcc number.
     last_registered: TwccSeq,
+
+    /// yunshi: reported and lost packets by send time, for [`TwccSendRegister::loss`], which
+    /// no longer reads the records (they are not kept long enough, see [`KEEP_REPORTED`]).
+    tally: LossTally,
+
+    /// yunshi: the round trip of the newest record reported, for [`TwccSendRegister::rtt`].
+    last_rtt: Option<Duration>,
+}
+
+/// yunshi: a record the feedback has reported is kept this long after it was sent. A report
+/// arrives every 50–250 ms (libWebRTC's receiver) and covers each packet once; the estimator
+/// takes the records a report yields at once. Upstream kept the last 1 000 records whatever
+/// their age — 24 KB per peer even compact, the second largest part of an SFU viewer's
+/// memory — to answer `loss()` over a second, which the tally below now does.
+const KEEP_REPORTED: Duration = Duration::from_millis(250);
+
+/// yunshi: a record no report has covered is kept this long after it was sent: feedback
+/// later than a second after the send is not coming (its RTCP packet was lost).
+const KEEP_UNREPORTED: Duration = Duration::from_secs(1);
+
+/// yunshi: how many packets the feedback reported, and how many of them lost, by send time
+/// in 20-ms buckets over the last 1.28 s. What `loss()` reads instead of the records.
+#[derive(Debug)]
+struct LossTally {
+    /// What bucket numbers count from (the first send).
+    zero: Option<Instant>,
+    /// Indexed by bucket number modulo the length: (bucket number, reported, lost).
+    buckets: [(u32, u16, u16); TALLY_BUCKETS],
+}
+
+const TALLY_BUCKETS: usize = 64;
+const TALLY_BUCKET_MS: u128 = 20;
+
+impl LossTally {
+    fn new() -> Self {
+        LossTally {
+            zero: None,
+            buckets: [(u32::MAX, 0, 0); TALLY_BUCKETS],
+        }
+    }
+
+    /// The bucket number of a send at `t`.
+    fn number(&mut self, t: Instant) -> u32 {
+        let zero = *self.zero.get_or_insert(t);
+        (t.saturating_duration_since(zero).as_millis() / TALLY_BUCKET_MS) as u32
+    }
+
+    fn bucket(&mut self, sent: Instant) -> &mut (u32, u16, u16) {
+        let n = self.number(sent);
+        let b = &mut self.buckets[n as usize % TALLY_BUCKETS];
+        if b.0 != n {
+            *b = (n, 0, 0);
+        }
+        b
+    }
+
+    /// A packet sent at `sent` reported for the first time.
+    fn reported(&mut self, sent: Instant, received: bool) {
+        let b = self.bucket(sent);
+        b.1 = b.1.saturating_add(1);
+        b.2 = b.2.saturating_add(u16::from(!received));
+    }
+
+    /// A packet reported lost before reported received now (reordering).
+    fn found(&mut self, sent: Instant) {
+        let b = self.bucket(sent);
+        b.2 = b.2.saturating_sub(1);
+    }
+
+    /// Lost over reported for packets sent in `from..=now`, if any were reported.
+    fn loss(&self, from: Instant, now: Instant) -> Option<f32> {
+        let zero = self.zero?;
+        let number = |t: Instant| (t.saturating_duration_since(zero).as_millis() / TALLY_BUCKET_MS) as u32;
+        let (lo, hi) = (number(from), number(now));
+        let (total, lost) = self
+            .buckets
+            .iter()
+            .filter(|(n, _, _)| *n != u32::MAX && (lo..=hi).contains(n))
+            .fold((0u32, 0u32), |(t, l), b| (t + b.1 as u32, l + b.2 as u32));
+        (total > 0).then(|| lost as f32 / total as f32)
+    }
 }
 
 /// yunshi: what the register keeps per sent packet, 24 bytes where a [`TwccSendRecord`] takes
@@ -1248,6 +1329,8 @@ impl TwccSendRegister {
             time_zero: None,
             apply_report_counter: 0,
             last_registered: 0.into(),
+            tally: LossTally::new(),
+            last_rtt: None,
         }
     }
 
@@ -1278,10 +1361,25 @@ impl TwccSendRegister {
             // bytes, hence this cast is fine.
             size: size as u16,
         });
-        while self.queue.len() > self.keep {
+        while self.queue.len() > self.keep || self.front_expired(now, base) {
             self.queue.pop_front();
             self.front_seq.inc();
         }
+        // A keyframe's burst or a stretch of lost feedback may have grown the queue; its
+        // usual length is a quarter second of packets.
+        if self.queue.capacity() > 64 && self.queue.len() * 4 < self.queue.capacity() {
+            self.queue.shrink_to(self.queue.capacity() / 2);
+        }
+    }
+
+    /// yunshi: whether the oldest record is past what it is kept for ([`KEEP_REPORTED`],
+    /// [`KEEP_UNREPORTED`]).
+    fn front_expired(&self, now: Instant, base: Instant) -> bool {
+        let Some(r) = self.queue.front() else {
+            return false;
+        };
+        let age = now.saturating_duration_since(base + Duration::from_micros(r.send_us as u64));
+        age > KEEP_UNREPORTED || (r.reported() && age > KEEP_REPORTED)
     }
 
     /// yunshi: moves the base up to the oldest record's send time so that send times keep
@@ -1357,11 +1455,18 @@ impl TwccSendRegister {
         let mut last_seq_no = first_seq_no;
         // The report's sequence numbers are consecutive, as the records' are: the n-th status
         // is the n-th record from the first.
+        let tally = &mut self.tally;
         for ((seq, _, remote_recv_time), r) in iter.zip(self.queue.range_mut(first_index..)) {
             // A packet already acked and handled before keeps its apply_report_counter, so
             // it is not included in the current apply_report() call result.
             if !(r.reported() && r.received()) {
                 r.report_counter = counter;
+            }
+            let sent = base + Duration::from_micros(r.send_us as u64);
+            if !r.reported() {
+                tally.reported(sent, remote_recv_time.is_some());
+            } else if !r.received() && remote_recv_time.is_some() {
+                tally.found(sent);
             }
 
             // Carry over remote recv time if this packet was acked before.
@@ -1370,11 +1475,11 @@ impl TwccSendRegister {
                     r.remote_recv_us = micros_between(base, t);
                 }
             }
-            let sent = base + Duration::from_micros(r.send_us as u64);
             r.feedback_after_us = now
                 .saturating_duration_since(sent)
                 .as_micros()
                 .min(NOT_REPORTED as u128 - 1) as u32;
+            self.last_rtt = Some(Duration::from_micros(r.feedback_after_us as u64));
             last_seq_no = seq;
         }
 
@@ -1394,43 +1499,20 @@ impl TwccSendRegister {
 
     /// Calculate the egress loss for given time window.
     ///
-    /// **Note:** The register only keeps a limited number of records and using `duration` values
-    /// larger than ~1-2 seconds is liable to be inaccurate since some packets sent might have already
-    /// been evicted from the register.
+    /// **Note:** yunshi: the tally covers the last 1.28 s of sends, in 20-ms steps: a longer
+    /// `duration` reads as 1.28 s, and the window's start is rounded down to its 20-ms step.
     pub fn loss(&self, duration: Duration, now: Instant) -> Option<f32> {
-        // Consider only packets in the span specified by the caller
-        let lower_bound = now - duration;
-
-        let base = self.base?;
-        let lower_us = micros_between(base, lower_bound);
-        let packets = self
-            .queue
-            .iter()
-            .rev()
-            // If there's ingress loss but no egress loss, there's a chance the TWCC reports
-            // themselves are lost. In this case considering packets that haven't been reported as
-            // lost will incorrectly conclude that there is in fact egress loss.
-            .filter(|s| s.reported())
-            .take_while(|s| s.send_us as i64 >= lower_us);
-
-        let (total, lost) = packets.fold((0, 0), |(total, lost), s| {
-            (total + 1, lost + u64::from(!s.received()))
-        });
-
-        if total == 0 {
-            return None;
-        }
-
-        Some((lost as f32) / (total as f32))
+        // yunshi: from the tally (1.28 s of sends, in 20-ms buckets), not from the records.
+        // Packets not reported yet do not count: if there is ingress loss but no egress
+        // loss, the TWCC reports themselves may be lost, and unreported packets would read
+        // as egress loss.
+        self.tally.loss(now.checked_sub(duration)?, now)
     }
 
     /// Calculate the RTT for the most recently reported packet.
     pub fn rtt(&self) -> Option<Duration> {
-        self.queue
-            .iter()
-            .rev()
-            .find(|s| s.reported())
-            .map(|s| Duration::from_micros(s.feedback_after_us as u64))
+        // yunshi: kept when reported, as the records are dropped soon after.
+        self.last_rtt
     }
 
     /// yunshi: the records kept, oldest first (expanded from their compact form).
@@ -2072,7 +2154,7 @@ mod test {
         let mut reg = TwccSendRegister::new(25);
         let t0 = Instant::now();
         reg.register_seq(TwccPacketId::new(1), t0, 1200);
-        let t1 = t0 + Duration::from_micros(1_234_567);
+        let t1 = t0 + Duration::from_micros(234_567);
         reg.register_seq(TwccPacketId::with_cluster(2, 7), t1, 240);
         let records: Vec<_> = reg.records().collect();
         assert_eq!(records.len(), 2);
@@ -2344,44 +2426,59 @@ mod test {
 
     #[test]
     fn send_times_survive_the_rebase_of_a_long_session() {
-        // Two records kept. 32 bits of microseconds say 71 minutes: the sends at 36, 70 and
-        // 75 minutes move the base (each more than 35 minutes after it), to the oldest
-        // record kept: 30, 36 and 50 minutes.
-        let mut reg = TwccSendRegister::new(2);
+        // A packet every 100 ms for 40 minutes. 32 bits of microseconds say 71 minutes, and
+        // the base moves up to the oldest record kept once a send is more than 35 minutes
+        // after it: the first time at the send at 2 147 500 ms.
+        let mut reg = TwccSendRegister::new(1000);
         let start = Instant::now();
-        let at = |min: u64| start + Duration::from_secs(60 * min);
-        for (i, m) in [0, 30, 34, 36, 50, 70].into_iter().enumerate() {
-            reg.register_seq(TwccPacketId::new(i as u64), at(m), 100);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let seq_at = |ms: u64| ms / 100;
+        let mut t = 0;
+        while t <= 2_147_400 {
+            reg.register_seq(TwccPacketId::new(seq_at(t)), at(t), 100);
+            t += 100;
         }
-        let reported = at(70) + Duration::from_millis(5);
+        let reported = at(2_147_400) + Duration::from_millis(5);
         let remote_before: Vec<_> = reg
-            .apply_report(received(4, 2), reported)
-            .expect("records 4 and 5 are kept")
+            .apply_report(received(seq_at(2_147_300) as u16, 2), reported)
+            .expect("the last two records are kept")
             .map(|r| r.remote_recv_time())
             .collect();
         assert_eq!(remote_before.len(), 2);
         assert!(remote_before.iter().all(|t| t.is_some()));
+        let base_before = reg.base;
 
-        reg.register_seq(TwccPacketId::new(6), at(75), 100);
-
+        while t <= 40 * 60_000 {
+            reg.register_seq(TwccPacketId::new(seq_at(t)), at(t), 100);
+            if t == 2_147_500 {
+                assert_ne!(reg.base, base_before, "the base moved");
+                // What was reported before the rebase says the same instants after it.
+                let records: Vec<_> = reg.records().collect();
+                let last_reported = records
+                    .iter()
+                    .find(|r| *r.seq() == seq_at(2_147_400))
+                    .expect("reported a moment ago");
+                assert_eq!(last_reported.remote_recv_time(), remote_before[1]);
+                assert_eq!(last_reported.local_recv_time(), Some(reported));
+                assert_eq!(last_reported.rtt(), Some(Duration::from_millis(5)));
+            }
+            t += 100;
+        }
+        // An unreported record is kept a second: the sends from 2 399 000 ms on.
         let records: Vec<_> = reg.records().collect();
+        let kept: Vec<u64> = (2_399_000..=2_400_000).step_by(100).collect();
         assert_eq!(
             records.iter().map(|r| *r.seq()).collect::<Vec<_>>(),
-            vec![5, 6]
+            kept.iter().map(|ms| seq_at(*ms)).collect::<Vec<_>>()
         );
         assert_eq!(
             records
                 .iter()
                 .map(|r| r.local_send_time())
                 .collect::<Vec<_>>(),
-            vec![at(70), at(75)]
+            kept.iter().map(|ms| at(*ms)).collect::<Vec<_>>()
         );
-        // What was reported before the rebase says the same instants after it.
-        assert_eq!(records[0].remote_recv_time(), remote_before[1]);
-        assert_eq!(records[0].local_recv_time(), Some(reported));
-        assert_eq!(records[0].rtt(), Some(Duration::from_millis(5)));
-        assert_eq!(records[1].remote_recv_time(), None);
-        assert_eq!(records[1].rtt(), None);
+        assert!(records.iter().all(|r| r.rtt().is_none()));
     }
 
     #[test]
@@ -2472,16 +2569,121 @@ mod test {
         .expect("apply_report to return Some(_)");
 
         now = now + Duration::from_millis(20);
+        // yunshi: the window starts on a 20-ms step of the loss tally; upstream asked for
+        // 150 ms, which left out the first packet (sent 10 ms before the window) and read
+        // 2 lost of 8. The tally cannot split the 20 ms holding packets 0 and 1, so the
+        // window here takes all nine.
         let loss = reg
-            .loss(Duration::from_millis(150), now)
+            .loss(Duration::from_millis(160), now)
             .expect("Should be able to calcualte loss");
 
         let pct = (loss * 100.0).floor() as u32;
 
         assert_eq!(
-            pct, 25,
-            "The loss percentage should be 25 as 2 out of 8 packets are lost"
+            pct, 22,
+            "The loss percentage should be 22 as 2 out of 9 packets are lost"
         );
+    }
+
+    /// yunshi: a report with the given statuses (true: received) from `base_seq` on.
+    fn reported(base_seq: u16, statuses: &[bool]) -> Twcc {
+        let chunks = statuses
+            .iter()
+            .map(|r| {
+                let status = if *r {
+                    PacketStatus::ReceivedSmallDelta
+                } else {
+                    PacketStatus::NotReceived
+                };
+                PacketChunk::Run(status, 1)
+            })
+            .collect();
+        Twcc {
+            sender_ssrc: Ssrc::new(),
+            ssrc: Ssrc::new(),
+            base_seq,
+            status_count: statuses.len() as u16,
+            reference_time: 35,
+            feedback_count: 0,
+            chunks,
+            delta: statuses.iter().filter(|r| **r).map(|_| Delta::Small(10)).collect(),
+        }
+    }
+
+    #[test]
+    fn reported_records_go_a_quarter_second_after_their_send() {
+        let mut reg = TwccSendRegister::new(1000);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        for i in 0..100u64 {
+            reg.register_seq(TwccPacketId::new(i), at(i), 1000);
+        }
+        let statuses: Vec<bool> = (0..100).map(|i| i % 10 != 0).collect();
+        assert_eq!(reg.apply_report(reported(0, &statuses), at(110)).unwrap().count(), 100);
+
+        // 200 ms later the first 50 are older than 250 ms and go; the rest stay.
+        reg.register_seq(TwccPacketId::new(100), at(300), 1000);
+        let seqs: Vec<u64> = reg.records().map(|r| *r.seq()).collect();
+        assert_eq!(seqs.first(), Some(&50));
+        assert_eq!(seqs.len(), 51);
+
+        // What they said stays: a loss of 10 in 100 over the last second, the round trip.
+        assert_eq!(reg.loss(Duration::from_secs(1), at(300)), Some(0.1));
+        assert_eq!(reg.rtt(), Some(Duration::from_millis(11)));
+        reg.register_seq(TwccPacketId::new(101), at(700), 1000);
+        assert_eq!(reg.records().count(), 2, "the unreported 100 and 101 are kept");
+        assert_eq!(reg.loss(Duration::from_secs(1), at(700)), Some(0.1));
+        assert_eq!(reg.rtt(), Some(Duration::from_millis(11)));
+        // A second on, the sends of the loss window reported nothing.
+        assert_eq!(reg.loss(Duration::from_secs(1), at(1800)), None);
+    }
+
+    #[test]
+    fn unreported_records_are_kept_a_second() {
+        let mut reg = TwccSendRegister::new(1000);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        for i in 0..10u64 {
+            reg.register_seq(TwccPacketId::new(i), at(i), 1000);
+        }
+        reg.register_seq(TwccPacketId::new(10), at(900), 1000);
+        assert_eq!(reg.records().count(), 11);
+        // A late report still finds them.
+        assert_eq!(reg.apply_report(received(0, 3), at(950)).unwrap().count(), 3);
+        reg.register_seq(TwccPacketId::new(11), at(1005), 1000);
+        let seqs: Vec<u64> = reg.records().map(|r| *r.seq()).collect();
+        assert_eq!(seqs, vec![5, 6, 7, 8, 9, 10, 11], "5 is 1 000 ms old, not older");
+    }
+
+    #[test]
+    fn a_packet_reported_lost_then_received_is_not_lost() {
+        let mut reg = TwccSendRegister::new(1000);
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        for i in 0..4u64 {
+            reg.register_seq(TwccPacketId::new(i), at(i), 1000);
+        }
+        reg.apply_report(reported(0, &[true, false, true, true]), at(50));
+        assert_eq!(reg.loss(Duration::from_secs(1), at(60)), Some(0.25));
+        reg.apply_report(reported(1, &[true]), at(70));
+        assert_eq!(reg.loss(Duration::from_secs(1), at(80)), Some(0.0));
+    }
+
+    #[test]
+    fn the_register_gives_back_what_a_burst_took() {
+        let mut reg = TwccSendRegister::new(1000);
+        let t0 = Instant::now();
+        for i in 0..1000u64 {
+            reg.register_seq(TwccPacketId::new(i), t0, 1000);
+        }
+        assert!(reg.queue.capacity() >= 1000);
+        // Two seconds on the burst is gone, and a steady trickle keeps a small queue.
+        for i in 1000..1020u64 {
+            let t = t0 + Duration::from_secs(2) + Duration::from_millis(i - 1000);
+            reg.register_seq(TwccPacketId::new(i), t, 1000);
+        }
+        assert_eq!(reg.queue.len(), 20);
+        assert!(reg.queue.capacity() <= 128, "{}", reg.queue.capacity());
     }
 
     #[test]
