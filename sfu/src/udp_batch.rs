@@ -72,7 +72,8 @@ const UDP_SEGMENT: libc::c_int = 103;
 const GSO_MAX_SEGMENTS: usize = 64;
 const GSO_MAX_BYTES: usize = 65_000;
 
-/// Outgoing datagrams waiting for one `sendmmsg`. Buffers are str0m's own (moved, not copied).
+/// Outgoing datagrams waiting for one `sendmmsg`. Buffers are str0m's own (moved, not copied),
+/// and go back to it once sent (`str0m::net::recycle_datagram`).
 ///
 /// A run of datagrams to one destination, all of one size but the last (a frame's packets to
 /// one subscriber), leaves as one UDP GSO message: the kernel walks its stack once for the run
@@ -204,7 +205,11 @@ impl SendBatch {
             }
             done += 1;
         }
-        self.pending.clear();
+        // Sent buffers go back to str0m, which encrypts the next packets into them instead
+        // of a new allocation each (this thread polls the peers that made them).
+        for (data, _) in self.pending.drain(..) {
+            str0m::net::recycle_datagram(data);
+        }
         n
     }
 }

@@ -868,6 +868,8 @@ pub mod error;
 /// Network related types to get socket data in/out of [`Rtc`].
 pub mod net {
     pub use crate::io::{DatagramRecv, DatagramSend, Protocol, Receive, TcpType, Transmit};
+    // yunshi: sent datagrams handed back for reuse (see `util/datagram_pool.rs`).
+    pub use crate::util::datagram_pool::recycle_datagram;
 }
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -60,6 +60,11 @@ const MAX_DLRR_PER_REPORT: usize = 50;
 /// for pacing and bandwidth estimation (IPv6 adds 20 more; the difference is left out).
 const UDP_IPV4_OVERHEAD: usize = 28;
 
+thread_local! {
+    /// yunshi: see [`Session::poll_packet`].
+    static POLL_PACKET_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 pub(crate) struct Session {
     id: SessionId,
 
@@ -116,8 +121,6 @@ pub(crate) struct Session {
     tx_mix: [usize; 4],
     tx_mix_since: Option<Instant>,
 
-    // temporary buffer when getting the next (unencrypted) RTP packet from Media line.
-    poll_packet_buf: Vec<u8>,
 
     // Next packet for RtpPacket event.
     pending_packet: Option<RtpPacket>,
@@ -220,7 +223,6 @@ impl Session {
             media_activity: MediaActivity::default(),
             tx_mix: [0; 4],
             tx_mix_since: None,
-            poll_packet_buf: vec![0; 2000],
             pending_packet: None,
             media_bytes_rx: 0,
             media_bytes_tx: 0,
@@ -1246,6 +1248,15 @@ impl Session {
     }
 
     fn poll_packet(&mut self, now: Instant) -> Option<DatagramSend> {
+        // yunshi: the buffer the next (unencrypted) RTP packet is written into is the
+        // thread's, not one of 2 000 bytes kept by every session (an SFU has one per viewer).
+        let mut buf = POLL_PACKET_BUF.with(std::cell::Cell::take);
+        let sent = self.poll_packet_into(now, &mut buf);
+        POLL_PACKET_BUF.with(|b| b.set(buf));
+        sent
+    }
+
+    fn poll_packet_into(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<DatagramSend> {
         let srtp_tx = self.srtp_tx.as_mut()?;
 
         // Figure out which, if any, queue to poll
@@ -1256,7 +1267,6 @@ impl Session {
             trace!("Pacer pointed to mid {} which has no media", midrid.mid());
             return None;
         };
-        let buf = &mut self.poll_packet_buf;
         let twcc_seq = self.twcc;
 
         let params = &self.codec_config;
