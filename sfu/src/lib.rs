@@ -7,6 +7,7 @@ pub mod allocate;
 pub mod codec;
 pub mod command;
 mod dd_extension;
+mod dtls_identity;
 pub mod dynacast;
 pub mod fec;
 pub mod forward;

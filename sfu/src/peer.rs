@@ -13,6 +13,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::PayloadParams;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::rtp::{Extension, Ssrc};
+use str0m::config::DtlsCert;
 use str0m::{Candidate, Rtc};
 
 use crate::command::{PeerKind, SfuError};
@@ -183,6 +184,7 @@ impl Peer {
         kind: PeerKind,
         candidate: SocketAddr,
         features: Features,
+        dtls_cert: Option<DtlsCert>,
         now: Instant,
     ) -> Self {
         let Features { bwe, fec, descriptor, ice_lite } = features;
@@ -203,6 +205,10 @@ impl Peer {
         if bwe && !kind.publishes() {
             // Receivers get a send-side estimate (TWCC) that the allocator shares among tracks.
             config = config.enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)));
+        }
+        // The worker's certificate (see `dtls_identity.rs`); without one str0m makes its own.
+        if let Some(cert) = dtls_cert {
+            config = config.set_dtls_cert(cert);
         }
         let mut rtc = config.build(now);
         // The address is a valid host candidate by construction (we bound it).
@@ -430,6 +436,27 @@ fn send_sections(sdp: &str) -> Vec<(Mid, TrackKind)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn peer(cert: Option<DtlsCert>) -> Peer {
+        let features = Features { bwe: true, fec: false, descriptor: false, ice_lite: true };
+        let at = "127.0.0.1:4000".parse().unwrap();
+        Peer::new(crate::ids::next_id(), RoomId::from("r"), PeerKind::Subscribe, at, features, cert, Instant::now())
+    }
+
+    fn fingerprint(p: &mut Peer) -> String {
+        p.rtc.direct_api().local_dtls_fingerprint().to_string()
+    }
+
+    #[test]
+    fn peers_given_one_certificate_present_one_fingerprint() {
+        let mut id = crate::dtls_identity::DtlsIdentity::new(Instant::now());
+        let (mut a, mut b) = (peer(id.for_peer(Instant::now())), peer(id.for_peer(Instant::now())));
+        assert_eq!(fingerprint(&mut a), fingerprint(&mut b));
+        // Without one, each makes its own (str0m's default).
+        let (mut c, mut d) = (peer(None), peer(None));
+        assert_ne!(fingerprint(&mut c), fingerprint(&mut d));
+        assert_ne!(fingerprint(&mut a), fingerprint(&mut c));
+    }
 
     #[test]
     fn finds_send_sections() {

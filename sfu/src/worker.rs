@@ -26,6 +26,7 @@ use crate::allocate::{allocate, Grant};
 use crate::codec::VideoCodec;
 use crate::command::{EventSink, PeerKind, PeerPlace, SfuError, WorkerCommand, WorkerEvent};
 use crate::dd_extension;
+use crate::dtls_identity::DtlsIdentity;
 use crate::dynacast::PublishLayers;
 use crate::fec::VideoFec;
 use crate::forward::{Constraint, Forward, Forwarder, PacketMeta, TrackKind};
@@ -121,6 +122,8 @@ pub struct Worker {
     next_allocation: Instant,
     allocate_bandwidth: bool,
     video_fec: VideoFec,
+    /// The DTLS certificate this worker's peers present (one per worker, renewed daily).
+    dtls: DtlsIdentity,
 }
 
 fn unmappable_offer() -> SfuError {
@@ -181,6 +184,7 @@ pub fn spawn_worker(config: WorkerConfig, events: EventSink) -> std::io::Result<
         next_allocation: Instant::now(),
         allocate_bandwidth,
         video_fec,
+        dtls: DtlsIdentity::new(Instant::now()),
     };
     std::thread::Builder::new().name(format!("media-{index}")).spawn(move || worker.run())?;
     info!(index, %bind, %candidate, "media worker started");
@@ -1226,7 +1230,9 @@ impl Worker {
             ),
             None => self.candidate,
         };
-        let mut peer = Peer::new(id, room, kind, candidate, features, Instant::now());
+        let now = Instant::now();
+        let cert = self.dtls.for_peer(now);
+        let mut peer = Peer::new(id, room, kind, candidate, features, cert, now);
         peer.on_link = place.on_link();
         let dialling = own_socket.is_some();
         peer.own_socket = own_socket;
