@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::config::DtlsCert;
 use str0m::format::PayloadParams;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
 use str0m::rtp::{Extension, Ssrc};
-use str0m::config::DtlsCert;
 use str0m::{Candidate, Rtc};
 
 use crate::command::{PeerKind, SfuError};
