@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { createUser, loginToken, request } from './lib/api.mjs';
 import { launchChromium } from './lib/chromium.mjs';
 import { startServer } from './lib/server.mjs';
-import { outboundVideoStats, pollUntil, receivedVideo } from './lib/stats.mjs';
+import { outboundVideoStats, pollUntil, sampleReceivedVideo } from './lib/stats.mjs';
 import { joinPinned, joinViaDeepLink } from './lib/ui.mjs';
 
 const SECRET = 'svc-cascade-test-secret';
@@ -21,8 +21,6 @@ const MIN_FRAMES_WHILE_SAMPLING = 40;
 let city;
 let county;
 let viewing;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 before(async () => {
   const node = (name, parent) => ({
@@ -57,19 +55,7 @@ async function descriptorCounts(server) {
   return { read: count('read'), unreadable: count('unreadable') };
 }
 
-async function sample(page) {
-  const first = await pollUntil(() => receivedVideo(page), (v) => v?.framesDecoded > 0,
-    { timeoutMs: 20_000, what: 'a first decoded video frame' });
-  const heights = [];
-  let last = first;
-  const end = Date.now() + SAMPLE_FOR_MS;
-  while (Date.now() < end) {
-    last = await receivedVideo(page);
-    heights.push(last?.frameHeight);
-    await sleep(250);
-  }
-  return { last, heights, decoded: last.framesDecoded - first.framesDecoded };
-}
+const sample = (page) => sampleReceivedVideo(page, { forMs: SAMPLE_FOR_MS });
 
 test('AV1 SVC crosses a link with its descriptor, and the node above cuts layers per viewer', () => showLogs(async () => {
   const tokens = {};

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { createRoom, createUser, loginToken } from './lib/api.mjs';
 import { launchChromium } from './lib/chromium.mjs';
 import { printLogsOnFailure, startServer } from './lib/server.mjs';
-import { outboundVideoStats, pollUntil, receivedVideo } from './lib/stats.mjs';
+import { outboundVideoStats, pollUntil, sampleReceivedVideo } from './lib/stats.mjs';
 import { joinPinned, joinViaDeepLink } from './lib/ui.mjs';
 
 const AV1_CAPTURE = { width: 640, height: 360, layers: 2, codec: 'av1' };
@@ -20,8 +20,6 @@ const SMALL = 180;
 const SAMPLE_EVERY_MS = 250;
 const SAMPLE_FOR_MS = 8_000;
 const MIN_FRAMES_WHILE_SAMPLING = 40;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // The descriptor counters from /metrics: {read, unreadable}.
 async function descriptorCounts(server) {
@@ -43,19 +41,7 @@ async function sentCodec(page) {
 }
 
 // Samples a viewer's received video for SAMPLE_FOR_MS from its first decoded frame.
-async function sample(page) {
-  const first = await pollUntil(() => receivedVideo(page), (v) => v?.framesDecoded > 0,
-    { timeoutMs: 20_000, what: 'a first decoded video frame' });
-  const heights = [];
-  let last = first;
-  const end = Date.now() + SAMPLE_FOR_MS;
-  while (Date.now() < end) {
-    last = await receivedVideo(page);
-    heights.push(last?.frameHeight);
-    await sleep(SAMPLE_EVERY_MS);
-  }
-  return { first, last, heights, decoded: last.framesDecoded - first.framesDecoded };
-}
+const sample = (page) => sampleReceivedVideo(page, { forMs: SAMPLE_FOR_MS, everyMs: SAMPLE_EVERY_MS });
 
 describe('layers from the Dependency Descriptor (AV1 SVC, H.264 temporal)', () => {
   let server;

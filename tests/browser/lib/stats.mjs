@@ -98,3 +98,19 @@ export async function expectAudioFlowing(page, pcPath, { timeoutMs = 10_000 } = 
     { timeoutMs, what: `more received audio samples on ${pcPath} (had ${first.totalSamplesReceived})` });
   return { first, last };
 }
+
+// Samples a viewer's received video (`receivedVideo`) every `everyMs` for `forMs` from its first
+// decoded frame: the heights seen, and the frames decoded in that time.
+export async function sampleReceivedVideo(page, { forMs, everyMs = 250 }) {
+  const first = await pollUntil(() => receivedVideo(page), (v) => v?.framesDecoded > 0,
+    { timeoutMs: 20_000, what: 'a first decoded video frame' });
+  const heights = [];
+  let last = first;
+  const end = Date.now() + forMs;
+  while (Date.now() < end) {
+    last = await receivedVideo(page);
+    heights.push(last?.frameHeight);
+    await sleep(everyMs);
+  }
+  return { first, last, heights, decoded: last.framesDecoded - first.framesDecoded };
+}
