@@ -9,9 +9,10 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/str0m-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp -r "$here/vendor/str0m/." "$work/"
-python3 - "$work/Cargo.toml" "$here/fec" <<'PY'
+python3 - "$work/Cargo.toml" "$here" <<'PY'
 import re, sys
-path, fec = sys.argv[1], sys.argv[2]
+path, here = sys.argv[1], sys.argv[2]
+fec = here + '/fec'
 s = open(path).read()
 for head in ['[target.\'cfg(target_vendor = "apple")\'', '[target."cfg(windows)"',
              '[dependencies.str0m-openssl]', '[dependencies.str0m-rust-crypto]', '[dependencies.drv]']:
@@ -22,6 +23,8 @@ s = re.sub(r'"dep:(str0m-apple-crypto|str0m-wincrypto|str0m-openssl|str0m-rust-c
 s = re.sub(r'"(str0m-openssl\??/[a-z]+)",?', '', s)
 s = s.replace('path = "../../fec"', 'path = "%s"' % fec)
 s += '\n[dev-dependencies]\nserde_json = "1"\ntracing-subscriber = { version = "0.3", features = ["env-filter"] }\nsystemstat = "0.2"\n'
+# The crypto backend as yunshi builds it (vendor/str0m-aws-lc-rs), not the registry's.
+s += '\n[patch.crates-io]\nstr0m-aws-lc-rs = { path = "%s" }\n' % (here + '/vendor/str0m-aws-lc-rs')
 open(path, 'w').write(s)
 PY
 mkdir -p "$work/docs" && echo '{}' > "$work/docs/chrome-sdp.json"
