@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::rtc_client::{Endpoint, Received};
 use common::Server;
+use str0m::crypto::dtls::SrtpProfile;
 use str0m::format::Codec;
 
 struct Tally {
@@ -19,10 +20,12 @@ struct Tally {
     first_video: Option<(Instant, bool)>,
     red_audio: usize,
     red_blocks: usize,
+    srtp: Option<SrtpProfile>,
 }
 
 fn tally(rx: &mpsc::Receiver<Received>) -> Tally {
-    let mut t = Tally { video: vec![], audio: vec![], corrupt: 0, first_video: None, red_audio: 0, red_blocks: 0 };
+    let mut t =
+        Tally { video: vec![], audio: vec![], corrupt: 0, first_video: None, red_audio: 0, red_blocks: 0, srtp: None };
     while let Ok(r) = rx.try_recv() {
         match r {
             Received::Video { counter, keyframe, at } => {
@@ -38,6 +41,7 @@ fn tally(rx: &mpsc::Receiver<Received>) -> Tally {
                 t.audio.push(counter);
             }
             Received::Corrupt => t.corrupt += 1,
+            Received::Connected { srtp } => t.srtp = srtp,
         }
     }
     t
@@ -145,7 +149,7 @@ fn publisher_to_viewers(codec: Codec) {
     let opus_fmtp = answer.lines().find(|l| l.starts_with("a=fmtp:111")).unwrap_or_default();
     assert!(opus_fmtp.contains("usedtx=1") && opus_fmtp.contains("useinbandfec=1"), "opus fmtp: {opus_fmtp}");
     publisher.accept_answer(&answer);
-    let (ptx, _prx) = mpsc::channel();
+    let (ptx, prx) = mpsc::channel();
     let pub_thread = publisher.run(Duration::from_secs(20), Some(codec), 0, ptx, stop.clone());
 
     let mut viewers = Vec::new();
@@ -177,7 +181,10 @@ fn publisher_to_viewers(codec: Codec) {
         assert_in_order(&format!("viewer {i} video"), &t.video, 100);
         assert_in_order(&format!("viewer {i} audio"), &t.audio, 200);
         assert!(t.first_video.unwrap().1, "viewer {i} started on a delta frame");
+        // The client offers AES-256-GCM first (as Chrome does); the server picks AES-128-GCM.
+        assert_eq!(t.srtp, Some(SrtpProfile::AEAD_AES_128_GCM), "viewer {i}'s SRTP profile");
     }
+    assert_eq!(tally(&prx).srtp, Some(SrtpProfile::AEAD_AES_128_GCM), "the publisher's SRTP profile");
     let t = tally(&lrx);
     assert_eq!(t.corrupt, 0);
     let (first_at, keyframe) = t.first_video.expect("late viewer got video");

@@ -24,7 +24,7 @@ s = re.sub(r'"(str0m-openssl\??/[a-z]+)",?', '', s)
 s = s.replace('path = "../../fec"', 'path = "%s"' % fec)
 s += '\n[dev-dependencies]\nserde_json = "1"\ntracing-subscriber = { version = "0.3", features = ["env-filter"] }\nsystemstat = "0.2"\n'
 # The crypto backend as yunshi builds it (vendor/str0m-aws-lc-rs), not the registry's.
-s += '\n[patch.crates-io]\nstr0m-aws-lc-rs = { path = "%s" }\n' % (here + '/vendor/str0m-aws-lc-rs')
+s += '\n[patch.crates-io]\nstr0m-aws-lc-rs = { path = "%s" }\ndimpl = { path = "%s" }\n' % (here + '/vendor/str0m-aws-lc-rs', here + '/vendor/dimpl')
 open(path, 'w').write(s)
 PY
 mkdir -p "$work/docs" && echo '{}' > "$work/docs/chrome-sdp.json"

@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import { createRoom, loginToken } from './lib/api.mjs';
 import { launchChromium } from './lib/chromium.mjs';
 import { printLogsOnFailure, startServer } from './lib/server.mjs';
-import { expectVideoFlowing } from './lib/stats.mjs';
+import { expectVideoFlowing, transportStats } from './lib/stats.mjs';
 import { playWhep, publishWhip } from './lib/whip.mjs';
 
 let server;
@@ -42,6 +42,16 @@ test('a WHIP publisher is played back over WHEP', () => printLogsOnFailure(serve
 
   const { first, last } = await expectVideoFlowing(player, 'whep.pc', { minFrames: 50, windowMs: 10_000 });
   console.log(`WHEP frames ${first.framesDecoded} -> ${last.framesDecoded}`);
+
+  // Chromium offers AES-256-GCM first; the server (the DTLS server, the browser being the
+  // client) picks AES-128-GCM for both connections: ten AES rounds a block, not fourteen.
+  for (const [page, pc] of [[publisher, 'whip.pc'], [player, 'whep.pc']]) {
+    const transport = await transportStats(page, pc);
+    console.log(`${pc} transport: ${JSON.stringify(transport)}`);
+    assert.equal(transport?.dtlsState, 'connected', `${pc}: ${JSON.stringify(transport)}`);
+    assert.equal(transport.dtlsRole, 'client', `${pc}: ${JSON.stringify(transport)}`);
+    assert.equal(transport.srtpCipher, 'SRTP_AEAD_AES_128_GCM', `${pc}: ${JSON.stringify(transport)}`);
+  }
 
   for (const location of [whep.location, whip.location]) {
     const res = await fetch(new URL(location, server.url), {

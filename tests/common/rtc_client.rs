@@ -106,6 +106,10 @@ pub enum Received {
         earlier: Vec<u64>,
     },
     Corrupt,
+    /// ICE and DTLS are up; the SRTP profile DTLS chose.
+    Connected {
+        srtp: Option<str0m::crypto::dtls::SrtpProfile>,
+    },
 }
 
 pub struct Endpoint {
@@ -217,7 +221,10 @@ impl Endpoint {
                             let _ = self.socket.send_to(&t.contents, t.destination);
                         }
                         Ok(Output::Event(e)) => match e {
-                            Event::Connected => connected = true,
+                            Event::Connected => {
+                                connected = true;
+                                let _ = out.send(Received::Connected { srtp: self.rtc.srtp_profile() });
+                            }
                             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return,
                             Event::KeyframeRequest(r) => {
                                 let i = streams.iter().position(|s| *s == r.rid).unwrap_or(0);

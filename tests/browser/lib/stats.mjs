@@ -36,6 +36,21 @@ export async function inboundStats(page, pcPath) {
   }, pcPath);
 }
 
+// The connection's transport as the browser reports it: {dtlsState, dtlsRole, srtpCipher,
+// tlsVersion}, or null before it has one.
+export async function transportStats(page, pcPath) {
+  return page.evaluate(async (pcPath) => {
+    const pc = pcPath.split('.').reduce((obj, key) => obj?.[key], window);
+    if (!pc) return null;
+    for (const s of (await pc.getStats()).values()) {
+      if (s.type === 'transport') {
+        return { dtlsState: s.dtlsState, dtlsRole: s.dtlsRole, srtpCipher: s.srtpCipher, tlsVersion: s.tlsVersion };
+      }
+    }
+    return null;
+  }, pcPath);
+}
+
 // The received video of the web client's subscribe connection (the first one decoding, else
 // the first one): for pages that receive a single remote video.
 export async function receivedVideo(page) {

@@ -1429,6 +1429,11 @@ impl Rtc {
         self.ice.state().is_connected() && self.dtls_connected && self.session.is_connected()
     }
 
+    /// yunshi: the SRTP protection profile the DTLS handshake chose (`None` before it has).
+    pub fn srtp_profile(&self) -> Option<crypto::dtls::SrtpProfile> {
+        self.session.srtp_profile()
+    }
+
     /// Make changes to the Rtc session via SDP.
     ///
     /// ```no_run

@@ -99,6 +99,8 @@ pub(crate) struct Session {
 
     srtp_rx: Option<SrtpContext>,
     srtp_tx: Option<SrtpContext>,
+    /// yunshi: the profile the DTLS handshake chose, for [`crate::Rtc::srtp_profile`].
+    srtp_profile: Option<SrtpProfile>,
     last_nack: Instant,
     last_twcc: Instant,
     twcc: u64,
@@ -209,6 +211,7 @@ impl Session {
 
             srtp_rx: None,
             srtp_tx: None,
+            srtp_profile: None,
             last_nack: already_happened(),
             last_twcc: already_happened(),
             twcc: 0,
@@ -289,6 +292,12 @@ impl Session {
 
         self.srtp_rx = Some(SrtpContext::new(crypto, srtp_profile, &mat, !left));
         self.srtp_tx = Some(SrtpContext::new(crypto, srtp_profile, &mat, left));
+        self.srtp_profile = Some(srtp_profile);
+    }
+
+    /// yunshi: the SRTP profile in use, once DTLS has given the keys.
+    pub fn srtp_profile(&self) -> Option<SrtpProfile> {
+        self.srtp_profile
     }
 
     pub fn handle_timeout(&mut self, now: Instant, wake: &mut Wake) -> Result<(), RtcError> {
