@@ -43,7 +43,9 @@ macro_rules! str_id {
             type Target = str;
 
             fn deref(&self) -> &Self::Target {
-                from_utf8(&self.0).expect("ascii id").trim()
+                // yunshi: trimmed as bytes (ids are ASCII, padded with spaces): `str::trim`
+                // decodes chars from both ends, and a MID is read for every packet sent.
+                from_utf8(self.0.trim_ascii()).expect("ascii id")
             }
         }
 

@@ -680,12 +680,6 @@ impl StreamTx {
             }
             None => None,
         };
-        let mutable_ids: [Option<u8>; 3] = [
-            exts.id_of(Extension::TransportSequenceNumber),
-            exts.id_of(Extension::AbsoluteSendTime),
-            exts.id_of(Extension::TransmissionTimeOffset),
-        ];
-
         let (next, is_padding) = if let Some(next) = self.poll_packet_resend(now) {
             (next, false)
         } else if let Some(next) = self.poll_packet_regular(now) {
@@ -956,8 +950,23 @@ impl StreamTx {
         if let Some(fec) = self.ulpfec.as_mut() {
             match (fec_view, red_wrap) {
                 (Some((header_len, media_pt)), _) => {
-                    let ids: Vec<u8> = mutable_ids.iter().flatten().copied().collect();
-                    fec.record(buf, header_len, media_pt, &ids);
+                    // The extensions a resend or the pacer may rewrite, which FEC protects
+                    // as zeros. Looked up here, for a media packet going out with FEC on,
+                    // and kept on the stack: this ran on every poll, found or not, and
+                    // collected into a Vec per packet.
+                    let mut ids = [0u8; 3];
+                    let mut n = 0;
+                    for e in [
+                        Extension::TransportSequenceNumber,
+                        Extension::AbsoluteSendTime,
+                        Extension::TransmissionTimeOffset,
+                    ] {
+                        if let Some(id) = exts.id_of(e) {
+                            ids[n] = id;
+                            n += 1;
+                        }
+                    }
+                    fec.record(buf, header_len, media_pt, &ids[..n]);
                 }
                 (None, Some(true)) => fec.sent_one(),
                 _ => {}
