@@ -9,6 +9,7 @@ pub mod command;
 mod dd_extension;
 mod dtls_identity;
 pub mod dynacast;
+mod fast_map;
 pub mod fec;
 pub mod forward;
 pub mod h264;

@@ -18,6 +18,7 @@ use str0m::{Candidate, Rtc};
 
 use crate::command::{PeerKind, SfuError};
 use crate::dd_extension;
+use crate::fast_map::FastMap;
 use crate::forward::{Constraint, TrackKind};
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::repair;
@@ -98,11 +99,11 @@ pub struct Peer {
     pub scheduled: Option<Instant>,
     pub next_timeout: Instant,
     /// Published tracks by receive m-line.
-    pub published: HashMap<Mid, TrackId>,
+    pub published: FastMap<Mid, TrackId>,
     /// Receive SSRC to (track, simulcast stream index), learnt from each SSRC's first packet.
-    pub ssrc_tracks: HashMap<Ssrc, (TrackId, u8)>,
+    pub ssrc_tracks: FastMap<Ssrc, (TrackId, u8)>,
     /// Send m-lines.
-    pub slots: HashMap<Mid, Slot>,
+    pub slots: FastMap<Mid, Slot>,
     pub pending_offer: Option<(SdpPendingOffer, Vec<Mid>)>,
     pub wanted: Vec<WantedTrack>,
     pub unwanted: Vec<Mid>,
@@ -142,11 +143,11 @@ pub struct Peer {
     pub audio_loss: Option<(f32, Instant)>,
     /// What the receiver asked for per track (tile size, frame rate, hidden). Kept here, not
     /// only in the forwarder, because a client may ask before the track's m-line is live.
-    pub constraints: HashMap<TrackId, Constraint>,
+    pub constraints: FastMap<TrackId, Constraint>,
     /// Offer RED/ULPFEC for video to this subscriber.
     pub fec: bool,
     /// Video m-lines where RED/ULPFEC were negotiated, with their payload types.
-    pub fec_pts: HashMap<Mid, FecPts>,
+    pub fec_pts: FastMap<Mid, FecPts>,
     /// The payload types our offers propose for them (chosen once per connection).
     pub fec_offer: Option<FecPts>,
     /// Latest round-trip time str0m measured to this peer.
@@ -226,9 +227,9 @@ impl Peer {
             own_socket: None,
             scheduled: None,
             next_timeout: now,
-            published: HashMap::new(),
-            ssrc_tracks: HashMap::new(),
-            slots: HashMap::new(),
+            published: FastMap::default(),
+            ssrc_tracks: FastMap::default(),
+            slots: FastMap::default(),
             pending_offer: None,
             wanted: Vec::new(),
             unwanted: Vec::new(),
@@ -245,9 +246,9 @@ impl Peer {
             rtx_ratio_cap: crate::repair::RTX_RATIO_CAP,
             dirty: false,
             audio_loss: None,
-            constraints: HashMap::new(),
+            constraints: FastMap::default(),
             fec: fec && !kind.publishes(),
-            fec_pts: HashMap::new(),
+            fec_pts: FastMap::default(),
             fec_offer: None,
             rtt: None,
             rtx_history: repair::rtx_history(None),

@@ -28,6 +28,7 @@ use crate::command::{EventSink, PeerKind, PeerPlace, SfuError, WorkerCommand, Wo
 use crate::dd_extension;
 use crate::dtls_identity::DtlsIdentity;
 use crate::dynacast::PublishLayers;
+use crate::fast_map::FastMap;
 use crate::fec::VideoFec;
 use crate::forward::{Constraint, Forward, Forwarder, PacketMeta, TrackKind};
 use crate::ids::{next_id, PeerId, RoomId, TrackId};
@@ -106,10 +107,10 @@ pub struct Worker {
     events: EventSink,
     /// Boxed: a peer is ~10.8 KB (str0m's `Rtc` inline), and a map of them inline kept up to
     /// half its slots empty at that size (1.4 MB for 61 peers) and moved them all when it grew.
-    peers: HashMap<PeerId, Box<Peer>>,
+    peers: FastMap<PeerId, Box<Peer>>,
     by_addr: HashMap<SocketAddr, PeerId>,
     timeouts: BinaryHeap<Reverse<(Instant, PeerId)>>,
-    tracks: HashMap<TrackId, TrackSource>,
+    tracks: FastMap<TrackId, TrackSource>,
     forwarder: Forwarder<(PeerId, Mid)>,
     /// Subscribers written to while handling one input; drained afterwards.
     dirty: Vec<PeerId>,
@@ -170,10 +171,10 @@ pub fn spawn_worker(config: WorkerConfig, events: EventSink) -> std::io::Result<
         candidate,
         commands: rx,
         events,
-        peers: HashMap::new(),
+        peers: FastMap::default(),
         by_addr: HashMap::new(),
         timeouts: BinaryHeap::new(),
-        tracks: HashMap::new(),
+        tracks: FastMap::default(),
         forwarder: Forwarder::with_keyframe_interval(keyframe_request_interval),
         dirty: Vec::new(),
         forwards: Vec::new(),

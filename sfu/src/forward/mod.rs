@@ -26,12 +26,12 @@ pub use rewrite::SeqTsRewriter;
 pub use select::{Selector, Strategy, Target, Verdict};
 pub use vp8_munger::Vp8Munger;
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use crate::allocate::{Demand, Grant, LayerRates};
 use crate::codec::{starts_keyframe, VideoCodec};
+use crate::fast_map::FastMap;
 use crate::ids::TrackId;
 use dependency_descriptor::Structure;
 
@@ -358,10 +358,10 @@ impl<S> Track<S> {
 
 /// The forwarding state of all tracks on one worker. `S` names a subscriber's slot.
 pub struct Forwarder<S> {
-    tracks: HashMap<TrackId, Track<S>>,
+    tracks: FastMap<TrackId, Track<S>>,
     /// Numbering of slots detached from their track, kept so a later subscription of the same
     /// slot continues it (WHEP source switch).
-    detached: HashMap<S, (SeqTsRewriter, Vp8Munger)>,
+    detached: FastMap<S, (SeqTsRewriter, Vp8Munger)>,
     /// Subscribers' keyframe requests reach a publisher at most this often.
     keyframe_interval: Duration,
 }
@@ -374,7 +374,7 @@ impl<S: Copy + Eq + Hash> Default for Forwarder<S> {
 
 impl<S: Copy + Eq + Hash> Forwarder<S> {
     pub fn with_keyframe_interval(keyframe_interval: Duration) -> Self {
-        Self { tracks: HashMap::new(), detached: HashMap::new(), keyframe_interval }
+        Self { tracks: FastMap::default(), detached: FastMap::default(), keyframe_interval }
     }
 
     pub fn add_track(&mut self, track: TrackId, kind: TrackKind, clock_rate: u32) {
@@ -1088,7 +1088,7 @@ mod tests {
         f.subscribe(1, 1, t0); // unconstrained
         f.subscribe(1, 2, t0);
         f.set_constraint(1, 2, Constraint { max_height: 180, ..Default::default() }, t0);
-        let mut got: HashMap<u32, Vec<Forward<u32>>> = HashMap::new();
+        let mut got: std::collections::HashMap<u32, Vec<Forward<u32>>> = Default::default();
         for n in 0..40u64 {
             let now = t0 + Duration::from_millis(33 * n);
             for fw in feed_frame(&mut f, n, n % 20 == 0, now, &mut out) {
