@@ -995,6 +995,18 @@ impl Hasher for IdHasher {
     }
 }
 
+impl UserExtensionValues {
+    /// yunshi: whether both are the same shared values (or both empty): a reference
+    /// comparison, for sharing a forwarded packet's compact form between its receivers.
+    pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
+        match (&self.map, &other.map) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 // TODO: I don't see a good way of comparing this. Is there one?
 impl PartialEq for UserExtensionValues {
     fn eq(&self, other: &Self) -> bool {

@@ -46,11 +46,15 @@ impl RtxCache {
 
     pub fn cache_sent_packet(&mut self, packet: RtpPacket, now: Instant) {
         assert!(packet.nackable);
-        let seq_no = packet.seq_no;
-        let quantized_size = packet.payload.len() / RTX_CACHE_SIZE_QUANTIZER;
-        self.ssrc = packet.header.ssrc;
-        self.packet_by_seq_no
-            .push(*seq_no, now, CachedPacket::from_packet(packet));
+        let (seq_no, ssrc) = (packet.seq_no, packet.header.ssrc);
+        self.cache_sent(seq_no, ssrc, CachedPacket::from_packet(packet), now);
+    }
+
+    /// yunshi: cache a sent packet already in compact form (as the send queue kept it).
+    pub(crate) fn cache_sent(&mut self, seq_no: SeqNo, ssrc: Ssrc, packet: CachedPacket, now: Instant) {
+        let quantized_size = packet.payload().len() / RTX_CACHE_SIZE_QUANTIZER;
+        self.ssrc = ssrc;
+        self.packet_by_seq_no.push(*seq_no, now, packet);
         self.seq_no_by_quantized_size[quantized_size] = seq_no;
         self.remove_old_packets(now);
     }
@@ -61,7 +65,7 @@ impl RtxCache {
 
     /// yunshi: the payload size of a cached packet, without rebuilding it.
     pub fn cached_payload_len(&self, seq_no: SeqNo) -> Option<usize> {
-        self.packet_by_seq_no.get(*seq_no).map(|p| p.payload.len())
+        self.packet_by_seq_no.get(*seq_no).map(|p| p.payload().len())
     }
 
     /// The cached packet, rebuilt for a resend. Changes to it are not kept.
@@ -89,7 +93,7 @@ impl RtxCache {
 
     pub(crate) fn last_packet(&self) -> Option<&[u8]> {
         let packet = self.packet_by_seq_no.last()?;
-        Some(packet.payload.as_ref())
+        Some(packet.payload().as_ref())
     }
 
     pub(crate) fn clear(&mut self) {
@@ -198,9 +202,49 @@ mod test {
     #[test]
     fn compact_entry_is_small() {
         let size = std::mem::size_of::<CachedPacket>();
-        assert!(size <= 56, "{size} bytes");
+        assert!(size <= 24, "{size} bytes");
         let slot = EvictingBuffer::<CachedPacket>::slot_size();
-        assert!(slot <= 64, "{slot} bytes a slot");
+        assert!(slot <= 32, "{slot} bytes a slot");
+    }
+
+    #[test]
+    fn receivers_of_one_packet_share_its_body() {
+        let now = Instant::now();
+        let sent = packet(now, 1, 10);
+        let copy_of = |p: &RtpPacket| RtpPacket {
+            header: p.header.clone(),
+            payload: p.payload.clone(),
+            ..packet(now, 1, 10)
+        };
+        // One forwarded packet written to three receivers: each copy has its own sequence
+        // number, RTP time and payload type, and the payload and media values are one.
+        let copies: Vec<CachedPacket> = (0..3u16)
+            .map(|i| {
+                let mut p = copy_of(&sent);
+                p.seq_no = (100 + i as u64).into();
+                p.header.timestamp = 1000 + i as u32;
+                p.header.payload_type = (96 + i as u8).into();
+                CachedPacket::from_packet(p)
+            })
+            .collect();
+        assert!(copies[0].shares_body_with(&copies[1]));
+        assert!(copies[1].shares_body_with(&copies[2]));
+        for (i, c) in copies.iter().enumerate() {
+            let back = c.to_packet((100 + i as u64).into(), 7.into());
+            assert_eq!(back.header.timestamp, 1000 + i as u32);
+            assert_eq!(back.header.payload_type, (96 + i as u8).into());
+            assert_eq!(back.payload, sent.payload);
+            assert_eq!(back.header.ext_vals.audio_level, sent.header.ext_vals.audio_level);
+        }
+
+        // Another payload, or the same payload with other media values, is a body of its own.
+        let other = CachedPacket::from_packet(packet(now, 2, 10));
+        assert!(!other.shares_body_with(&copies[0]));
+        let mut louder = copy_of(&sent);
+        louder.header.ext_vals.audio_level = Some(-3);
+        let louder = CachedPacket::from_packet(louder);
+        assert!(!louder.shares_body_with(&copies[0]));
+        assert_eq!(louder.to_packet(1.into(), 7.into()).header.ext_vals.audio_level, Some(-3));
     }
 
     #[test]

@@ -975,12 +975,13 @@ impl StreamTx {
 
         if pop_send_queue {
             // poll_packet_regular leaves the packet in the head of the send_queue
-            let pkt = self
+            let (pkt, compact) = self
                 .send_queue
-                .pop(now)
+                .pop_sent(now)
                 .expect("head of send_queue to be there");
             if pkt.nackable {
-                self.rtx_cache.cache_sent_packet(pkt, now);
+                self.rtx_cache
+                    .cache_sent(pkt.seq_no, pkt.header.ssrc, compact, now);
             }
         }
 

@@ -9,7 +9,7 @@ use crate::util::not_happening;
 use super::RtpPacket;
 use super::compact::CachedPacket;
 
-// yunshi: queued packets are kept in compact form (`Queued`, 112 bytes instead of a 384-byte
+// yunshi: queued packets are kept in compact form (`Queued`, 72 bytes instead of a 384-byte
 // `RtpPacket`). An SFU hands a keyframe to every receiver's queue at once and the pacer lets
 // it out over tens of milliseconds: 30-80 packets of 1080p per receiver at the same moment,
 // and a queue keeps its capacity. The head is expanded into a full `RtpPacket` when it is
@@ -75,7 +75,7 @@ impl SendQueue {
                 break;
             } else {
                 q.timestamp = now;
-                self.total.increase(now, q.packet.payload.len());
+                self.total.increase(now, q.packet.payload().len());
             }
         }
     }
@@ -101,13 +101,20 @@ impl SendQueue {
     }
 
     pub fn pop(&mut self, now: Instant) -> Option<RtpPacket> {
+        self.pop_sent(now).map(|(packet, _)| packet)
+    }
+
+    /// yunshi: pop the head, with the compact form it was queued in, for the RTX cache: the
+    /// body it shares with other receivers' copies stays shared there (compacted again on
+    /// sending, one receiver's packets after another, it would not be).
+    pub(crate) fn pop_sent(&mut self, now: Instant) -> Option<(RtpPacket, CachedPacket)> {
         // Don't release packets without a timestamp.
         self.peek()?;
 
         // Unwraps are OK, because peek() above must have returned a value
         // for us to be here.
         let packet = self.head.take().unwrap();
-        self.queue.pop_front().unwrap();
+        let compact = self.queue.pop_front().unwrap().packet;
 
         // Must be timestamped
         assert!(packet.timestamp != not_happening());
@@ -116,7 +123,7 @@ impl SendQueue {
         self.total.decrease(now, packet.payload.len(), queue_time);
         self.last_emitted = Some(now);
 
-        Some(packet)
+        Some((packet, compact))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -125,7 +132,7 @@ impl SendQueue {
 
     /// The payload of the packet queued last.
     pub fn last_payload(&self) -> Option<&[u8]> {
-        self.queue.back().map(|q| q.packet.payload.as_ref())
+        self.queue.back().map(|q| q.packet.payload().as_ref())
     }
 
     pub(crate) fn snapshot(&mut self, now: Instant) -> QueueSnapshot {
@@ -254,7 +261,7 @@ mod test {
     // yunshi: a queued packet takes 104 bytes, not the 384 of an `RtpPacket`.
     #[test]
     fn a_queued_packet_is_compact() {
-        assert_eq!(std::mem::size_of::<Queued>(), 104);
+        assert_eq!(std::mem::size_of::<Queued>(), 72);
         assert_eq!(std::mem::size_of::<RtpPacket>(), 384);
     }
 
@@ -325,6 +332,48 @@ mod test {
         assert!(second.nackable);
         assert_eq!(second.time, MediaTime::from_90khz(123_456));
         assert!(queue.pop(start).is_none());
+    }
+
+    // yunshi: receivers' queues that take the same forwarded packets, one packet to every
+    // receiver after another, hand the RTX cache compact packets that share one body each,
+    // though they are sent one receiver's packets after another.
+    #[test]
+    fn receivers_sending_in_turn_keep_the_shared_bodies() {
+        let start = Instant::now();
+        let payloads: Vec<std::sync::Arc<[u8]>> = (0..3u8).map(|i| vec![i; 100].into()).collect();
+        let mut queues: Vec<SendQueue> = (0..2).map(|_| SendQueue::new()).collect();
+        for (n, payload) in payloads.iter().enumerate() {
+            for (r, queue) in queues.iter_mut().enumerate() {
+                queue.push(RtpPacket {
+                    seq_no: (n as u64 + 100 * r as u64).into(),
+                    time: MediaTime::from_90khz(0),
+                    header: RtpHeader {
+                        ssrc: (r as u32).into(),
+                        ..Default::default()
+                    },
+                    payload: payload.clone(),
+                    vp8_patch: None,
+                    timestamp: start,
+                    last_sender_info: None,
+                    nackable: true,
+                });
+            }
+        }
+        let mut sent: Vec<Vec<CachedPacket>> = Vec::new();
+        for queue in &mut queues {
+            queue.handle_timeout(start);
+            let mut mine = Vec::new();
+            while let Some((packet, compact)) = queue.pop_sent(start) {
+                assert_eq!(packet.payload, *compact.payload());
+                mine.push(compact);
+            }
+            sent.push(mine);
+        }
+        for n in 0..payloads.len() {
+            assert!(sent[0][n].shares_body_with(&sent[1][n]), "packet {n}");
+            assert!(std::sync::Arc::ptr_eq(sent[0][n].payload(), &payloads[n]));
+        }
+        assert!(!sent[0][0].shares_body_with(&sent[0][1]));
     }
 
     #[test]
