@@ -812,13 +812,13 @@ fn simulcast_crosses_links_whole_and_each_node_selects_per_viewer() {
     ];
     // Give every viewer time to settle on its stream, then measure the county's link.
     std::thread::sleep(Duration::from_secs(4));
-    let settled = Instant::now();
-    let (county_in, county_out) = measure(4);
+    let full: Vec<_> = viewers.iter().filter(|v| v.2 == 2).map(|(at, v, _)| (*at, &v.1)).collect();
+    let (settled, (county_in, county_out)) = window_on_top_stream(&full, 4, measure);
 
     let mut small = Vec::new();
     for (at, (h, rx, stop, location), want) in viewers {
-        check_streams(at, &rx, want, settled);
         if want == 0 {
+            check_streams(at, &rx, want, settled);
             small.push((at, h, rx, stop));
         } else {
             // The full-size players leave.
@@ -859,14 +859,15 @@ fn simulcast_crosses_links_whole_and_each_node_selects_per_viewer() {
     let (h, rx, stop, _) = viewer(&province, &pt, false);
     let first_top = first_top_stream(&rx, Instant::now(), Duration::from_secs(8))
         .expect("the top stream reaches a new full-size player two hops up within 8 s");
-    // Counted over the last 3 s (about 90 packets; `check_streams` wants 60): over 2 s, as
-    // before, the count expected was 61, and one stall of 0.4 s on a loaded CI machine
-    // (ten of these tests run at once on two cores) failed it with 49.
-    std::thread::sleep(Duration::from_secs(4));
-    let since = Instant::now() - Duration::from_secs(3);
+    // Counted over 3 s windows (about 90 packets; 60 wanted): over 2 s, as before, the count
+    // expected was 61, and one stall of 0.4 s on a loaded CI machine (ten of these tests run at
+    // once on two cores) failed it with 49.
+    std::thread::sleep(Duration::from_secs(1));
+    let (since, ()) = window_on_top_stream(&[("province, full size again", &rx)], 3, |secs| {
+        std::thread::sleep(Duration::from_secs(secs))
+    });
     stop.store(true, Ordering::Relaxed);
     h.join().unwrap();
-    check_streams("province, full size again", &rx, 2, since);
     println!("a full-size player two hops up gets the top stream {first_top:?} after its WHEP POST");
     pub_stop.store(true, Ordering::Relaxed);
     pub_thread.join().unwrap();
@@ -964,8 +965,14 @@ fn whep_viewer_on(ip: &str, s: &Server, token: &str, room: &str, small: bool) ->
     (v.run(Duration::from_secs(90), None, 0, tx, stop.clone()), rx, stop, location)
 }
 
-/// What a viewer received since `since`: intact, in order, enough, and from stream `want` only.
-fn check_streams(at: &str, rx: &std::sync::mpsc::Receiver<common::rtc_client::Received>, want: u8, since: Instant) {
+/// What a viewer received since `since`: the streams seen and how many video packets; the
+/// payloads intact and stream `want`'s frames in order (asserted).
+fn streams_since(
+    at: &str,
+    rx: &std::sync::mpsc::Receiver<common::rtc_client::Received>,
+    want: u8,
+    since: Instant,
+) -> (std::collections::BTreeSet<u8>, usize) {
     use common::rtc_client::{stream_of, Received};
     let mut seen = std::collections::BTreeSet::new();
     let (mut n, mut corrupt) = (0, 0);
@@ -985,9 +992,50 @@ fn check_streams(at: &str, rx: &std::sync::mpsc::Receiver<common::rtc_client::Re
         }
     }
     assert_eq!(corrupt, 0, "{at}: corrupt payloads");
+    (seen, n)
+}
+
+/// What a viewer received since `since`: intact, in order, enough, and from stream `want` only.
+fn check_streams(at: &str, rx: &std::sync::mpsc::Receiver<common::rtc_client::Received>, want: u8, since: Instant) {
+    let (seen, n) = streams_since(at, rx, want, since);
     assert!(n >= 60, "{at}: {n} video packets");
     assert_eq!(seen, std::collections::BTreeSet::from([want]), "{at}: streams received once settled");
     println!("{at}: stream {want} only, {n} packets");
+}
+
+/// A window of `secs` in which every full-size player (`full`) received the top stream (2)
+/// alone, intact and in order, and what `measure` read over it; tried up to five times.
+///
+/// A full-size player's layer follows its own bandwidth estimate, which a loaded CI machine
+/// (three nodes and other tests on two cores) can dip for a moment: a fixed window that caught
+/// such a dip saw streams 0 and 2 on two CI runs. What the cascade tests are about is that every
+/// stream crosses the links and each node selects per viewer, so the players must settle on the
+/// top stream for a whole window, not necessarily the first one.
+fn window_on_top_stream<T>(
+    full: &[(&str, &std::sync::mpsc::Receiver<common::rtc_client::Received>)],
+    secs: u64,
+    mut measure: impl FnMut(u64) -> T,
+) -> (Instant, T) {
+    let mut unsettled = Vec::new();
+    loop {
+        let since = Instant::now();
+        let m = measure(secs);
+        let mut off = Vec::new();
+        for (at, rx) in full {
+            let (seen, n) = streams_since(at, rx, 2, since);
+            if seen != std::collections::BTreeSet::from([2]) || n < 60 {
+                off.push(format!("{at}: {seen:?}, {n} packets"));
+            }
+        }
+        if off.is_empty() {
+            for (at, _) in full {
+                println!("{at}: stream 2 only (after {} unsettled windows)", unsettled.len());
+            }
+            return (since, m);
+        }
+        unsettled.push(off);
+        assert!(unsettled.len() < 5, "full-size players never on the top stream alone for {secs} s: {unsettled:?}");
+    }
 }
 
 /// The chair's simulcast goes down whole as well, and the county's dynacast goes back up the
@@ -1018,9 +1066,7 @@ fn simulcast_goes_down_whole_and_demand_for_layers_goes_back_up() {
     first_top_stream(&full.1, Instant::now(), Duration::from_secs(30))
         .expect("the top stream at the county within 30 s");
     std::thread::sleep(Duration::from_secs(2));
-    let settled = Instant::now();
-    let (p_in, p_out) = measure(3);
-    check_streams("county, full size", &full.1, 2, settled);
+    let (settled, (p_in, p_out)) = window_on_top_stream(&[("county, full size", &full.1)], 3, measure);
     check_streams("county, 180 px", &small.1, 0, settled);
     check_streams("city, 180 px", &city_small.1, 0, settled);
     assert!(p_in > 200.0 && p_out >= p_in * 0.9 && p_out <= p_in * 1.2, "province: {p_in} in, {p_out} out");
