@@ -51,6 +51,10 @@ struct Cli {
     kbps: u32,
     #[arg(long, default_value_t = 1)]
     layers: u8,
+    /// Frames between the publishers' IDRs (60 at 30 fps: every 2 s, as IP cameras are usually
+    /// set; WebRTC publishers send one only when asked).
+    #[arg(long, default_value_t = 60)]
+    gop: u32,
     /// Receivers do not negotiate RED audio.
     #[arg(long)]
     no_red: bool,
@@ -223,6 +227,7 @@ fn run(cli: Cli) -> Result<(), String> {
         fps: cli.fps,
         kbps: cli.kbps,
         layers: cli.layers,
+        gop: cli.gop,
         ..Default::default()
     };
     eprintln!(
