@@ -50,7 +50,7 @@ run_one() { # binary viewers json
   # shellcheck disable=SC2086
   taskset -c 1 "$LOADTEST" --server http://127.0.0.1:18180 --password "$PASSWORD" --server-pid "$SERVER_PID" \
     --width "$W" --height "$H" --kbps "$KBPS" --duration "$SECS" --quiet --json "$3" ${AB_ARGS:-} \
-    webinar --viewers "$2" > /dev/null
+    webinar --viewers "$2" > /dev/null 2> "$OUT/loadtest.log" || { cat "$OUT/loadtest.log"; return 1; }
   kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
 }
 
@@ -65,7 +65,7 @@ for round in $(seq 1 "$PAIRS"); do
       run_one "$bin" "$n" "$json"
       python3 - "$json" "$round" "$n" "$bin" <<'EOF'
 import json, sys
-r = json.load(open(sys.argv[1])); s = r.get("server", {})
+r = json.load(open(sys.argv[1]))["result"]; s = r.get("server", {})
 print(f"{sys.argv[2]:<6} {sys.argv[3]:<8} {sys.argv[4][-40:]:<40} {s.get('us_per_packet') or 0:>10.2f} "
       f"{(s.get('rss_bytes') or 0) / 1e6:>10.1f} {r['latency_ms']['video']['p99'] or 0:>9.2f} {r['lost']['pct'] or 0:>8.3f}")
 EOF
@@ -81,7 +81,7 @@ lo, hi = min(counts), max(counts)
 for b in bins:
     key = hashlib.md5((b + "\n").encode()).hexdigest()[:8]
     def runs(n):
-        return [json.load(open(f))["server"] for f in sorted(glob.glob(f"{out}/{key}-{n}-*.json"))]
+        return [json.load(open(f))["result"]["server"] for f in sorted(glob.glob(f"{out}/{key}-{n}-*.json"))]
     us = [s["us_per_packet"] for s in runs(hi) if s.get("us_per_packet")]
     line = f"{b}: {hi} viewers, CPU per packet mean {statistics.mean(us):.2f} us over {len(us)} runs"
     if lo != hi:

@@ -3,7 +3,8 @@
 # run, on this machine. Each server is pinned to core 0 and the load tool to core 1 (taskset);
 # both servers run in a network namespace this script creates and deletes (Janus gathers no
 # loopback candidates), on the same veth address. Results: bench/out/*.json, the plot
-# docs/img/bench-capacity.png, and a summary on stdout for docs/benchmarks.md.
+# docs/img/bench-capacity.png, and a summary on stdout and in docs/benchmarks.md (the block
+# between the bench-capacity markers, replaced at every run; bench/summary.py).
 #
 # Settings (environment):
 #   CAP_WIDTH/CAP_HEIGHT/CAP_KBPS  publisher video (default 1920x1080, 3000 kbit/s: ~310 pkt/s)
@@ -111,4 +112,9 @@ done
 
 [ ${#inputs[@]} -gt 0 ] && ./target/release/yunshi-loadtest plot "${inputs[@]}" --png "$PNG" \
   --title "$(nproc)-core $(uname -m), server on 1 core: ${WIDTH}x${HEIGHT} ${KBPS} kbit/s to each viewer, $ROOMS rooms"
-python3 bench/summary.py "${inputs[@]}" $( [ -f "$OUT/ceiling.json" ] && echo "$OUT/ceiling.json" )
+extra=()
+[ -f "$OUT/ceiling.json" ] && [[ " $SERVERS " == *" ceiling "* ]] && extra+=("$OUT/ceiling.json")
+[[ " $SERVERS " == *" yunshi "* ]] && extra+=("$OUT/yunshi-meeting.json")
+python3 bench/summary.py --write docs/benchmarks.md \
+  --command "make bench-capacity (CAP_SERVERS=\"$SERVERS\" CAP_STEP=$STEP CAP_MAX=$MAX CAP_ROOMS=$ROOMS CAP_SECONDS=$SECONDS_PER_STEP, ${WIDTH}x${HEIGHT} at $KBPS kbit/s)" \
+  "${inputs[@]}" "${extra[@]}"

@@ -5,19 +5,53 @@ Per server: the largest step within the limits (loss < limit, p99 video delay <=
 failures), the packets/s it delivered there and the share of the server's core it took; the
 CPU time per delivered packet (median over steps) and what a full core would carry at that
 cost; memory per viewer stream (RSS slope across steps); join time at the capacity step.
-A 1080p stream at 3 Mbit/s is ~310 packets/s (the issue's yardstick)."""
+A 1080p stream at 3 Mbit/s is ~310 packets/s (the issue's yardstick).
+
+With `--write DOC --command CMD`, the same summary, headed by the command, the date, the commit
+and the machine, replaces the block between the bench-capacity markers in DOC
+(docs/benchmarks.md): the latest run of `make bench-capacity` is always in the document, next
+to the hand-written analysis of earlier runs."""
+import datetime
 import json
+import os
+import platform
 import statistics
+import subprocess
 import sys
+
+BEGIN = "<!-- bench-capacity: begin (written by make bench-capacity; edits here are overwritten) -->"
+END = "<!-- bench-capacity: end -->"
+
+args = sys.argv[1:]
+write_to = command = None
+while args and args[0].startswith("--"):
+    flag, value, args = args[0], args[1], args[2:]
+    if flag == "--write":
+        write_to = value
+    elif flag == "--command":
+        command = value
+    else:
+        sys.exit(f"summary.py: unknown flag {flag}")
+out = []
+
+
+def emit(line=""):
+    print(line)
+    out.append(line)
+
 
 PKTS_1080P = 310
 
 rows = []
 ceiling = None
-for path in sys.argv[1:]:
+meeting = None
+for path in args:
     r = json.load(open(path))
     if r.get("scenario") == "ceiling":
         ceiling = r
+        continue
+    if r.get("scenario") == "meeting":
+        meeting = r
         continue
     kind = r["params"].get("kind", "server")
     res = r["result"]
@@ -51,10 +85,10 @@ for path in sys.argv[1:]:
     })
 
 f = lambda x, fmt: "-" if x is None else fmt.format(x)
-print("| server | viewers within limits | packets/s delivered | server core | p99 video delay | viewer join p99 | publisher join p99 (at ~80 %) | CPU per packet | a full core at that cost | = 1080p streams/core | memory per viewer | stopped |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+emit("| server | viewers within limits | packets/s delivered | server core | p99 video delay | viewer join p99 | publisher join p99 (at ~80 %) | CPU per packet | a full core at that cost | = 1080p streams/core | memory per viewer | stopped |")
+emit("|---|---|---|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+    emit("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
         r["kind"], f(r["cap"], "{}"), f(r["pps"], "{:.0f}"), f(r["core"], "{:.0f} %"), f(r["p99"], "{:.1f} ms"),
         f(r["join"], "{:.0f} ms"),
         "-" if not r["pub_join"] else "{:.0f} ms ({} viewers)".format(r["pub_join"][1], r["pub_join"][0]),
@@ -64,17 +98,54 @@ by = {r["kind"]: r for r in rows}
 if "yunshi" in by and "relay" in by:
     y, r = by["yunshi"], by["relay"]
     if y["us"] and r["us"]:
-        print(f"\nyunshi as a share of the raw limit (CPU per packet, relay/yunshi): {r['us'] / y['us'] * 100:.0f} %")
+        emit(f"\nyunshi as a share of the raw limit (CPU per packet, relay/yunshi): {r['us'] / y['us'] * 100:.0f} %")
     if y["cap"] and r["cap"]:
-        print(f"yunshi as a share of the raw limit (viewers within limits): {y['cap'] / r['cap'] * 100:.0f} %")
+        emit(f"yunshi as a share of the raw limit (viewers within limits): {y['cap'] / r['cap'] * 100:.0f} %")
 if ceiling:
-    print(f"\nceiling (no WebRTC stack; {ceiling['viewers']} viewers): {ceiling['us_per_packet']:.2f} µs per packet out = {ceiling['full_core_pps']:.0f} packets/s per core")
+    emit(f"\nceiling (no WebRTC stack; {ceiling['viewers']} viewers): {ceiling['us_per_packet']:.2f} µs per packet out = {ceiling['full_core_pps']:.0f} packets/s per core")
     for kind in ("yunshi", "relay", "janus"):
         if kind in by and by[kind]["us"]:
-            print(f"{kind} as a share of the ceiling (CPU per packet): {ceiling['us_per_packet'] / by[kind]['us'] * 100:.0f} %")
+            emit(f"{kind} as a share of the ceiling (CPU per packet): {ceiling['us_per_packet'] / by[kind]['us'] * 100:.0f} %")
 if "yunshi" in by and "janus" in by:
     y, j = by["yunshi"], by["janus"]
     if y["cap"] and j["cap"]:
-        print(f"\nyunshi/Janus viewers within limits: {y['cap'] / j['cap']:.2f}x")
+        emit(f"\nyunshi/Janus viewers within limits: {y['cap'] / j['cap']:.2f}x")
     if y["us"] and j["us"]:
-        print(f"yunshi/Janus packets per core (CPU cost per packet): {j['us'] / y['us']:.2f}x")
+        emit(f"yunshi/Janus packets per core (CPU cost per packet): {j['us'] / y['us']:.2f}x")
+if meeting:
+    m = meeting["result"]
+    emit(f"\nmeeting ({meeting['rooms']} rooms x {meeting['participants']} participants): "
+         f"{m['packets']['per_s']:.0f} packets/s to subscribers, loss {m['lost']['pct']:.3f} %, "
+         f"video p99 {m['latency_ms']['video']['p99']} ms, server {m['server']['us_per_packet']:.2f} µs per packet")
+
+if write_to:
+    def sh(*cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "?"
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    mem_gb = next((int(l.split()[1]) / 1024 / 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+    head = [
+        BEGIN,
+        "",
+        f"**Latest run of `make bench-capacity`** (written by the command itself): "
+        f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}, commit "
+        f"`{sh('git', 'rev-parse', '--short', 'HEAD')}`{' (with uncommitted changes)' if sh('git', 'status', '--porcelain', '--untracked-files=no', '--', '.', ':!docs', ':!bench') else ''}, "
+        f"machine: {os.cpu_count()} × {cpu}, {mem_gb:.0f} GB, Linux {platform.release()}. Command: `{command or 'bench/capacity.sh'}`. "
+        "Plot: `docs/img/bench-capacity.png` (above).",
+        "",
+    ]
+    block = "\n".join(head + out + ["", END])
+    doc = open(write_to).read()
+    if BEGIN in doc and END in doc:
+        before, rest = doc.split(BEGIN, 1)
+        after = rest.split(END, 1)[1]
+        doc = before + block + after
+    else:
+        anchor = "![capacity](img/bench-capacity.png)\n"
+        if anchor not in doc:
+            sys.exit(f"summary.py: no bench-capacity markers and no plot line in {write_to}")
+        doc = doc.replace(anchor, anchor + "\n" + block + "\n", 1)
+    open(write_to, "w").write(doc)
+    print(f"\nwrote the summary into {write_to}")
