@@ -902,7 +902,8 @@ fn simulcast_publisher_on(
     // What a WHIP publisher receives (nothing) is not looked at.
     let (tx, _) = std::sync::mpsc::channel();
     let codec = Some(str0m::format::Codec::Vp8);
-    (publisher.run(Duration::from_secs(90), codec, 0, tx, stop.clone()), stop)
+    // Long enough for the slowest test's windows; every test stops it when done.
+    (publisher.run(Duration::from_secs(240), codec, 0, tx, stop.clone()), stop)
 }
 
 /// How long after `since` a player's first packet of the top stream (2) came, within `limit`;
@@ -1155,54 +1156,65 @@ fn a_capped_link_carries_the_streams_that_fit() {
         per_stream
     };
 
-    // Capped: the link settles on stream 0, and the player on stream 0, intact. Settled means
-    // for a whole window: a try at stream 1 that the link gives up again (its estimate wobbles)
-    // leaves the player waiting on stream 1 until it has been gone for half a second.
+    // Capped: the link settles on stream 0, and the player on stream 0, intact, for a whole
+    // window of 5 s. The first windows may not be: a try at stream 1 that the link gives up
+    // again (its estimate wobbles) leaves the player waiting on stream 1 until it has been gone
+    // for half a second, and on a loaded machine the estimate can dip below stream 0 for a
+    // moment. Every window is printed.
     let one_of_three = |i: f64, o: f64| o >= i * 0.25 && o <= i * 0.42;
-    let settled = wait_for("the link settles below the cap", Duration::from_secs(30), || {
-        let window = Instant::now();
-        let (i, o, drops) = measure(2);
-        let got = received(window);
-        let ok = i > 120.0 && one_of_three(i, o) && drops < 3 && got[1..] == [0, 0] && f64::from(got[0]) >= o * 0.8;
-        (ok, serde_json::json!({"in": i, "out": o, "dropped at the cap": drops, "player got per stream": got}))
+    let mut windows = Vec::new();
+    let settled = wait_for("the link carries stream 0 alone, whole, under the cap", Duration::from_secs(45), || {
+        let since = Instant::now();
+        let (i, o, drops) = measure(5);
+        let got = received(since);
+        windows.push((o, i, drops, got));
+        // ~150 packets of stream 0 in 5 s.
+        let ok = i > 300.0 && one_of_three(i, o) && drops <= 10 && got[1..] == [0, 0] && got[0] >= 135;
+        (ok, serde_json::json!({"windows (out, in, dropped at the cap, player got)": windows}))
     });
-    let since = Instant::now();
-    let (k_in, k_out, drops) = measure(5);
-    let got = received(since);
     println!(
-        "capped at {CAP_KBPS} kbit/s: settled after {settled:?}; over 5 s the county sent {k_out} of {k_in} video \
-         packets up, the cap dropped {drops} datagrams, the player got {got:?} packets per stream"
+        "capped at {CAP_KBPS} kbit/s: settled after {settled:?}; windows of 5 s (video packets the county sent \
+         up, video packets in, datagrams dropped at the cap, packets the player got per stream): {windows:?}"
     );
-    assert!(one_of_three(k_in, k_out), "one stream of three crosses: {k_out} of {k_in}");
-    assert!(drops <= 10, "the link fits under the cap: {drops} datagrams dropped in 5 s");
-    assert_eq!((got[1], got[2]), (0, 0), "the player gets stream 0 only: {got:?}");
-    assert!(got[0] >= 135, "stream 0 arrives nearly whole (~150 packets in 5 s): {got:?}");
 
     // The cap lifted: the estimate grows, and the top stream crosses again.
     ns.cap_egress(None);
     let first_top = first_top_stream(&rx, Instant::now(), Duration::from_secs(30))
         .expect("the top stream reaches the player within 30 s of the cap going");
-    std::thread::sleep(Duration::from_secs(2));
-    let (k_in, k_out, _) = measure(3);
-    assert!(k_out >= k_in * 0.9, "every stream crosses: {k_out} of {k_in}");
-    println!("cap lifted: the top stream reached the player after {first_top:?}; {k_out} of {k_in} packets cross");
+    let mut windows = Vec::new();
+    wait_for("every stream crosses with the cap gone", Duration::from_secs(20), || {
+        let (i, o, _) = measure(3);
+        windows.push((o, i));
+        (i > 180.0 && o >= i * 0.9, serde_json::json!({"windows (out, in)": windows}))
+    });
+    println!("cap lifted: the top stream reached the player after {first_top:?}; windows of 3 s (out, in): {windows:?}");
 
-    // Capped again: the link steps down to what fits.
+    // Capped again: the link steps down to what fits. Three streams (~900 kbit/s) meet the
+    // cap at once, the bucket drops a burst and the estimate falls far, at times below what
+    // stream 0 and audio need (the lowest stream is then paused until the estimate has grown
+    // back and proven itself): how long that takes depends on the machine's load (53 of 369
+    // packets crossed in the first 4 s once on a loaded CI run). So the player has up to 30 s
+    // to be back on stream 0: a 4 s window in which stream 0 alone crosses, the cap drops at
+    // most 10 datagrams and the player gets stream 0 nearly whole.
     ns.cap_egress(Some(CAP_KBPS));
     let down = wait_for("the link steps down under the cap again", Duration::from_secs(20), || {
         let (i, o, drops) = measure(1);
         (i > 60.0 && o <= i * 0.42, serde_json::json!({"in": i, "out": o, "dropped at the cap": drops}))
     });
     std::thread::sleep(Duration::from_secs(2));
-    let since = Instant::now();
-    let (k_in, k_out, drops) = measure(4);
-    let got = received(since);
+    let mut windows = Vec::new();
+    let back = wait_for("the player back on stream 0, whole", Duration::from_secs(30), || {
+        let since = Instant::now();
+        let (i, o, drops) = measure(4);
+        let got = received(since);
+        windows.push((o, i, drops, got));
+        let whole = drops <= 10 && o <= i * 0.42 && got[0] >= 105 && got[1] + got[2] == 0;
+        (whole, serde_json::json!({"windows (out, in, dropped at the cap, player got)": windows}))
+    });
     println!(
-        "capped again: down after {down:?}; then {k_out} of {k_in} cross, {drops} dropped at the cap, the player \
-         got {got:?}"
+        "capped again: down after {down:?}; the player whole on stream 0 after {back:?} more; windows of 4 s \
+         (sent up, in, dropped at the cap, player got per stream): {windows:?}"
     );
-    assert!(drops <= 10, "{drops} datagrams dropped at the cap in 4 s once stepped down");
-    assert!(got[0] >= 105 && got[1] + got[2] == 0, "the player is back on stream 0, nearly whole: {got:?}");
     stop.store(true, Ordering::Relaxed);
     pub_stop.store(true, Ordering::Relaxed);
     h.join().unwrap();
