@@ -1187,7 +1187,9 @@ fn a_capped_link_carries_the_streams_that_fit() {
         windows.push((o, i));
         (i > 180.0 && o >= i * 0.9, serde_json::json!({"windows (out, in)": windows}))
     });
-    println!("cap lifted: the top stream reached the player after {first_top:?}; windows of 3 s (out, in): {windows:?}");
+    println!(
+        "cap lifted: the top stream reached the player after {first_top:?}; windows of 3 s (out, in): {windows:?}"
+    );
 
     // Capped again: the link steps down to what fits. Three streams (~900 kbit/s) meet the
     // cap at once, the bucket drops a burst and the estimate falls far, at times below what
