@@ -208,8 +208,10 @@ fn publisher_to_viewers(codec: Codec) {
     assert!(out_video > 300.0, "metrics show {out_video} forwarded video packets");
 }
 
-/// An offer that gives one payload type to two codecs (here Opus and a video codec on 109) makes
-/// str0m assert while mapping it: the client gets a 400, and the media worker keeps serving.
+/// An offer that gives one payload type to two codecs (here Opus and a video codec on 109) is
+/// refused before str0m maps it (str0m asserts on it; the worker would catch that, but the
+/// client's mistake is named instead): a 400 that names the payload type and both codecs, and
+/// the media workers keep serving.
 #[test]
 fn offer_with_one_payload_type_for_two_codecs_is_refused_and_nothing_breaks() {
     let server = Server::start("ptclash");
@@ -222,6 +224,8 @@ fn offer_with_one_payload_type_for_two_codecs_is_refused_and_nothing_breaks() {
         let body: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         assert_eq!(status, 400, "{path}: {body}");
         assert_eq!(body["error"], "bad_sdp", "{path}: {body}");
+        let why = body["message"].as_str().unwrap_or_default();
+        assert!(why.starts_with("payload type 109 names opus/48000/2"), "{path}: {body}");
     }
     // Both workers still answer a good offer.
     for _ in 0..2 {

@@ -18,6 +18,7 @@ pub mod metrics;
 mod peer;
 pub mod red;
 pub mod repair;
+mod sdp_check;
 mod sdp_fec;
 pub mod speaker;
 pub mod udp_batch;

@@ -283,6 +283,9 @@ impl Peer {
     /// Accept a remote offer (publish, WHIP, WHEP) and return our answer.
     pub fn accept_offer(&mut self, sdp: &str) -> Result<String, SfuError> {
         let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| SfuError::BadSdp(e.to_string()))?;
+        if let Some(why) = crate::sdp_check::payload_type_clash(sdp) {
+            return Err(SfuError::BadSdp(why));
+        }
         let answer = self.rtc.sdp_api().accept_offer(offer).map_err(|e| SfuError::Rejected(e.to_string()))?;
         let mut answer = answer.to_sdp_string();
         if self.fec {
