@@ -1124,9 +1124,11 @@ impl Worker {
     fn handle_command(&mut self, cmd: WorkerCommand) {
         match cmd {
             WorkerCommand::CreatePeer { peer, room, kind, offer, place, reply } => {
-                // str0m asserts on some offers it cannot map (one payload type for two codecs
-                // across m-lines): the client gets a refusal, not "worker gone". The peer is
-                // only inserted on success, so nothing half-made stays behind.
+                // str0m asserts on some offers it cannot map. The one we know of (one payload
+                // type for two codecs across m-lines) is refused before it gets there
+                // (`sdp_check`); should another reach it, the client still gets a refusal, not
+                // "worker gone". The peer is only inserted on success, so nothing half-made
+                // stays behind.
                 let made = catch_unwind(AssertUnwindSafe(|| self.create_peer(peer, room, kind, offer, place)));
                 let _ = reply.send(made.unwrap_or_else(|_| Err(unmappable_offer())));
             }
