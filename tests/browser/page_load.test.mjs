@@ -1,4 +1,4 @@
-// The web client's page when part of it does not arrive. Its modules load as one graph: one
+// The web client's page (and the command console's) when part of it does not arrive. Its modules load as one graph: one
 // module lost on the way (a connection reset) and app.js never runs, leaving a blank page with
 // the login form hidden (seen once on CI). clients/web/boot.js reloads the page once by itself,
 // and if the modules fail again it says so and offers a reload.
@@ -23,13 +23,14 @@ describe('page load', () => {
   });
 
   // A page whose requests for `module` fail (connection reset) during its first
-  // `failingLoads` loads, then pass; counts the page's loads (requests for app.js) and the
-  // resets. Every request of a failing load fails: Chromium fetches the module twice (the
-  // modulepreload and the import), and one reset alone it survives when it hits the preload.
-  async function pageLosing(module, failingLoads) {
+  // `failingLoads` loads, then pass; counts the page's loads (requests for its `entry` module)
+  // and the resets. Every request of a failing load fails: the web client's page may fetch a
+  // module twice (its modulepreload and the import), and it survives one reset that hits only
+  // the preload.
+  async function pageLosing(module, failingLoads, entry = 'app.js') {
     const page = await browser.newPage();
     const counts = { loads: 0, resets: 0 };
-    await page.route('**/app.js', (route) => {
+    await page.route(`**/${entry}`, (route) => {
       counts.loads += 1;
       return route.continue();
     });
@@ -69,5 +70,22 @@ describe('page load', () => {
     assert.equal(counts.loads, 2, 'it reloaded itself once, not over and over');
     assert.equal(await page.locator('#login-username').isVisible(), false);
     await page.close();
+  }));
+
+  test('the command console: a module lost on the first load, then every time', () => printLogsOnFailure(server, async () => {
+    const once = await pageLosing('wall.js', 1, 'console/console.js');
+    await once.page.goto(`${server.url}/console`);
+    await once.page.locator('#console-username').waitFor({ state: 'visible', timeout: 15_000 });
+    assert.equal(once.counts.loads, 2, 'the console reloaded itself once');
+    await once.page.close();
+
+    const always = await pageLosing('wall.js', Infinity, 'console/console.js');
+    await always.page.goto(`${server.url}/console`);
+    const banner = always.page.locator('#banner');
+    await banner.waitFor({ state: 'visible', timeout: 15_000 });
+    assert.match(await banner.textContent(), /Part of the page failed to load/);
+    assert.equal(await banner.locator('button').textContent(), 'Reload');
+    assert.equal(always.counts.loads, 2, 'it reloaded itself once, not over and over');
+    await always.page.close();
   }));
 });
