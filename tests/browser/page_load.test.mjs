@@ -1,7 +1,8 @@
-// The web client's page (and the command console's) when part of it does not arrive. Its modules load as one graph: one
-// module lost on the way (a connection reset) and app.js never runs, leaving a blank page with
-// the login form hidden (seen once on CI). clients/web/boot.js reloads the page once by itself,
-// and if the modules fail again it says so and offers a reload.
+// The web client's page (and the command console's) when part of it does not arrive. Their
+// modules load as one graph: one module lost on the way (a connection reset) and app.js never
+// runs, leaving a blank page with the login form hidden (seen once on CI). clients/web/boot.js
+// reloads the page once by itself, and if the modules fail again it says so and offers a
+// reload.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
